@@ -1,0 +1,70 @@
+"""The ASGI application: REST under /api/ and /api/v1/, GraphQL (with GraphiQL) at /graphql."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
+from strawberry.fastapi import GraphQLRouter
+
+from imap2api import __version__
+from imap2api.config import settings
+from imap2api.graphql.context import Context, authenticate
+from imap2api.graphql.schema import schema
+from imap2api.rest import auth as rest_auth
+from imap2api.rest.api import api_router
+from imap2api.rest.errors import install_error_handlers
+
+log = logging.getLogger("imap2api")
+
+
+async def graphql_context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
+    """Build the GraphQL context for an HTTP request or a websocket."""
+    connection = request if request is not None else websocket
+    header = connection.headers.get("authorization") if connection is not None else None
+    user, error = await authenticate(header)
+    return Context(user=user, auth_error=error)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Start the in-process worker in embedded mode, and stop it on shutdown."""
+    if settings.embedded:
+        from imap2api.workers.embedded import start_embedded_worker, stop_embedded_worker
+
+        start_embedded_worker()
+        try:
+            yield
+        finally:
+            stop_embedded_worker()
+    else:
+        yield
+
+
+def create_app(*, run_worker: bool = True) -> FastAPI:
+    """Assemble the application."""
+    app = FastAPI(
+        title="imap2api",
+        version=__version__,
+        description="IMAP mailboxes mirrored into SQL, served over GraphQL and REST.",
+        lifespan=lifespan if run_worker else None,
+    )
+    origins = settings.cors_origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins if origins else ["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"],
+    )
+    install_error_handlers(app)
+    app.include_router(rest_auth.router)
+    app.include_router(api_router, prefix="/api")
+    app.include_router(api_router, prefix="/api/v1")
+    graphql: GraphQLRouter[Any, Any] = GraphQLRouter(schema, context_getter=graphql_context)
+    app.include_router(graphql, prefix="/graphql", include_in_schema=False)
+    return app

@@ -1,0 +1,106 @@
+"""The ``imap2api`` command: serve, worker, migrate, createuser, sync."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from imap2api import __version__
+from imap2api.config import settings
+
+
+def _setup_logging() -> None:
+    """Configure logging from the settings."""
+    from imap2api.logs import configure_logging
+
+    configure_logging()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imap2api")
+def main() -> None:
+    """imap2api: mirror IMAP mailboxes into SQL and serve them over GraphQL and REST.
+
+    Settings come from IMAP2API_* environment variables (see the README).
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations at start-up.")
+def serve(host: str, port: int, no_migrate: bool) -> None:
+    """Run the API server (and, without IMAP2API_REDIS_URL, an in-process worker)."""
+    import uvicorn
+
+    from imap2api.app import create_app
+    from imap2api.db import migrate
+
+    _setup_logging()
+    if not no_migrate:
+        migrate()
+    mode = "embedded (in-process worker)" if settings.embedded else "Redis (run `imap2api worker`)"
+    click.echo(f"imap2api {__version__} on http://{host}:{port}/ — queue: {mode}", err=True)
+    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=True)
+
+
+@main.command()
+@click.option("--processes", type=int, default=None, help="Worker processes [IMAP2API_WORKER_PROCESSES].")
+@click.option("--threads", type=int, default=None, help="Threads per process [IMAP2API_WORKER_THREADS].")
+def worker(processes: int | None, threads: int | None) -> None:
+    """Run Dramatiq worker processes against Redis (IMAP2API_REDIS_URL must be set)."""
+    if not settings.redis_url:
+        raise click.UsageError(
+            "IMAP2API_REDIS_URL is not set. `imap2api worker` consumes jobs from Redis; "
+            "without Redis, `imap2api serve` runs the worker in-process."
+        )
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "imap2api.workers.actors",
+        "--processes",
+        str(processes or settings.worker_processes),
+        "--threads",
+        str(threads or settings.worker_threads),
+    ]
+    os.execv(sys.executable, argv)
+
+
+@main.command("migrate")
+def migrate_command() -> None:
+    """Apply pending database migrations."""
+    from imap2api.db import migrate
+
+    _setup_logging()
+    migrate()
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.argument("username")
+@click.option("--password", help="The password (prompted for when left out).")
+@click.option("--admin", is_flag=True, help="Give the user access to the admin interface.")
+def createuser(username: str, password: str | None, admin: bool) -> None:
+    """Create a user who can log in to the API."""
+    from imap2api.crud import users as crud_users
+    from imap2api.db import migrate, session_scope
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.BadParameter("the password may not be blank", param_hint="--password")
+    migrate()
+    with session_scope() as session:
+        if crud_users.get_user_by_username(session, username=username) is not None:
+            raise click.ClickException(f"user {username!r} already exists")
+        crud_users.create_user(session, username=username, password=password, is_admin=admin)
+    click.echo(f"created {'admin ' if admin else ''}user {username}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig()
+    main()

@@ -1,0 +1,70 @@
+"""Pagination shared by every list."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from imap2api.errors import Imap2ApiError
+
+T = TypeVar("T")
+
+LAST_PAGE = -1
+
+
+class InvalidPage(Imap2ApiError):
+    """Raised when a page number is below 1 or past the last page."""
+
+    code = "INVALID_PAGE"
+
+    def __init__(self) -> None:
+        super().__init__("Invalid page.")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list, with the total count."""
+
+    items: list[T]
+    count: int
+    page: int
+    page_size: int
+
+    @property
+    def has_next(self) -> bool:
+        """Whether a later page exists."""
+        return self.page * self.page_size < self.count
+
+    @property
+    def has_previous(self) -> bool:
+        """Whether an earlier page exists."""
+        return self.page > 1
+
+
+def clamp_page_size(page_size: int | None, *, default: int, maximum: int) -> int:
+    """The page size to use: the default when unset or invalid, never above the maximum (as DRF)."""
+    if page_size is None or page_size < 1:
+        return default
+    return min(page_size, maximum)
+
+
+def resolve_page(page: int, count: int, page_size: int) -> int:
+    """Check a 1-based page number against the count (``LAST_PAGE`` means the last one)."""
+    last = max(1, math.ceil(count / page_size))
+    if page == LAST_PAGE:
+        return last
+    if page < 1 or page > last:
+        raise InvalidPage()
+    return page
+
+
+def paginate(session: Session, statement: Any, *, page: int, page_size: int) -> Page[Any]:
+    """Run ``statement`` for one page, counting the whole result first."""
+    count = session.exec(select(func.count()).select_from(statement.order_by(None).subquery())).one()
+    number = resolve_page(page, count, page_size)
+    items = list(session.exec(statement.offset((number - 1) * page_size).limit(page_size)))
+    return Page(items=items, count=count, page=number, page_size=page_size)

@@ -1,0 +1,83 @@
+"""IMAP servers, always scoped by owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from imap2api.crud.common import Page, paginate
+from imap2api.errors import NotFound
+from imap2api.models import ImapServer, utcnow
+from imap2api.security import encrypt_secret
+
+WRITABLE = (
+    "name",
+    "host",
+    "port",
+    "username",
+    "use_ssl",
+    "sync_limit_type",
+    "sync_limit_value",
+    "folders_to_sync",
+    "exclude_trash",
+)
+
+
+def create_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> ImapServer:
+    """Store a new server from validated data, encrypting its password."""
+    server = ImapServer(
+        owner_id=owner_id,
+        password_encrypted=encrypt_secret(data["password"]),
+        **{name: data[name] for name in WRITABLE if name in data},
+    )
+    session.add(server)
+    session.flush()
+    return server
+
+
+def get_server(session: Session, *, owner_id: int | None, server_id: int) -> ImapServer:
+    """The server with this id owned by ``owner_id`` (None: any owner, for workers and admins)."""
+    server = session.get(ImapServer, server_id)
+    if server is None or (owner_id is not None and server.owner_id != owner_id):
+        raise NotFound()
+    return server
+
+
+def list_servers(session: Session, *, owner_id: int, page: int, page_size: int) -> Page[ImapServer]:
+    """One page of a user's servers, oldest first."""
+    statement = select(ImapServer).where(ImapServer.owner_id == owner_id).order_by(col(ImapServer.id))
+    return paginate(session, statement, page=page, page_size=page_size)
+
+
+def server_ids(session: Session, *, owner_id: int) -> list[int]:
+    """Ids of a user's servers."""
+    return list(session.exec(select(ImapServer.id).where(ImapServer.owner_id == owner_id)))
+
+
+def update_server(
+    session: Session, *, owner_id: int, server_id: int, data: dict[str, Any]
+) -> ImapServer:
+    """Apply validated changes; only the given fields change."""
+    server = get_server(session, owner_id=owner_id, server_id=server_id)
+    for name in WRITABLE:
+        if name in data:
+            setattr(server, name, data[name])
+    if data.get("password"):
+        server.password_encrypted = encrypt_secret(data["password"])
+    server.updated_at = utcnow()
+    session.add(server)
+    session.flush()
+    return server
+
+
+def delete_server(session: Session, *, owner_id: int, server_id: int) -> None:
+    """Delete a server; its folders, mail and runs go with it (ON DELETE CASCADE)."""
+    server = get_server(session, owner_id=owner_id, server_id=server_id)
+    session.delete(server)
+    session.flush()
+
+
+def server_fields(server: ImapServer) -> dict[str, Any]:
+    """The stored writable fields, for validating a partial update."""
+    return {name: getattr(server, name) for name in WRITABLE}

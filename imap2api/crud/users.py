@@ -1,0 +1,83 @@
+"""Users and their API tokens."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, delete, select
+
+from imap2api.models import ApiToken, User, utcnow
+from imap2api.security import hash_password, hash_token_key, new_token_key, verify_password
+
+# Checked against when the username is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = hash_password("imap2api-timing-equaliser")
+
+
+def create_user(session: Session, *, username: str, password: str, is_admin: bool = False) -> User:
+    """Create a user with a hashed password."""
+    user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user_by_username(session: Session, *, username: str) -> User | None:
+    """The user with this username, if any."""
+    return session.exec(select(User).where(User.username == username)).first()
+
+
+def set_password(session: Session, *, user: User, password: str) -> None:
+    """Replace a user's password."""
+    user.password_hash = hash_password(password)
+    session.add(user)
+
+
+def authenticate_user(session: Session, *, username: str, password: str) -> User | None:
+    """The active user these credentials log in, or None."""
+    user = get_user_by_username(session, username=username)
+    if user is None:
+        verify_password(password, _DUMMY_HASH)
+        return None
+    if not verify_password(password, user.password_hash) or not user.is_active:
+        return None
+    return user
+
+
+def create_token(session: Session, *, user_id: int, name: str = "") -> str:
+    """Issue a new token for a user and return its key (only its hash is stored)."""
+    key = new_token_key()
+    session.add(ApiToken(user_id=user_id, key_hash=hash_token_key(key), key_prefix=key[:8], name=name))
+    session.flush()
+    return key
+
+
+def user_for_token(session: Session, *, key: str) -> User | None:
+    """The active user owning this token key, or None."""
+    row = session.exec(
+        select(User, ApiToken)
+        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+        .where(ApiToken.key_hash == hash_token_key(key))
+    ).first()
+    if row is None or not row[0].is_active:
+        return None
+    user, token = row
+    now = utcnow()
+    # Throttle last-used writes: once a minute is precise enough and keeps reads read-only.
+    last = token.last_used_at
+    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo))).total_seconds() > 60:
+        token.last_used_at = now
+        session.add(token)
+    return user
+
+
+def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
+    """A user's tokens (hashes and prefixes only), newest first."""
+    return list(
+        session.exec(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
+        )
+    )
+
+
+def revoke_tokens(session: Session, *, user_id: int) -> int:
+    """Delete every token of a user; returns how many there were."""
+    result = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user_id))  # type: ignore[call-overload]
+    return result.rowcount or 0

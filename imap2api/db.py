@@ -1,0 +1,96 @@
+"""Database engine, sessions and migrations, for SQLite (default) and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+from imap2api.config import settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_engines: dict[str, Engine] = {}
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+    """WAL lets readers run during a sync; busy_timeout makes writers queue instead of failing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine with the settings each dialect needs."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def get_engine() -> Engine:
+    """The engine for the configured database URL (one per URL per process)."""
+    url = settings.sqlalchemy_url
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = make_engine(url)
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (after a fork, or when tests switch databases)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str | None = None):  # noqa: ANN201
+    """An Alembic config pointing at the packaged migrations and the given (or configured) URL."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", (url or settings.sqlalchemy_url).replace("%", "%%"))
+    return config
+
+
+def migrate(url: str | None = None) -> None:
+    """Apply every pending migration."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+def pending_migrations(url: str | None = None) -> list[str]:
+    """Revisions not yet applied to the database (empty when it is current)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    engine = get_engine() if url is None else make_engine(url)
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    heads = set(script.get_heads())
+    if current == heads:
+        return []
+    return [rev.revision for rev in script.iterate_revisions(list(heads), list(current) or "base")]

@@ -1,0 +1,1 @@
+"""The GraphQL interface: the primary API, which the REST layer runs its operations through."""

@@ -1,0 +1,78 @@
+"""The per-request GraphQL context: who is asking, and how resolvers reach the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from strawberry.fastapi import BaseContext
+
+from imap2api.crud import users as crud_users
+from imap2api.db import session_scope
+from imap2api.errors import Imap2ApiError, InvalidToken, Unauthenticated
+from imap2api.models import User
+
+T = TypeVar("T")
+
+
+def _in_session(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """Call ``fn(session, **kwargs)`` inside a committed session."""
+    with session_scope() as session:
+        return fn(session, **kwargs)
+
+
+async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a crud function in a worker thread with its own session, so the event loop never blocks."""
+    return await run_in_threadpool(_in_session, fn, kwargs)
+
+
+def token_from_header(value: str | None) -> str | None:
+    """The key of an ``Authorization: Token KEY`` header; "" when the header is malformed."""
+    if not value:
+        return None
+    parts = value.split()
+    if not parts or parts[0].lower() != "token":
+        return None  # another scheme (Basic, Bearer...) is as good as no credentials, as in DRF
+    if len(parts) != 2:
+        return ""
+    return parts[1]
+
+
+async def authenticate(header: str | None) -> tuple[User | None, Imap2ApiError | None]:
+    """Resolve an Authorization header to a user, or to the error a protected field should raise."""
+    key = token_from_header(header)
+    if key is None:
+        return None, Unauthenticated()
+    if not key:
+        return None, InvalidToken("Invalid token header. Token string should not contain spaces.")
+    user = await run_db(crud_users.user_for_token, key=key)
+    if user is None:
+        return None, InvalidToken()
+    return user, None
+
+
+@dataclass
+class Context(BaseContext):
+    """What every resolver sees: the user (or why there is none) and per-request loaders."""
+
+    user: User | None = None
+    auth_error: Imap2ApiError | None = None
+    loaders: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def require_user(self) -> User:
+        """The authenticated user, or raise the authentication error."""
+        if self.user is None:
+            raise self.auth_error or Unauthenticated()
+        return self.user
+
+    @staticmethod
+    async def db(fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """Shorthand for ``run_db`` from a resolver."""
+        return await run_db(fn, **kwargs)
+
+

@@ -1,0 +1,1 @@
+"""Query and Mutation mixins, combined in ``imap2api.graphql.schema``."""

@@ -1,0 +1,53 @@
+"""Authentication: issuing tokens and telling who is asking."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel import Session
+
+from imap2api.crud import users as crud_users
+from imap2api.errors import InvalidCredentials, ValidationFailed
+from imap2api.graphql.context import Context
+from imap2api.graphql.types.user import TokenPayload, UserType, to_gql_user
+from imap2api.models import User
+
+
+def _issue_token(session: Session, *, username: str, password: str) -> tuple[User, str] | None:
+    """Check credentials and issue a token in one transaction."""
+    user = crud_users.authenticate_user(session, username=username, password=password)
+    if user is None:
+        return None
+    return user, crud_users.create_token(session, user_id=user.id or 0, name="token-auth")
+
+
+@strawberry.type
+class AuthQuery:
+    """Queries about the caller."""
+
+    @strawberry.field(description="The authenticated user.")
+    def me(self, info: strawberry.Info[Context, None]) -> UserType:
+        """The user whose token made this request."""
+        return to_gql_user(info.context.require_user())
+
+
+@strawberry.type
+class AuthMutation:
+    """Mutations that need no token."""
+
+    @strawberry.mutation(description="Exchange a username and password for an API token.")
+    async def token_auth(
+        self, info: strawberry.Info[Context, None], username: str, password: str
+    ) -> TokenPayload:
+        """Log in; the token is shown once and stored hashed."""
+        blank = {
+            name: ["This field may not be blank."]
+            for name, value in (("username", username), ("password", password))
+            if not value
+        }
+        if blank:
+            raise ValidationFailed(blank)
+        issued = await info.context.db(_issue_token, username=username, password=password)
+        if issued is None:
+            raise InvalidCredentials()
+        user, key = issued
+        return TokenPayload(token=key, user=to_gql_user(user))

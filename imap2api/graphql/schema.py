@@ -1,0 +1,39 @@
+"""The schema: every Query and Mutation mixin combined, with limits and the error policy."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from imap2api.graphql.errors import ErrorPolicy
+from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
+from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
+
+
+@strawberry.type
+class Query(AuthQuery, ImapServerQuery):
+    """Every read."""
+
+
+@strawberry.type
+class Mutation(AuthMutation, ImapServerMutation):
+    """Every write."""
+
+
+class Imap2ApiSchema(strawberry.Schema):
+    """The schema, logging only what ``ErrorPolicy`` masks (expected failures are the caller's)."""
+
+    def process_errors(self, errors, execution_context=None) -> None:  # noqa: ANN001
+        """Leave logging to ``ErrorPolicy``, which knows expected from unexpected."""
+
+
+schema = Imap2ApiSchema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        ErrorPolicy,
+        lambda: QueryDepthLimiter(max_depth=10),
+        lambda: MaxAliasesLimiter(max_alias_count=30),
+        lambda: MaxTokensLimiter(max_token_count=2000),
+    ],
+)

@@ -1,0 +1,10 @@
+"""The router mounted under /api/ and /api/v1/."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from imap2api.rest import imap_servers
+
+api_router = APIRouter()
+api_router.include_router(imap_servers.router)

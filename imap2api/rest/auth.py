@@ -1,0 +1,82 @@
+"""``POST /api-token-auth/``: DRF's obtain-token view, answered through the ``tokenAuth`` mutation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from imap2api.rest.deps import execute
+from imap2api.rest.errors import ApiError
+
+router = APIRouter(tags=["auth"])
+
+TOKEN_AUTH = """
+mutation TokenAuth($username: String!, $password: String!) {
+  tokenAuth(username: $username, password: $password) { token }
+}
+"""
+
+
+class TokenRequest(BaseModel):
+    """Credentials, sent as JSON or as a form."""
+
+    username: str
+    password: str
+
+
+class TokenResponse(BaseModel):
+    """The issued token."""
+
+    token: str
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    """Parse a JSON or form body into a dict, with DRF's error for malformed JSON."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return dict(await request.form())
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, {"detail": f"JSON parse error - {exc}"}) from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+    return data
+
+
+@router.post(
+    "/api-token-auth/",
+    response_model=TokenResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": TokenRequest.model_json_schema()},
+                "application/x-www-form-urlencoded": {"schema": TokenRequest.model_json_schema()},
+            },
+        }
+    },
+    responses={400: {"description": "Missing fields or wrong credentials"}},
+)
+async def obtain_token(request: Request) -> dict[str, str]:
+    """Exchange a username and password for a token."""
+    data = await _read_body(request)
+    missing = {
+        name: ["This field is required."]
+        for name in ("username", "password")
+        if data.get(name) is None
+    }
+    if missing:
+        raise ApiError(400, missing)
+    fields = {name: data[name] for name in ("username", "password")}
+    wrong_type = {name: ["Not a valid string."] for name, value in fields.items() if not isinstance(value, str)}
+    if wrong_type:
+        raise ApiError(400, wrong_type)
+    result = await execute(TOKEN_AUTH, fields)
+    return {"token": result["tokenAuth"]["token"]}

@@ -1,0 +1,57 @@
+"""Typed FastAPI dependencies: the caller, and a runner for the route's GraphQL operation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from imap2api.graphql.context import Context, authenticate
+from imap2api.graphql.schema import schema
+from imap2api.models import User
+from imap2api.rest.errors import ApiError, not_authenticated, not_found
+
+STATUS_BY_CODE = {
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "VALIDATION_ERROR": 400,
+}
+
+
+async def current_user(request: Request) -> User:
+    """The user named by the request's token, or a 401 in DRF's words."""
+    user, error = await authenticate(request.headers.get("authorization"))
+    if user is None:
+        raise not_authenticated(error.message if error else "Invalid token.")
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def error_to_api_error(error: dict[str, Any]) -> ApiError:
+    """Map one GraphQL error (as a dict) onto the REST status and body."""
+    extensions = error.get("extensions") or {}
+    code = extensions.get("code", "")
+    if code == "VALIDATION_ERROR":
+        return ApiError(400, extensions.get("fields") or {"non_field_errors": [error["message"]]})
+    if code == "NOT_FOUND":
+        return not_found()
+    if code == "UNAUTHENTICATED":
+        return not_authenticated(error["message"])
+    status = STATUS_BY_CODE.get(code, 500)
+    return ApiError(status, {"detail": error["message"] if status < 500 else "Internal server error."})
+
+
+async def execute(
+    query: str, variables: dict[str, Any] | None = None, *, user: User | None = None
+) -> dict[str, Any]:
+    """Run one GraphQL operation as ``user`` and return its data, or raise the REST error."""
+    context = Context(user=user)
+    result = await schema.execute(query, variable_values=variables, context_value=context)
+    if result.errors:
+        formatted = result.errors[0].formatted
+        raise error_to_api_error(dict(formatted))
+    return result.data or {}

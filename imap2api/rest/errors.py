@@ -1,0 +1,76 @@
+"""Errors in Django REST Framework's shapes, and the handlers that render them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("imap2api.rest")
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with a status, a JSON body and optional headers."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def not_authenticated(detail: str) -> ApiError:
+    """The 401 DRF answers for missing or bad token credentials."""
+    return ApiError(401, {"detail": detail}, {"WWW-Authenticate": "Token"})
+
+
+def not_found() -> ApiError:
+    """The 404 for an object that does not exist or is someone else's."""
+    return ApiError(404, {"detail": "Not found."})
+
+
+def _validation_body(exc: RequestValidationError) -> dict[str, list[str]]:
+    """Turn FastAPI's validation errors into ``{"field": ["message"]}``."""
+    body: dict[str, list[str]] = {}
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        if error.get("type") == "json_invalid":
+            return {"detail": [f"JSON parse error - {error.get('msg', 'invalid JSON')}"]}
+        name = loc[0] if loc else "non_field_errors"
+        message = "This field is required." if error.get("type") == "missing" else error.get("msg", "")
+        body.setdefault(name, []).append(message)
+    return body
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error DRF's JSON shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            detail = f'Method "{request.method}" not allowed.'
+        elif exc.status_code == 404:
+            detail = "Not found."
+        else:
+            detail = str(exc.detail)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        body = _validation_body(exc)
+        if "detail" in body:
+            return JSONResponse({"detail": body["detail"][0]}, status_code=400)
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "Internal server error."}, status_code=500)

@@ -1,0 +1,120 @@
+"""``/imap-servers/``: list, create, read, update, delete and sync IMAP accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from imap2api.rest.deps import CurrentUser, execute
+from imap2api.rest.pagination import page_number, page_size, paginated
+from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, documented
+from imap2api.rest.wire import coerce_fields, iso_z, read_body
+
+router = APIRouter(prefix="/imap-servers", tags=["imap-servers"])
+
+SERVER_FIELDS = """
+  id name host port username useSsl syncLimitType syncLimitValue foldersToSync excludeTrash
+  lastSync lastSyncStatus lastError createdAt updatedAt
+"""
+FIELD_TYPES: dict[str, type] = {
+    "name": str,
+    "host": str,
+    "port": int,
+    "username": str,
+    "password": str,
+    "use_ssl": bool,
+    "sync_limit_type": str,
+    "sync_limit_value": int,
+    "folders_to_sync": str,
+    "exclude_trash": bool,
+}
+TO_GRAPHQL = {
+    "use_ssl": "useSsl",
+    "sync_limit_type": "syncLimitType",
+    "sync_limit_value": "syncLimitValue",
+    "folders_to_sync": "foldersToSync",
+    "exclude_trash": "excludeTrash",
+}
+
+LIST = f"query($page: Int!, $pageSize: Int) {{ imapServers(page: $page, pageSize: $pageSize) {{ count page hasNext hasPrevious results {{ {SERVER_FIELDS} }} }} }}"
+GET = f"query($id: ID!) {{ imapServer(id: $id) {{ {SERVER_FIELDS} }} }}"
+CREATE = f"mutation($input: ImapServerInput!) {{ createImapServer(input: $input) {{ {SERVER_FIELDS} }} }}"
+UPDATE = f"mutation($id: ID!, $input: ImapServerInput!) {{ updateImapServer(id: $id, input: $input) {{ {SERVER_FIELDS} }} }}"
+DELETE = "mutation($id: ID!) { deleteImapServer(id: $id) }"
+
+
+def to_rest(server: dict[str, Any]) -> dict[str, Any]:
+    """GraphQL ImapServer → the apidoc JSON object."""
+    return {
+        "id": int(server["id"]),
+        "name": server["name"],
+        "host": server["host"],
+        "port": server["port"],
+        "username": server["username"],
+        "use_ssl": server["useSsl"],
+        "sync_limit_type": server["syncLimitType"],
+        "sync_limit_value": server["syncLimitValue"],
+        "folders_to_sync": server["foldersToSync"],
+        "exclude_trash": server["excludeTrash"],
+        "last_sync": iso_z(server["lastSync"]),
+        "last_sync_status": server["lastSyncStatus"],
+        "last_error": server["lastError"],
+        "created_at": iso_z(server["createdAt"]),
+        "updated_at": iso_z(server["updatedAt"]),
+    }
+
+
+async def _input(request: Request) -> dict[str, Any]:
+    """The request body as a GraphQL ImapServerInput."""
+    data = coerce_fields(await read_body(request), FIELD_TYPES)
+    return {TO_GRAPHQL.get(name, name): value for name, value in data.items()}
+
+
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": ImapServerIn.model_json_schema()}}}}
+
+
+@router.get("/", response_model=None, responses=documented(ImapServerList))
+async def list_servers(request: Request, user: CurrentUser, page: str | None = None) -> dict[str, Any]:
+    """The caller's IMAP servers, paginated."""
+    variables = {"page": page_number(page), "pageSize": page_size(request.query_params.get("page_size"))}
+    data = (await execute(LIST, variables, user=user))["imapServers"]
+    return paginated(request, data, [to_rest(server) for server in data["results"]])
+
+
+@router.post("/", status_code=201, response_model=None, responses=documented(ImapServerOut, 201), openapi_extra=_BODY)
+async def create_server(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """Add an IMAP account; the password is stored encrypted and never returned."""
+    data = await execute(CREATE, {"input": await _input(request)}, user=user)
+    return to_rest(data["createImapServer"])
+
+
+@router.get("/{server_id}/", response_model=None, responses=documented(ImapServerOut))
+async def get_server(server_id: str, user: CurrentUser) -> dict[str, Any]:
+    """One IMAP account."""
+    return to_rest((await execute(GET, {"id": server_id}, user=user))["imapServer"])
+
+
+async def _update(server_id: str, request: Request, user: Any) -> dict[str, Any]:
+    """Shared by PUT and PATCH: both are partial, as apidoc documents PUT."""
+    data = await execute(UPDATE, {"id": server_id, "input": await _input(request)}, user=user)
+    return to_rest(data["updateImapServer"])
+
+
+@router.put("/{server_id}/", response_model=None, responses=documented(ImapServerOut), openapi_extra=_BODY)
+async def put_server(server_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
+    """Change an IMAP account; only the fields sent change."""
+    return await _update(server_id, request, user)
+
+
+@router.patch("/{server_id}/", response_model=None, responses=documented(ImapServerOut), openapi_extra=_BODY)
+async def patch_server(server_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
+    """Change an IMAP account; only the fields sent change."""
+    return await _update(server_id, request, user)
+
+
+@router.delete("/{server_id}/", status_code=204, response_class=Response, responses=ERRORS)
+async def delete_server(server_id: str, user: CurrentUser) -> Response:
+    """Remove an IMAP account and all of its mail."""
+    await execute(DELETE, {"id": server_id}, user=user)
+    return Response(status_code=204)

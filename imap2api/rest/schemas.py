@@ -1,0 +1,76 @@
+"""Pydantic models that describe the REST bodies in /openapi.json (the routes build plain dicts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ValidationErrorBody(BaseModel):
+    """``{"field": ["message", ...]}``."""
+
+    model_config = {"extra": "allow", "json_schema_extra": {"example": {"port": ["A valid integer is required."]}}}
+
+
+class DetailBody(BaseModel):
+    """``{"detail": "message"}``."""
+
+    detail: str
+
+
+class ImapServerIn(BaseModel):
+    """An IMAP account to create or change (on update every field is optional)."""
+
+    name: str = Field(max_length=255)
+    host: str = Field(max_length=255)
+    port: int = Field(993, ge=1, le=65535)
+    username: str = Field(max_length=255)
+    password: str = Field(json_schema_extra={"writeOnly": True})
+    use_ssl: bool = True
+    sync_limit_type: str = Field("all", pattern="^(all|last_n|days|weeks|months)$")
+    sync_limit_value: int | None = Field(None, ge=1)
+    folders_to_sync: str = ""
+    exclude_trash: bool = True
+
+
+class ImapServerOut(BaseModel):
+    """An IMAP account as the API shows it (never with its password)."""
+
+    id: int
+    name: str
+    host: str
+    port: int
+    username: str
+    use_ssl: bool
+    sync_limit_type: str
+    sync_limit_value: int | None
+    folders_to_sync: str
+    exclude_trash: bool
+    last_sync: datetime | None
+    last_sync_status: str
+    last_error: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImapServerList(BaseModel):
+    """A page of IMAP accounts."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[ImapServerOut]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ValidationErrorBody},
+    401: {"model": DetailBody},
+    404: {"model": DetailBody},
+}
+
+
+def documented(model: type, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: ``model`` on success plus the error bodies (no response filtering)."""
+    return {status: {"model": model}, **ERRORS}

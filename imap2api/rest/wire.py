@@ -1,0 +1,79 @@
+"""Wire-format helpers: request bodies and field types as DRF parses them, timestamps as DRF prints them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from imap2api.rest.errors import ApiError
+
+_TRUE = {True, 1, "1", "true", "True", "TRUE", "yes", "on", "t", "y"}
+_FALSE = {False, 0, "0", "false", "False", "FALSE", "no", "off", "f", "n"}
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """Parse a JSON or form body into a dict, with DRF's errors for malformed input."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return dict(await request.form())
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, {"detail": f"JSON parse error - {exc}"}) from exc
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ApiError(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]})
+    return data
+
+
+def coerce_fields(data: dict[str, Any], types: dict[str, type]) -> dict[str, Any]:
+    """Coerce the known fields of a body to int/bool/str as DRF's serializer fields would.
+
+    Unknown fields are ignored (as DRF does); ``None`` passes through for the rules to judge.
+    """
+    clean: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, kind in types.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None:
+            clean[name] = None
+        elif kind is bool:
+            if isinstance(value, (str, int)) and value in _TRUE:
+                clean[name] = True
+            elif isinstance(value, (str, int)) and value in _FALSE:
+                clean[name] = False
+            else:
+                errors[name] = ["Must be a valid boolean."]
+        elif kind is int:
+            try:
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                number = int(value) if not isinstance(value, str) else int(value.strip())
+            except (TypeError, ValueError):
+                errors[name] = ["A valid integer is required."]
+            else:
+                if abs(number) > 2**63 - 1:
+                    errors[name] = ["A valid integer is required."]
+                else:
+                    clean[name] = number
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            clean[name] = str(value)
+        else:
+            errors[name] = ["Not a valid string."]
+    if errors:
+        raise ApiError(400, errors)
+    return clean
+
+
+def iso_z(value: str | None) -> str | None:
+    """``2024-11-27T12:00:00+00:00`` → ``2024-11-27T12:00:00Z``, as DRF prints UTC."""
+    if value and value.endswith("+00:00"):
+        return value[:-6] + "Z"
+    return value

@@ -1,0 +1,34 @@
+"""The in-process worker that ``imap2api serve`` runs when no Redis is configured."""
+
+from __future__ import annotations
+
+import logging
+
+from dramatiq import Worker
+
+from imap2api.config import settings
+
+log = logging.getLogger("imap2api.workers")
+
+_worker: Worker | None = None
+
+
+def start_embedded_worker() -> Worker:
+    """Start worker threads on the stub broker (idempotent)."""
+    global _worker
+    if _worker is None:
+        from imap2api.workers import actors  # noqa: F401 - declares the actors on the broker
+        from imap2api.workers.broker import broker
+
+        _worker = Worker(broker, worker_threads=settings.embedded_worker_threads, worker_timeout=100)
+        _worker.start()
+        log.info("embedded worker started with %d threads", settings.embedded_worker_threads)
+    return _worker
+
+
+def stop_embedded_worker() -> None:
+    """Stop the in-process worker, letting running jobs finish."""
+    global _worker
+    if _worker is not None:
+        _worker.stop()
+        _worker = None
