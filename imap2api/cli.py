@@ -101,6 +101,42 @@ def createuser(username: str, password: str | None, admin: bool) -> None:
     click.echo(f"created {'admin ' if admin else ''}user {username}")
 
 
+@main.command()
+@click.argument("server_id", type=int)
+def sync(server_id: int) -> None:
+    """Sync one IMAP server now, in the foreground, with a progress bar."""
+    from imap2api.crud import servers as crud_servers
+    from imap2api.crud import sync_runs as crud_runs
+    from imap2api.db import migrate, session_scope
+    from imap2api.errors import NotFound
+    from imap2api.sync.engine import LeaseBusy, run_sync
+
+    _setup_logging()
+    migrate()
+    try:
+        with session_scope() as session:
+            server = crud_servers.get_server(session, owner_id=None, server_id=server_id)
+            run, _ = crud_runs.start_run(session, server=server, trigger="cli")
+    except NotFound:
+        raise click.ClickException(f"no IMAP server with id {server_id}") from None
+    with click.progressbar(length=1, label=f"syncing {server.name}", show_pos=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        try:
+            finished = run_sync(run.id, on_progress=progress)
+        except LeaseBusy as exc:
+            raise click.ClickException(f"{exc}; try again when it is done") from None
+    if finished.status != "success":
+        raise click.ClickException(f"sync failed [{finished.error_code}]: {finished.error}")
+    click.echo(
+        f"done: {finished.messages_new} new, {finished.messages_updated} updated, "
+        f"{finished.messages_deleted} removed in {finished.folders_synced} folders"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     logging.basicConfig()
     main()

@@ -32,11 +32,15 @@ class Settings(BaseSettings):
     max_page_size: int = 100
 
     sync_interval_seconds: int = 300
+    scheduler_enabled: bool = True
     sync_batch_messages: int = 200
     sync_batch_bytes: int = 16_000_000
     sync_max_body_chars: int = 2_000_000
     sync_lease_seconds: int = 120
     imap_timeout_seconds: float = 30.0
+    imap_tls_verify: bool = True
+    imap_ca_file: str | None = None
+    sync_max_message_bytes: int = 25_000_000
     sync_wait_timeout_seconds: float = 600.0
 
     worker_processes: int = 2

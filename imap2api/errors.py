@@ -69,7 +69,8 @@ class SyncFailed(Imap2ApiError):
 
     code = "SYNC_FAILED"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, run_id: int | None = None) -> None:
         super().__init__(message)
+        self.run_id = run_id
         if code:
             self.code = code

@@ -17,6 +17,7 @@ os.environ.setdefault("IMAP2API_SECRET_KEY", "tests-" + secrets.token_hex(16))
 os.environ.pop("IMAP2API_DATABASE_URL", None)
 os.environ.pop("IMAP2API_REDIS_URL", None)
 os.environ.setdefault("IMAP2API_WEBHOOK_ALLOW_PRIVATE", "true")
+os.environ["IMAP2API_SCHEDULER_ENABLED"] = "false"  # tests drive the scheduler themselves
 
 from collections.abc import Iterator  # noqa: E402
 
@@ -101,3 +102,113 @@ def token(make_user) -> str:
 def auth(token: str) -> dict[str, str]:
     """Headers that authenticate as a fresh user."""
     return {"Authorization": f"Token {token}"}
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator:
+    """One real Dovecot IMAP server per test session; tests isolate themselves with fresh users."""
+    from tests.support.dovecot import DovecotServer, find_dovecot
+
+    if find_dovecot() is None:
+        if IN_CI:
+            pytest.fail("dovecot is not installed (required when CI=true)", pytrace=False)
+        pytest.skip("dovecot is not installed (apt-get install dovecot-imapd)")
+    with DovecotServer() as server:
+        from imap2api.config import settings
+
+        # The fixture's certificate is self-signed: trust it, keep verification on.
+        os.environ["IMAP2API_IMAP_CA_FILE"] = str(server.ca_cert_path)
+        settings.imap_ca_file = str(server.ca_cert_path)
+        yield server
+
+
+@pytest.fixture()
+def user(dovecot) -> str:
+    """A fresh mail user (password "secret") on the Dovecot fixture."""
+    return dovecot.add_user()
+
+
+class Mirror:
+    """An imap2api user whose IMAP server points at a fresh Dovecot mailbox, with helpers."""
+
+    def __init__(self, dovecot, mail_user: str, owner_id: int, token: str, server_id: int) -> None:
+        self.dovecot = dovecot
+        self.mail_user = mail_user
+        self.owner_id = owner_id
+        self.token = token
+        self.server_id = server_id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers that authenticate as the owner."""
+        return {"Authorization": f"Token {self.token}"}
+
+    def deliver(self, raw: bytes, folder: str = "INBOX", flags: str = "", **kwargs) -> None:
+        """Put a message into the mailbox (Maildir write, as a delivery agent would)."""
+        self.dovecot.add_message(self.mail_user, folder, raw, flags=flags, **kwargs)
+
+    def imap(self):
+        """A logged-in IMAP client on the mailbox, to change it as a mail client would."""
+        return self.dovecot.client(self.mail_user)
+
+    def configure(self, **fields) -> None:
+        """Change the server's settings directly."""
+        from imap2api.crud import servers as crud_servers
+        from imap2api.db import session_scope
+
+        with session_scope() as session:
+            crud_servers.update_server(session, owner_id=self.owner_id, server_id=self.server_id, data=fields)
+
+    def sync(self):
+        """Run one sync in the foreground and return the finished run."""
+        from imap2api.crud import servers as crud_servers
+        from imap2api.crud import sync_runs as crud_runs
+        from imap2api.db import session_scope
+        from imap2api.sync.engine import run_sync
+
+        with session_scope() as session:
+            server = crud_servers.get_server(session, owner_id=self.owner_id, server_id=self.server_id)
+            run, _ = crud_runs.start_run(session, server=server, trigger="test")
+        return run_sync(run.id)
+
+    def emails(self, **where) -> list:
+        """The mirrored emails of this server, ordered by folder and UID."""
+        from sqlmodel import col, select
+
+        from imap2api.db import session_scope
+        from imap2api.models import Email
+
+        with session_scope() as session:
+            statement = select(Email).where(Email.imap_server_id == self.server_id)
+            for name, value in where.items():
+                statement = statement.where(getattr(Email, name) == value)
+            return list(session.exec(statement.order_by(col(Email.folder), col(Email.uid))))
+
+    def events(self, type: str | None = None) -> list[dict]:
+        """The outbox events of this server, oldest first, with parsed payloads."""
+        from imap2api.crud import events as crud_events
+        from imap2api.db import session_scope
+
+        with session_scope() as session:
+            rows = crud_events.list_events(session, owner_id=self.owner_id, type=type, server_id=self.server_id)
+            return [{"type": row.type, "id": row.id, **crud_events.event_data(row)} for row in rows]
+
+
+@pytest.fixture()
+def mirror(database: str, dovecot, user: str, make_user) -> Mirror:
+    """A fresh mailbox and an imap2api server mirroring it (plain port, STARTTLS as offered)."""
+    from imap2api.crud import servers as crud_servers
+    from imap2api.crud import users as crud_users
+    from imap2api.db import session_scope
+    from imap2api.validation import validate_server
+
+    username, _, token = make_user()
+    data = validate_server({
+        "name": f"mailbox of {user}", "host": dovecot.host, "port": dovecot.port,
+        "username": user, "password": "secret", "use_ssl": False,
+    })
+    with session_scope() as session:
+        owner = crud_users.get_user_by_username(session, username=username)
+        server = crud_servers.create_server(session, owner_id=owner.id, data=data)
+        owner_id, server_id = owner.id, server.id
+    return Mirror(dovecot, user, owner_id, token, server_id)

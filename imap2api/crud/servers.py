@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from imap2api.crud.common import Page, paginate
 from imap2api.errors import NotFound
-from imap2api.models import ImapServer, utcnow
+from imap2api.models import Folder, ImapServer, utcnow
 from imap2api.security import encrypt_secret
 
 WRITABLE = (
@@ -60,9 +61,15 @@ def update_server(
 ) -> ImapServer:
     """Apply validated changes; only the given fields change."""
     server = get_server(session, owner_id=owner_id, server_id=server_id)
+    limit_before = (server.sync_limit_type, server.sync_limit_value)
     for name in WRITABLE:
         if name in data:
             setattr(server, name, data[name])
+    if (server.sync_limit_type, server.sync_limit_value) != limit_before:
+        # The window moved: no folder may take the "nothing changed" shortcut next time.
+        session.exec(
+            update(Folder).where(col(Folder.imap_server_id) == server_id).values(message_count=-1)  # type: ignore[call-overload]
+        )
     if data.get("password"):
         server.password_encrypted = encrypt_secret(data["password"])
     server.updated_at = utcnow()

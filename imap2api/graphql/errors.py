@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from imap2api.errors import Imap2ApiError, ValidationFailed
+from imap2api.errors import Imap2ApiError, SyncFailed, ValidationFailed
 
 log = logging.getLogger("imap2api.graphql")
 
@@ -23,6 +23,8 @@ def _expected(error: GraphQLError) -> GraphQLError:
     extensions["code"] = original.code
     if isinstance(original, ValidationFailed):
         extensions["fields"] = original.fields
+    if isinstance(original, SyncFailed) and original.run_id is not None:
+        extensions["syncRun"] = str(original.run_id)
     return GraphQLError(
         original.message,
         nodes=error.nodes,

@@ -8,15 +8,16 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from imap2api.graphql.errors import ErrorPolicy
 from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
+from imap2api.graphql.resolvers.sync import SyncMutation, SyncQuery
 
 
 @strawberry.type
-class Query(AuthQuery, ImapServerQuery):
+class Query(AuthQuery, ImapServerQuery, SyncQuery):
     """Every read."""
 
 
 @strawberry.type
-class Mutation(AuthMutation, ImapServerMutation):
+class Mutation(AuthMutation, ImapServerMutation, SyncMutation):
     """Every write."""
 
 

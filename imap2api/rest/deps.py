@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -46,12 +47,20 @@ def error_to_api_error(error: dict[str, Any]) -> ApiError:
 
 
 async def execute(
-    query: str, variables: dict[str, Any] | None = None, *, user: User | None = None
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    user: User | None = None,
+    on_error: Callable[[dict[str, Any]], ApiError | None] | None = None,
 ) -> dict[str, Any]:
-    """Run one GraphQL operation as ``user`` and return its data, or raise the REST error."""
+    """Run one GraphQL operation as ``user`` and return its data, or raise the REST error.
+
+    ``on_error`` may map a route's own error codes first (e.g. a failed sync to a 502).
+    """
     context = Context(user=user)
     result = await schema.execute(query, variable_values=variables, context_value=context)
     if result.errors:
-        formatted = result.errors[0].formatted
-        raise error_to_api_error(dict(formatted))
+        formatted = dict(result.errors[0].formatted)
+        mapped = on_error(formatted) if on_error else None
+        raise mapped or error_to_api_error(formatted)
     return result.data or {}

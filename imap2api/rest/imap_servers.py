@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from imap2api.rest.deps import CurrentUser, execute
+from imap2api.rest.errors import ApiError
 from imap2api.rest.pagination import page_number, page_size, paginated
-from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, documented
+from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
 from imap2api.rest.wire import coerce_fields, iso_z, read_body
 
 router = APIRouter(prefix="/imap-servers", tags=["imap-servers"])
@@ -42,6 +44,8 @@ GET = f"query($id: ID!) {{ imapServer(id: $id) {{ {SERVER_FIELDS} }} }}"
 CREATE = f"mutation($input: ImapServerInput!) {{ createImapServer(input: $input) {{ {SERVER_FIELDS} }} }}"
 UPDATE = f"mutation($id: ID!, $input: ImapServerInput!) {{ updateImapServer(id: $id, input: $input) {{ {SERVER_FIELDS} }} }}"
 DELETE = "mutation($id: ID!) { deleteImapServer(id: $id) }"
+SYNC = """mutation($id: ID!, $wait: Boolean!) { syncImapServer(id: $id, wait: $wait) {
+  id status progressDone progressTotal foldersSynced messagesNew messagesUpdated messagesDeleted error errorCode } }"""
 
 
 def to_rest(server: dict[str, Any]) -> dict[str, Any]:
@@ -118,3 +122,37 @@ async def delete_server(server_id: str, user: CurrentUser) -> Response:
     """Remove an IMAP account and all of its mail."""
     await execute(DELETE, {"id": server_id}, user=user)
     return Response(status_code=204)
+
+
+def _sync_failed(error: dict[str, Any]) -> ApiError | None:
+    """A waited sync that failed: 502 with the reason, in the shape of the success body."""
+    extensions = error.get("extensions") or {}
+    code = extensions.get("code", "")
+    if code.startswith(("IMAP_", "SYNC_", "SECRET_", "WORKER_", "LEASE_")):
+        run = extensions.get("syncRun")
+        return ApiError(502, {"status": "error", "message": error["message"], "code": code,
+                              "sync_run": int(run) if run else None})
+    return None
+
+
+@router.post(
+    "/{server_id}/sync/",
+    response_model=None,
+    responses={**documented(SyncResult), 202: {"model": SyncResult}, 502: {"model": SyncResult}},
+)
+async def sync_server(server_id: str, user: CurrentUser, wait: str = "true") -> Response | dict[str, Any]:
+    """Sync now. Waits for the sync by default; ``?wait=false`` answers 202 at once."""
+    waited = wait.lower() not in ("false", "0", "no")
+    data = await execute(SYNC, {"id": server_id, "wait": waited}, user=user, on_error=_sync_failed)
+    run = data["syncImapServer"]
+    body = {
+        "status": "success" if run["status"] == "success" else run["status"],
+        "message": "Email sync completed" if run["status"] == "success" else "Email sync queued",
+        "sync_run": int(run["id"]),
+        "messages_new": run["messagesNew"],
+        "messages_updated": run["messagesUpdated"],
+        "messages_deleted": run["messagesDeleted"],
+    }
+    if run["status"] == "success":
+        return body
+    return JSONResponse(body, status_code=202)

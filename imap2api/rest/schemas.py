@@ -55,6 +55,18 @@ class ImapServerOut(BaseModel):
     updated_at: datetime
 
 
+class SyncResult(BaseModel):
+    """The outcome of ``POST /imap-servers/{id}/sync/``."""
+
+    status: str = Field(description="success, queued, running or error")
+    message: str
+    sync_run: int | None = None
+    code: str | None = Field(None, description="on error: IMAP_AUTH_FAILED, IMAP_CONNECTION_FAILED...")
+    messages_new: int | None = None
+    messages_updated: int | None = None
+    messages_deleted: int | None = None
+
+
 class ImapServerList(BaseModel):
     """A page of IMAP accounts."""
 

@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Each sets up .venv as needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install lint clean
+
+$(BIN)/imap2api: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(BIN)/imap2api
+
+## Run the service on the embedded default: SQLite in ./data, in-process worker.
+run: install
+	$(BIN)/imap2api serve --host $(HOST) --port $(PORT)
+
+## Run the whole test suite (needs dovecot-imapd; uses PostgreSQL and Redis when they answer).
+test: install
+	@command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing dovecot-imapd for the IMAP tests"; \
+	    (apt-get install -y -qq dovecot-imapd >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq dovecot-imapd >/dev/null)); \
+	  else echo "dovecot is not installed: IMAP tests will be skipped (apt-get install dovecot-imapd)"; fi; }
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/pip install --quiet ruff && $(BIN)/ruff check imap2api tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,57 @@
+"""The event outbox: rows written in the same transaction as the changes they announce."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from imap2api.models import Event, utcnow
+
+
+def new_event_id() -> str:
+    """A unique, stable event id (``evt_`` + 24 hex characters)."""
+    return "evt_" + secrets.token_hex(12)
+
+
+def record_event(
+    session: Session, *, owner_id: int, server_id: int | None, type: str, data: dict[str, Any]
+) -> Event:
+    """Add an event to the outbox (committed with the caller's transaction)."""
+    event = Event(
+        id=new_event_id(),
+        owner_id=owner_id,
+        imap_server_id=server_id,
+        type=type,
+        payload=json.dumps(data, default=str),
+        created_at=utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+def list_events(
+    session: Session, *, owner_id: int, type: str | None = None, server_id: int | None = None
+) -> list[Event]:
+    """A user's events, oldest first (optionally of one type or server)."""
+    statement = select(Event).where(Event.owner_id == owner_id)
+    if type:
+        statement = statement.where(Event.type == type)
+    if server_id is not None:
+        statement = statement.where(Event.imap_server_id == server_id)
+    return list(session.exec(statement.order_by(col(Event.created_at), col(Event.id))))
+
+
+def undispatched_events(session: Session, *, limit: int = 500) -> list[Event]:
+    """Events not yet handed to the webhook sender, oldest first."""
+    statement = (
+        select(Event).where(col(Event.dispatched_at).is_(None)).order_by(col(Event.created_at)).limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """An event's payload as a dict."""
+    return json.loads(event.payload)

@@ -1,0 +1,169 @@
+"""Writes of the mirror: folders and their sync state, emails, attachments, flags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, update
+from sqlmodel import Session, col, select
+
+from imap2api.models import Attachment, Email, Folder, utcnow
+
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """Slices small enough for an IN (...) list on every database."""
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def folders_of(session: Session, *, server_id: int) -> dict[str, Folder]:
+    """The mirrored folders of a server, by name."""
+    rows = session.exec(select(Folder).where(Folder.imap_server_id == server_id))
+    return {folder.name: folder for folder in rows}
+
+
+def ensure_folder(
+    session: Session, *, server_id: int, name: str, delimiter: str, special_use: str
+) -> Folder:
+    """The folder row for ``name``, created if missing, with its LIST attributes refreshed."""
+    folder = session.exec(
+        select(Folder).where(Folder.imap_server_id == server_id, Folder.name == name)
+    ).first()
+    if folder is None:
+        folder = Folder(imap_server_id=server_id, name=name, delimiter=delimiter, special_use=special_use)
+    else:
+        folder.delimiter, folder.special_use = delimiter, special_use
+    session.add(folder)
+    session.flush()
+    return folder
+
+
+def save_folder_state(
+    session: Session,
+    *,
+    folder_id: int,
+    uidvalidity: int,
+    uidnext: int | None,
+    highestmodseq: int | None,
+    message_count: int,
+) -> None:
+    """Record what the folder looked like when its sync completed."""
+    session.exec(
+        update(Folder)  # type: ignore[call-overload]
+        .where(col(Folder.id) == folder_id)
+        .values(
+            uidvalidity=uidvalidity,
+            uidnext=uidnext,
+            highestmodseq=highestmodseq,
+            message_count=message_count,
+            last_synced_at=utcnow(),
+        )
+    )
+
+
+def stored_flags(session: Session, *, folder_id: int, uidvalidity: int) -> dict[int, str]:
+    """UID → flags of the mirrored messages of one folder generation."""
+    rows = session.exec(
+        select(Email.uid, Email.flags).where(Email.folder_id == folder_id, Email.uidvalidity == uidvalidity)
+    )
+    return dict(rows.all())
+
+
+def _message_ids_then_delete(session: Session, condition: Any) -> list[str]:
+    """Delete the emails matching ``condition``, returning their Message-IDs."""
+    message_ids = [mid for mid in session.exec(select(Email.message_id).where(condition)) if mid]
+    session.exec(delete(Email).where(condition))  # type: ignore[call-overload]
+    return message_ids
+
+
+def delete_stale_generations(session: Session, *, folder_id: int, uidvalidity: int) -> list[str]:
+    """Remove a folder's emails from any other UIDVALIDITY (the folder was recreated)."""
+    condition = (col(Email.folder_id) == folder_id) & (col(Email.uidvalidity) != uidvalidity)
+    return _message_ids_then_delete(session, condition)
+
+
+def delete_uids(session: Session, *, folder_id: int, uidvalidity: int, uids: Sequence[int]) -> list[str]:
+    """Remove the given messages of a folder; returns their Message-IDs."""
+    removed: list[str] = []
+    for chunk in _chunks(sorted(uids)):
+        condition = (
+            (col(Email.folder_id) == folder_id)
+            & (col(Email.uidvalidity) == uidvalidity)
+            & col(Email.uid).in_(chunk)
+        )
+        removed += _message_ids_then_delete(session, condition)
+    return removed
+
+
+def delete_folders(session: Session, *, folder_ids: Sequence[int]) -> list[str]:
+    """Remove folders and their mail; returns the Message-IDs that went."""
+    removed: list[str] = []
+    for chunk in _chunks(list(folder_ids)):
+        removed += _message_ids_then_delete(session, col(Email.folder_id).in_(chunk))
+        session.exec(delete(Folder).where(col(Folder.id).in_(chunk)))  # type: ignore[call-overload]
+    return removed
+
+
+def set_flags(session: Session, *, folder_id: int, uidvalidity: int, flags_by_uid: dict[int, str]) -> int:
+    """Store new flags for messages of a folder; returns how many rows changed."""
+    now = utcnow()
+    for uid, flags in flags_by_uid.items():
+        session.exec(
+            update(Email)  # type: ignore[call-overload]
+            .where(col(Email.folder_id) == folder_id, col(Email.uidvalidity) == uidvalidity, col(Email.uid) == uid)
+            .values(updated_at=now, **flag_columns(flags))
+        )
+    return len(flags_by_uid)
+
+
+def flag_columns(flags: str) -> dict[str, Any]:
+    """The flag string and the booleans derived from it."""
+    names = {flag.lower() for flag in flags.split()}
+    return {
+        "flags": flags,
+        "seen": "\\seen" in names,
+        "flagged": "\\flagged" in names,
+        "answered": "\\answered" in names,
+    }
+
+
+def known_message_ids(session: Session, *, server_id: int, message_ids: Iterable[str]) -> set[str]:
+    """Which of these Message-IDs are already mirrored for the server."""
+    ids = sorted({mid for mid in message_ids if mid})
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        found.update(
+            session.exec(
+                select(Email.message_id).where(Email.imap_server_id == server_id, col(Email.message_id).in_(chunk))
+            )
+        )
+    return found
+
+
+def insert_emails(
+    session: Session, *, rows: list[dict[str, Any]], attachments: list[list[dict[str, Any]]]
+) -> list[int]:
+    """Insert emails (and their attachments' metadata) in bulk; returns the new ids in order."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(Email).returning(col(Email.id), sort_by_parameter_order=True), rows
+    )
+    ids = [row[0] for row in result]
+    attachment_rows = [
+        {**attachment, "email_id": email_id}
+        for email_id, items in zip(ids, attachments, strict=True)
+        for attachment in items
+    ]
+    if attachment_rows:
+        session.execute(insert(Attachment), attachment_rows)
+    return ids
+
+
+def mark_announced(session: Session, *, email_ids: Sequence[int]) -> None:
+    """Remember that ``email.received`` went out for these emails."""
+    for chunk in _chunks(list(email_ids)):
+        session.exec(update(Email).where(col(Email.id).in_(chunk)).values(announced=True))  # type: ignore[call-overload]

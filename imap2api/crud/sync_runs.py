@@ -1,0 +1,138 @@
+"""Sync runs and the per-server lease that keeps two workers from syncing one server at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from imap2api.errors import NotFound
+from imap2api.models import ImapServer, SyncRun, utcnow
+
+ACTIVE = ("queued", "running")
+
+
+def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[SyncRun, bool]:
+    """The server's active run, or a new queued one; the flag says whether it is new."""
+    active = session.exec(
+        select(SyncRun)
+        .where(SyncRun.imap_server_id == server.id, col(SyncRun.status).in_(ACTIVE))
+        .order_by(col(SyncRun.id).desc())
+    ).first()
+    if active is not None:
+        return active, False
+    run = SyncRun(imap_server_id=server.id or 0, trigger=trigger)
+    session.add(run)
+    session.flush()
+    return run, True
+
+
+def get_run(session: Session, *, run_id: int, owner_id: int | None = None) -> SyncRun:
+    """A sync run, checked against its server's owner when ``owner_id`` is given."""
+    run = session.get(SyncRun, run_id)
+    if run is None:
+        raise NotFound()
+    if owner_id is not None:
+        server = session.get(ImapServer, run.imap_server_id)
+        if server is None or server.owner_id != owner_id:
+            raise NotFound()
+    return run
+
+
+def list_runs(session: Session, *, server_id: int, limit: int = 50) -> list[SyncRun]:
+    """The newest runs of a server."""
+    statement = select(SyncRun).where(SyncRun.imap_server_id == server_id).order_by(col(SyncRun.id).desc())
+    return list(session.exec(statement.limit(limit)))
+
+
+def update_run(session: Session, *, run_id: int, **values: Any) -> None:
+    """Write run columns (progress, status, counts...)."""
+    session.exec(update(SyncRun).where(col(SyncRun.id) == run_id).values(**values))  # type: ignore[call-overload]
+
+
+def acquire_lease(session: Session, *, server_id: int, holder: str, seconds: int) -> bool:
+    """Take the server's sync lease if it is free or expired; True when taken."""
+    now = utcnow()
+    result = session.exec(
+        update(ImapServer)  # type: ignore[call-overload]
+        .where(
+            col(ImapServer.id) == server_id,
+            or_(
+                col(ImapServer.lease_owner).is_(None),
+                col(ImapServer.lease_owner) == holder,
+                col(ImapServer.lease_expires_at) < now,
+            ),
+        )
+        .values(lease_owner=holder, lease_expires_at=now + timedelta(seconds=seconds))
+    )
+    return result.rowcount == 1
+
+
+def renew_lease(session: Session, *, server_id: int, holder: str, seconds: int) -> None:
+    """Push the lease's expiry forward while the holder works."""
+    session.exec(
+        update(ImapServer)  # type: ignore[call-overload]
+        .where(col(ImapServer.id) == server_id, col(ImapServer.lease_owner) == holder)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
+    )
+
+
+def release_lease(session: Session, *, server_id: int, holder: str) -> None:
+    """Give the lease back."""
+    session.exec(
+        update(ImapServer)  # type: ignore[call-overload]
+        .where(col(ImapServer.id) == server_id, col(ImapServer.lease_owner) == holder)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+def fail_abandoned_runs(session: Session) -> int:
+    """Mark as failed the runs left running by a worker that died (its lease has expired)."""
+    now = utcnow()
+    abandoned = session.exec(
+        select(SyncRun.id)
+        .join(ImapServer, col(ImapServer.id) == col(SyncRun.imap_server_id))
+        .where(
+            SyncRun.status == "running",
+            or_(col(ImapServer.lease_expires_at).is_(None), col(ImapServer.lease_expires_at) < now),
+        )
+    ).all()
+    for run_id in abandoned:
+        update_run(
+            session,
+            run_id=run_id,
+            status="error",
+            error="the worker running this sync stopped before it finished",
+            error_code="WORKER_LOST",
+            finished_at=now,
+        )
+    return len(abandoned)
+
+
+def claim_due_servers(session: Session, *, default_interval: int, limit: int = 100) -> list[int]:
+    """Servers due for a scheduled sync, each claimed by moving its next_sync_at forward.
+
+    The claim is an optimistic UPDATE on the old next_sync_at, so two schedulers never both win.
+    """
+    now = utcnow()
+    due = session.exec(
+        select(ImapServer.id, ImapServer.next_sync_at, ImapServer.sync_interval_seconds)
+        .where(
+            ImapServer.is_active == True,  # noqa: E712
+            or_(col(ImapServer.next_sync_at).is_(None), col(ImapServer.next_sync_at) <= now),
+        )
+        .limit(limit)
+    ).all()
+    claimed = []
+    for server_id, next_at, interval in due:
+        condition = col(ImapServer.next_sync_at).is_(None) if next_at is None else col(ImapServer.next_sync_at) == next_at
+        result = session.exec(
+            update(ImapServer)  # type: ignore[call-overload]
+            .where(col(ImapServer.id) == server_id, condition)
+            .values(next_sync_at=now + timedelta(seconds=interval or default_interval))
+        )
+        if result.rowcount == 1:
+            claimed.append(server_id)
+    return claimed

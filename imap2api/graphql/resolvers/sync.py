@@ -1,0 +1,62 @@
+"""Starting syncs and reading their runs."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from imap2api.config import settings
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.errors import SyncFailed
+from imap2api.graphql.context import Context
+from imap2api.graphql.resolvers.imap_servers import parse_id
+from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
+from imap2api.models import SyncRun
+from imap2api.workers.sync import request_sync, wait_for_run
+
+Info = strawberry.Info[Context, None]
+
+
+def _runs_of(session: Session, *, owner_id: int, server_id: int, limit: int) -> list[SyncRun]:
+    """A server's runs, after checking the server is the caller's."""
+    crud_servers.get_server(session, owner_id=owner_id, server_id=server_id)
+    return crud_runs.list_runs(session, server_id=server_id, limit=limit)
+
+
+@strawberry.type
+class SyncQuery:
+    """Reads of sync runs."""
+
+    @strawberry.field(description="One sync run of one of the caller's servers.")
+    async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRunType:
+        """A run by id."""
+        user = info.context.require_user()
+        run = await info.context.db(crud_runs.get_run, run_id=parse_id(id), owner_id=user.id)
+        return to_gql_sync_run(run)
+
+    @strawberry.field(description="The newest sync runs of a server, newest first.")
+    async def sync_runs(self, info: Info, imap_server: strawberry.ID, limit: int = 20) -> list[SyncRunType]:
+        """Recent runs of a server (at most 100)."""
+        user = info.context.require_user()
+        runs = await info.context.db(
+            _runs_of, owner_id=user.id, server_id=parse_id(imap_server), limit=max(1, min(limit, 100))
+        )
+        return [to_gql_sync_run(run) for run in runs]
+
+
+@strawberry.type
+class SyncMutation:
+    """Starting syncs."""
+
+    @strawberry.mutation(description="Sync a server now; with wait (default) answer when it is done.")
+    async def sync_imap_server(self, info: Info, id: strawberry.ID, wait: bool = True) -> SyncRunType:
+        """Queue a sync (or join the running one); a waited sync that fails raises its error code."""
+        user = info.context.require_user()
+        run = await run_in_threadpool(request_sync, server_id=parse_id(id), owner_id=user.id)
+        if wait:
+            run = await run_in_threadpool(wait_for_run, run.id, timeout=settings.sync_wait_timeout_seconds)
+            if run.status == "error":
+                raise SyncFailed(run.error, code=run.error_code or "SYNC_FAILED", run_id=run.id)
+        return to_gql_sync_run(run)

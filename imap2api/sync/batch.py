@@ -1,0 +1,193 @@
+"""Fetching, parsing and storing one batch of new messages in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from imapclient import IMAPClient
+
+from imap2api.config import settings
+from imap2api.crud import events as crud_events
+from imap2api.crud import mirror as crud_mirror
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.crud import threads as crud_threads
+from imap2api.db import session_scope
+from imap2api.mail import ParsedMessage, parse_message, thread_keys
+from imap2api.models import utcnow
+from imap2api.sync.imap import flags_text, uid_fetch, uid_set
+from imap2api.sync.progress import RunState
+
+
+def _fetch(client: IMAPClient, batch: list[tuple[int, int]]) -> dict[int, dict[bytes, Any]]:
+    """Fetch bodies without setting \\Seen (BODY.PEEK); oversized messages only in part."""
+    limit = settings.sync_max_message_bytes
+    whole = [uid for uid, size in batch if size <= limit]
+    partial = [uid for uid, size in batch if size > limit]
+    items = ["BODY.PEEK[]", "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
+    if client.has_capability("CONDSTORE"):
+        items.append("MODSEQ")
+    fetched = uid_fetch(client, uid_set(whole), items) if whole else {}
+    if partial:
+        # Headers and the leading text parts of a huge message, never its whole attachment.
+        items = [f"BODY.PEEK[]<0.{limit}>", *items[1:]]
+        for uid, data in uid_fetch(client, uid_set(partial), items).items():
+            data[b"BODY[]"] = data.pop(b"BODY[]<0>", b"")
+            fetched[uid] = data
+    return fetched
+
+
+def email_row(
+    parsed: ParsedMessage, data: dict[bytes, Any], *, state: RunState, folder_id: int,
+    folder_name: str, uidvalidity: int, uid: int,
+) -> dict[str, Any]:
+    """The emails-table row for a parsed message."""
+    internal = data.get(b"INTERNALDATE")
+    if isinstance(internal, datetime) and internal.tzinfo is None:
+        internal = internal.replace(tzinfo=timezone.utc)
+    now = utcnow()
+    modseq = data.get(b"MODSEQ")
+    return {
+        "owner_id": state.owner_id,
+        "imap_server_id": state.server_id,
+        "folder_id": folder_id,
+        "folder": folder_name,
+        "uidvalidity": uidvalidity,
+        "uid": uid,
+        "modseq": int(modseq[0]) if isinstance(modseq, tuple) else modseq,
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to,
+        "references": " ".join(parsed.references),
+        "subject": parsed.subject,
+        "sender": parsed.sender,
+        "sender_name": parsed.sender_name,
+        "recipient": parsed.recipient,
+        "recipient_names": parsed.recipient_names,
+        "cc": parsed.cc,
+        # Date header first; INTERNALDATE when it is missing or nonsense; never null.
+        "date": parsed.date or internal or now,
+        "internal_date": internal,
+        **crud_mirror.flag_columns(flags_text(data.get(b"FLAGS", ()))),
+        "size": int(data.get(b"RFC822.SIZE") or parsed.size),
+        "body_text": parsed.body_text,
+        "body_html": parsed.body_html,
+        "thread_id": "",
+        "has_attachments": parsed.has_attachments,
+        "announced": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def store_batch(
+    client: IMAPClient,
+    state: RunState,
+    *,
+    folder_id: int,
+    folder_name: str,
+    uidvalidity: int,
+    batch: list[tuple[int, int]],
+    previous_uidnext: int | None,
+) -> None:
+    """Fetch, parse and store one batch; rows, thread keys, events and progress commit together."""
+    fetched = _fetch(client, batch)
+    rows: list[dict[str, Any]] = []
+    attachments: list[list[dict[str, Any]]] = []
+    keys: list[list[str]] = []
+    size = 0
+    for uid, _ in batch:
+        data = fetched.get(uid)
+        if data is None:
+            continue  # expunged between SEARCH and FETCH
+        raw = data.get(b"BODY[]") or b""
+        size += len(raw)
+        parsed = parse_message(raw, max_body_chars=settings.sync_max_body_chars)
+        rows.append(email_row(parsed, data, state=state, folder_id=folder_id, folder_name=folder_name,
+                              uidvalidity=uidvalidity, uid=uid))
+        attachments.append([
+            {"filename": a.filename, "content_type": a.content_type[:255], "size": a.size,
+             "content_id": a.content_id, "inline": a.inline}
+            for a in parsed.attachments
+        ])
+        keys.append(thread_keys(parsed.message_id, parsed.in_reply_to, parsed.references))
+    with session_scope() as session:
+        assignment = crud_threads.assign_threads(session, server_id=state.server_id, keys_per_message=keys)
+        for row, thread_id in zip(rows, assignment.thread_ids, strict=True):
+            row["thread_id"] = thread_id
+        arrivals = _arrivals(session, state, rows, previous_uidnext)
+        for row in arrivals:
+            row["announced"] = True
+        ids = crud_mirror.insert_emails(session, rows=rows, attachments=attachments)
+        _record_events(session, state, rows, ids, arrivals, assignment)
+        crud_runs.update_run(session, run_id=state.run_id, progress_done=state.done + len(rows),
+                             messages_new=state.new + len(rows))
+        crud_runs.renew_lease(session, server_id=state.server_id, holder=state.holder,
+                              seconds=settings.sync_lease_seconds)
+    state.add_done(len(rows), size)
+
+
+def _arrivals(session: Any, state: RunState, rows: list[dict[str, Any]], previous_uidnext: int | None) -> list[dict[str, Any]]:
+    """The rows that are new mail: above the folder's previous UIDNEXT, not moved, not seen before."""
+    if previous_uidnext is None:
+        return []  # first sync of this folder (generation): nothing here is news
+    candidates = [row for row in rows if row["uid"] >= previous_uidnext]
+    known = crud_mirror.known_message_ids(
+        session, server_id=state.server_id, message_ids=[row["message_id"] for row in candidates]
+    )
+    arrivals = []
+    for row in candidates:
+        mid = row["message_id"]
+        if mid and (mid in known or mid in state.removed_message_ids or mid in state.announced_message_ids):
+            continue  # a move or a copy of mail already mirrored
+        if mid:
+            state.announced_message_ids.add(mid)
+        arrivals.append(row)
+    return arrivals
+
+
+def _record_events(
+    session: Any, state: RunState, rows: list[dict[str, Any]], ids: list[int],
+    arrivals: list[dict[str, Any]], assignment: crud_threads.ThreadAssignment,
+) -> None:
+    """Write email.received and thread.updated events into the outbox."""
+    if not arrivals and not assignment.merged:
+        return
+    id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
+    touched = {row["thread_id"] for row in arrivals} | set(assignment.merged.values())
+    counts = crud_threads.thread_counts(session, server_id=state.server_id, thread_ids=touched)
+    added: dict[str, list[int]] = {}
+    for row in arrivals:
+        email_id = id_by_row[id(row)]
+        added.setdefault(row["thread_id"], []).append(email_id)
+        crud_events.record_event(
+            session, owner_id=state.owner_id, server_id=state.server_id, type="email.received",
+            data={
+                "id": email_id,
+                "message_id": row["message_id"],
+                "subject": row["subject"],
+                "sender": row["sender"],
+                "recipient": row["recipient"],
+                "date": row["date"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+                "folder": row["folder"],
+                "thread_id": row["thread_id"],
+                "thread_count": counts.get(row["thread_id"], 1),
+                "imap_server": state.server_id,
+            },
+        )
+    merged_into: dict[str, list[str]] = {}
+    for old, new in assignment.merged.items():
+        merged_into.setdefault(new, []).append(old)
+    for thread_id in sorted(touched):
+        grew = thread_id in assignment.existing and thread_id in added
+        if not grew and thread_id not in merged_into:
+            continue
+        crud_events.record_event(
+            session, owner_id=state.owner_id, server_id=state.server_id, type="thread.updated",
+            data={
+                "thread_id": thread_id,
+                "thread_count": counts.get(thread_id, 0),
+                "email_ids": added.get(thread_id, []),
+                "merged_thread_ids": sorted(merged_into.get(thread_id, [])),
+                "imap_server": state.server_id,
+            },
+        )

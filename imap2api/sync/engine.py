@@ -1,0 +1,123 @@
+"""One sync run of one server, from lease to sync.completed; callable from an actor, the CLI or a test."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from imap2api.config import settings
+from imap2api.crud import events as crud_events
+from imap2api.crud import mirror as crud_mirror
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.db import session_scope
+from imap2api.errors import SyncFailed
+from imap2api.models import ImapServer, SyncRun, utcnow
+from imap2api.security import DecryptionError, decrypt_secret
+from imap2api.sync.connection import ImapAccount, connected
+from imap2api.sync.folder import FolderVanished, sync_folder
+from imap2api.sync.folders import list_remote_folders, select_folders
+from imap2api.sync.progress import RunState
+
+log = logging.getLogger("imap2api.sync")
+
+
+class LeaseBusy(Exception):
+    """Raised when another worker holds the server's sync lease."""
+
+
+def holder_name() -> str:
+    """Who holds a lease: host, process and thread, so a stale one can be told apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:100]
+
+
+def _account(server: ImapServer) -> ImapAccount:
+    """Login details of a server, with its password decrypted."""
+    try:
+        password = decrypt_secret(server.password_encrypted)
+    except DecryptionError as exc:
+        raise SyncFailed(str(exc), code="SECRET_KEY_CHANGED") from exc
+    return ImapAccount(server.host, server.port, server.username, password, server.use_ssl)
+
+
+def run_sync(run_id: int, *, on_progress: Callable[[int, int], None] | None = None) -> SyncRun:
+    """Execute a queued sync run; returns the finished run (status success or error).
+
+    Raises LeaseBusy when another worker is syncing the same server: the caller retries later.
+    """
+    holder = holder_name()
+    with session_scope() as session:
+        run = crud_runs.get_run(session, run_id=run_id)
+        if run.status not in crud_runs.ACTIVE:
+            return run  # already done: actors may be delivered twice
+        server = crud_servers.get_server(session, owner_id=None, server_id=run.imap_server_id)
+        if not crud_runs.acquire_lease(session, server_id=server.id or 0, holder=holder,
+                                       seconds=settings.sync_lease_seconds):
+            raise LeaseBusy(f"server {server.id} is being synced by another worker")
+        crud_runs.update_run(session, run_id=run_id, status="running", started_at=utcnow(), error="", error_code="")
+    state = RunState(
+        run_id=run_id, server_id=server.id or 0, owner_id=server.owner_id, holder=holder,
+        limit_type=server.sync_limit_type, limit_value=server.sync_limit_value, on_progress=on_progress,
+    )
+    try:
+        _mirror(server, state)
+    except SyncFailed as exc:
+        log.warning("sync run %s of server %s failed: %s", run_id, server.id, exc.message,
+                    extra={"sync_run": run_id})
+        return _finish(state, status="error", error=exc.message, code=exc.code)
+    except Exception as exc:  # noqa: BLE001 - a sync must end in a stored outcome, never a crash
+        log.exception("sync run %s of server %s crashed", run_id, server.id, extra={"sync_run": run_id})
+        return _finish(state, status="error", error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED")
+    return _finish(state, status="success")
+
+
+def _mirror(server: ImapServer, state: RunState) -> None:
+    """Walk the server's folders and mirror each one."""
+    with connected(_account(server)) as client:
+        remote = list_remote_folders(client)
+        chosen = select_folders(remote, folders_to_sync=server.folders_to_sync,
+                                exclude_trash=server.exclude_trash)
+        with session_scope() as session:
+            stored = crud_mirror.folders_of(session, server_id=state.server_id)
+            chosen_names = {folder.name for folder in chosen}
+            # Folders gone from the server, or no longer selected, leave the mirror.
+            dropped = [folder.id for name, folder in stored.items() if name not in chosen_names]
+            if dropped:
+                state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
+        for folder in chosen:
+            try:
+                sync_folder(client, state, folder)
+            except FolderVanished:
+                log.info("folder %r vanished during the sync; skipped", folder.name)
+                continue
+            state.folders += 1
+
+
+def _finish(state: RunState, *, status: str, error: str = "", code: str = "") -> SyncRun:
+    """Store the outcome on the run and the server, announce sync.completed, release the lease."""
+    now = utcnow()
+    with session_scope() as session:
+        crud_runs.update_run(session, run_id=state.run_id, status=status, error=error, error_code=code,
+                             finished_at=now, progress_done=state.done, progress_total=state.total,
+                             **state.counts())
+        server = session.get(ImapServer, state.server_id)
+        if server is not None:
+            server.last_sync_status = status
+            server.last_error = error
+            if status == "success":
+                server.last_sync = now
+            interval = server.sync_interval_seconds or settings.sync_interval_seconds
+            server.next_sync_at = now + timedelta(seconds=interval)
+            server.lease_owner = server.lease_expires_at = None
+            session.add(server)
+        crud_events.record_event(
+            session, owner_id=state.owner_id, server_id=state.server_id, type="sync.completed",
+            data={"imap_server": state.server_id, "sync_run": state.run_id, "status": status,
+                  "error": error, "error_code": code, "duration_seconds": round(state.duration, 3),
+                  **state.counts()},
+        )
+        return crud_runs.get_run(session, run_id=state.run_id)
