@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
@@ -51,23 +50,35 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
 @click.option("--processes", type=int, default=None, help="Worker processes [IMAP2API_WORKER_PROCESSES].")
 @click.option("--threads", type=int, default=None, help="Threads per process [IMAP2API_WORKER_THREADS].")
 def worker(processes: int | None, threads: int | None) -> None:
-    """Run Dramatiq worker processes against Redis (IMAP2API_REDIS_URL must be set)."""
+    """Run Dramatiq worker processes against Redis, and the sync scheduler (IMAP2API_REDIS_URL must be set)."""
+    import signal
+    import subprocess
+
     if not settings.redis_url:
         raise click.UsageError(
             "IMAP2API_REDIS_URL is not set. `imap2api worker` consumes jobs from Redis; "
             "without Redis, `imap2api serve` runs the worker in-process."
         )
+    _setup_logging()
     argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "imap2api.workers.actors",
-        "--processes",
-        str(processes or settings.worker_processes),
-        "--threads",
-        str(threads or settings.worker_threads),
+        sys.executable, "-m", "dramatiq", "imap2api.workers.actors",
+        "--processes", str(processes or settings.worker_processes),
+        "--threads", str(threads or settings.worker_threads),
     ]
-    os.execv(sys.executable, argv)
+    dramatiq_process = subprocess.Popen(argv)
+    # Forward stop signals to Dramatiq, which lets running jobs finish.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: dramatiq_process.send_signal(number))
+    scheduler = None
+    if settings.scheduler_enabled:
+        from imap2api.workers.scheduler import Scheduler
+
+        scheduler = Scheduler()
+        scheduler.start()
+    code = dramatiq_process.wait()
+    if scheduler is not None:
+        scheduler.stop()
+    sys.exit(code)
 
 
 @main.command("migrate")
