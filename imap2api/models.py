@@ -122,6 +122,8 @@ class Email(SQLModel, table=True):
         Index("ix_emails_server_date", "imap_server_id", "date"),
         Index("ix_emails_server_thread", "imap_server_id", "thread_id"),
         Index("ix_emails_server_message_id", "imap_server_id", "message_id"),
+        Index("ix_emails_owner_date", "owner_id", "date"),
+        Index("ix_emails_owner_thread", "owner_id", "thread_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

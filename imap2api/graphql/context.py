@@ -59,10 +59,19 @@ class Context(BaseContext):
 
     user: User | None = None
     auth_error: Imap2ApiError | None = None
-    loaders: dict[str, Any] = field(default_factory=dict)
+    _loaders: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    @property
+    def loaders(self) -> Any:
+        """This request's DataLoaders (built on first use, for the authenticated user)."""
+        if self._loaders is None:
+            from imap2api.graphql.loaders import build_loaders
+
+            self._loaders = build_loaders(self.require_user().id or 0)
+        return self._loaders
 
     def require_user(self) -> User:
         """The authenticated user, or raise the authentication error."""

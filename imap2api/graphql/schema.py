@@ -7,12 +7,13 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 
 from imap2api.graphql.errors import ErrorPolicy
 from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
+from imap2api.graphql.resolvers.emails import EmailQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
 from imap2api.graphql.resolvers.sync import SyncMutation, SyncQuery
 
 
 @strawberry.type
-class Query(AuthQuery, ImapServerQuery, SyncQuery):
+class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery):
     """Every read."""
 
 

@@ -11,6 +11,11 @@ from imap2api.db import make_engine
 target_metadata = SQLModel.metadata
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+    """Leave the dialect-specific search index (0002) out of autogenerate's comparison."""
+    return not (name or "").startswith(("emails_fts", "ix_emails_trgm_"))
+
+
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of touching a database."""
     context.configure(
@@ -18,6 +23,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -28,13 +34,15 @@ def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     connectable = context.config.attributes.get("connection")
     if connectable is not None:
-        context.configure(connection=connectable, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connectable, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = make_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -39,4 +39,7 @@ def stop_embedded_worker() -> None:
         _scheduler = None
     if _worker is not None:
         _worker.stop()
+        # A stopped Worker leaves its middleware on the broker; a later start would stack another.
+        broker = _worker.broker
+        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not _worker]
         _worker = None

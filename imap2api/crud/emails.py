@@ -1,0 +1,226 @@
+"""Reading the mirror: filtered, searched, ordered and paginated emails, threads, folders, statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, bindparam, distinct, func, literal_column, not_, or_, text
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import Session, col, select
+
+from imap2api.crud.common import Page, paginate
+from imap2api.errors import NotFound
+from imap2api.mail.search import SearchQuery, TextTerm
+from imap2api.models import Attachment, Email, Folder, ImapServer
+
+_CHUNK = 500
+SEARCHED = ("subject", "sender", "recipient", "body_text")
+ORDERINGS = {"date", "subject", "sender", "folder", "created_at"}
+# Lists never load bodies: they can be megabytes each; details ask for them separately.
+LIST_COLUMNS = tuple(column for column in Email.__table__.columns if column.name not in ("body_text", "body_html"))
+
+
+@dataclass(frozen=True)
+class EmailFilters:
+    """The list filters of apidoc: owner-scoped, all optional."""
+
+    owner_id: int
+    search: SearchQuery | None = None
+    folder: str | None = None
+    server_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def _day_start(day: date) -> datetime:
+    """Midnight UTC at the start of ``day``."""
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def _like_pattern(text_value: str) -> str:
+    """A LIKE pattern matching ``text_value`` anywhere, with wildcards escaped."""
+    escaped = text_value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _fts_phrase(text_value: str) -> str:
+    """An FTS5 phrase literal (double quotes doubled)."""
+    return '"' + text_value.replace('"', '""') + '"'
+
+
+def _term_condition(term: TextTerm, dialect: str) -> ColumnElement[bool]:
+    """One text term as SQL, served by the dialect's trigram index."""
+    fields = term.fields or SEARCHED
+    if dialect == "sqlite" and len(term.text) >= 3:
+        # FTS5 trigram: case-insensitive (Unicode-folded) substring match from the index.
+        match = " OR ".join(f"{{{name}}} : {_fts_phrase(term.text)}" for name in fields) if term.fields else _fts_phrase(term.text)
+        condition: ColumnElement[bool] = col(Email.id).in_(
+            select(literal_column("rowid"))
+            .select_from(text("emails_fts"))
+            .where(text("emails_fts MATCH :match").bindparams(bindparam("match", match, unique=True)))
+        )
+    else:
+        # PostgreSQL: ILIKE is served by the pg_trgm GIN indexes; short terms on SQLite scan.
+        pattern = _like_pattern(term.text)
+        condition = or_(*(getattr(Email, name).ilike(pattern, escape="\\") for name in fields))
+    return not_(condition) if term.negated else condition
+
+
+def _conditions(filters: EmailFilters, dialect: str) -> list[ColumnElement[bool]]:
+    """Every WHERE condition the filters call for."""
+    conditions: list[ColumnElement[bool]] = [col(Email.owner_id) == filters.owner_id]
+    if filters.server_id is not None:
+        conditions.append(col(Email.imap_server_id) == filters.server_id)
+    if filters.folder:
+        conditions.append(col(Email.folder) == filters.folder)
+    if filters.date_from:
+        conditions.append(col(Email.date) >= _day_start(filters.date_from))
+    if filters.date_to:  # inclusive: the whole day counts
+        conditions.append(col(Email.date) < _day_start(filters.date_to + timedelta(days=1)))
+    search = filters.search
+    if search is not None:
+        conditions += [_term_condition(term, dialect) for term in search.terms]
+        for name, negated in search.folders:
+            same = func.lower(col(Email.folder)) == name.lower()
+            conditions.append(not_(same) if negated else same)
+        if search.has_attachment is not None:
+            conditions.append(col(Email.has_attachments) == search.has_attachment)
+        if search.seen is not None:
+            conditions.append(col(Email.seen) == search.seen)
+        if search.flagged is not None:
+            conditions.append(col(Email.flagged) == search.flagged)
+        if search.after:
+            conditions.append(col(Email.date) >= _day_start(search.after))
+        if search.before:
+            conditions.append(col(Email.date) < _day_start(search.before))
+    return conditions
+
+
+def _order_by(ordering: str | None) -> list[Any]:
+    """ORDER BY for an apidoc ordering (``-date`` default); unknown fields fall back, as DRF does."""
+    fields = [part.strip() for part in (ordering or "").split(",") if part.strip().lstrip("-") in ORDERINGS]
+    if not fields:
+        fields = ["-date"]
+    clauses = [
+        col(getattr(Email, name.lstrip("-"))).desc() if name.startswith("-") else col(getattr(Email, name)).asc()
+        for name in fields
+    ]
+    # A stable tie-break keeps pages from overlapping.
+    clauses.append(col(Email.id).desc() if fields[0].startswith("-") else col(Email.id).asc())
+    return clauses
+
+
+def list_emails(
+    session: Session, *, filters: EmailFilters, ordering: str | None, page: int, page_size: int,
+    threaded: bool = False,
+) -> Page[Any]:
+    """One page of email rows (without bodies); ``threaded`` keeps each thread's newest match only."""
+    dialect = session.get_bind().dialect.name
+    conditions = _conditions(filters, dialect)
+    if threaded:
+        ranked = (
+            select(
+                col(Email.id).label("id"),
+                func.row_number()
+                .over(partition_by=col(Email.thread_id), order_by=(col(Email.date).desc(), col(Email.id).desc()))
+                .label("rank"),
+            )
+            .where(and_(*conditions))
+            .subquery()
+        )
+        newest = select(ranked.c.id).where(ranked.c.rank == 1)
+        statement: Select = select(*LIST_COLUMNS).where(col(Email.id).in_(newest))
+    else:
+        statement = select(*LIST_COLUMNS).where(and_(*conditions))
+    return paginate(session, statement.order_by(*_order_by(ordering)), page=page, page_size=page_size)
+
+
+def get_email(session: Session, *, owner_id: int, email_id: int) -> Email:
+    """One email with every field, if it is the owner's."""
+    email = session.get(Email, email_id)
+    if email is None or email.owner_id != owner_id:
+        raise NotFound()
+    return email
+
+
+def emails_by_thread(session: Session, *, owner_id: int, thread_ids: Sequence[str]) -> dict[str, list[Email]]:
+    """Every email of each thread (with bodies), in date order."""
+    found: dict[str, list[Email]] = {thread_id: [] for thread_id in thread_ids}
+    for start in range(0, len(thread_ids), _CHUNK):
+        chunk = list(thread_ids[start : start + _CHUNK])
+        rows = session.exec(
+            select(Email)
+            .where(Email.owner_id == owner_id, col(Email.thread_id).in_(chunk))
+            .order_by(col(Email.date), col(Email.id))
+        )
+        for email in rows:
+            found[email.thread_id].append(email)
+    return found
+
+
+def thread_counts(session: Session, *, owner_id: int, thread_ids: Sequence[str]) -> dict[str, int]:
+    """How many emails each thread holds."""
+    counts: dict[str, int] = {}
+    for start in range(0, len(thread_ids), _CHUNK):
+        chunk = list(thread_ids[start : start + _CHUNK])
+        rows = session.exec(
+            select(Email.thread_id, func.count())
+            .where(Email.owner_id == owner_id, col(Email.thread_id).in_(chunk))
+            .group_by(Email.thread_id)
+        )
+        counts.update(dict(rows.all()))
+    return counts
+
+
+def bodies(session: Session, *, owner_id: int, email_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """Text and HTML bodies of the given emails."""
+    found: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(email_ids), _CHUNK):
+        chunk = list(email_ids[start : start + _CHUNK])
+        rows = session.exec(
+            select(Email.id, Email.body_text, Email.body_html).where(Email.owner_id == owner_id, col(Email.id).in_(chunk))
+        )
+        found.update({email_id: (body_text, body_html) for email_id, body_text, body_html in rows})
+    return found
+
+
+def attachments_of(session: Session, *, email_ids: Sequence[int]) -> dict[int, list[Attachment]]:
+    """Attachment metadata of the given emails (callers have checked ownership of the emails)."""
+    found: dict[int, list[Attachment]] = {email_id: [] for email_id in email_ids}
+    for start in range(0, len(email_ids), _CHUNK):
+        chunk = list(email_ids[start : start + _CHUNK])
+        for attachment in session.exec(
+            select(Attachment).where(col(Attachment.email_id).in_(chunk)).order_by(col(Attachment.id))
+        ):
+            found[attachment.email_id].append(attachment)
+    return found
+
+
+def folder_names(session: Session, *, owner_id: int, server_id: int | None = None) -> list[str]:
+    """Names of the mirrored folders, INBOX first, then alphabetically."""
+    statement = (
+        select(distinct(Folder.name))
+        .join(ImapServer, col(ImapServer.id) == col(Folder.imap_server_id))
+        .where(ImapServer.owner_id == owner_id)
+    )
+    if server_id is not None:
+        statement = statement.where(Folder.imap_server_id == server_id)
+    names = list(session.exec(statement))
+    return sorted(names, key=lambda name: (name.upper() != "INBOX", name.lower(), name))
+
+
+def statistics(session: Session, *, owner_id: int, server_id: int | None = None) -> dict[str, Any]:
+    """Total emails, distinct threads, and emails per folder."""
+    conditions = [col(Email.owner_id) == owner_id]
+    if server_id is not None:
+        conditions.append(col(Email.imap_server_id) == server_id)
+    total, threads = session.exec(
+        select(func.count(), func.count(distinct(Email.thread_id))).where(*conditions)
+    ).one()
+    per_folder = session.exec(
+        select(Email.folder, func.count()).where(*conditions).group_by(Email.folder).order_by(Email.folder)
+    ).all()
+    return {"total_emails": total, "total_threads": threads, "folders": dict(per_folder)}

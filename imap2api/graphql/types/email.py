@@ -1,0 +1,134 @@
+"""The Email, Attachment, Statistics and page types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from imap2api.graphql.context import Context
+
+
+@strawberry.type(name="Attachment")
+class AttachmentType:
+    """Metadata of an attachment (its content stays on the IMAP server)."""
+
+    id: strawberry.ID
+    filename: str | None
+    content_type: str
+    size: int
+    content_id: str | None
+    inline: bool
+
+
+def to_gql_attachment(row: Any) -> AttachmentType:
+    """Convert an Attachment row."""
+    return AttachmentType(
+        id=strawberry.ID(str(row.id)), filename=row.filename, content_type=row.content_type,
+        size=row.size, content_id=row.content_id, inline=row.inline,
+    )
+
+
+@strawberry.type(name="Email")
+class EmailType:
+    """A mirrored message. Bodies, attachments and thread members are loaded only when asked for."""
+
+    id: strawberry.ID
+    imap_server: strawberry.ID
+    message_id: str
+    subject: str
+    sender: str
+    sender_name: str
+    recipient: str
+    recipient_names: str
+    cc: str
+    date: datetime
+    internal_date: datetime | None
+    folder: str
+    thread_id: str
+    in_reply_to: str
+    references: list[str]
+    flags: list[str]
+    seen: bool
+    flagged: bool
+    answered: bool
+    size: int
+    has_attachments: bool
+    created_at: datetime
+    updated_at: datetime
+    _bodies: strawberry.Private[tuple[str, str] | None] = None
+
+    @strawberry.field(description="How many emails the thread holds, this one included.")
+    async def thread_count(self, info: strawberry.Info[Context, None]) -> int:
+        """Counted for the whole page in one query."""
+        return await info.context.loaders.thread_count.load(self.thread_id)
+
+    @strawberry.field(description="The text/plain body.")
+    async def body_text(self, info: strawberry.Info[Context, None]) -> str:
+        """Loaded in one query for the whole page, only when selected."""
+        return (self._bodies or await info.context.loaders.bodies.load(int(self.id)))[0]
+
+    @strawberry.field(description="The text/html body.")
+    async def body_html(self, info: strawberry.Info[Context, None]) -> str:
+        """Loaded in one query for the whole page, only when selected."""
+        return (self._bodies or await info.context.loaders.bodies.load(int(self.id)))[1]
+
+    @strawberry.field(description="Attachment metadata.")
+    async def attachments(self, info: strawberry.Info[Context, None]) -> list[AttachmentType]:
+        """The attachments of this email."""
+        return [to_gql_attachment(row) for row in await info.context.loaders.attachments.load(int(self.id))]
+
+    @strawberry.field(description="The other emails of this thread, in date order.")
+    async def thread_emails(self, info: strawberry.Info[Context, None]) -> list[EmailType]:
+        """Every email sharing this thread id, except this one."""
+        members = await info.context.loaders.thread_emails.load(self.thread_id)
+        return [to_gql_email(row) for row in members if str(row.id) != str(self.id)]
+
+
+def to_gql_email(row: Any) -> EmailType:
+    """Convert an Email row (a full model, or a list row without bodies)."""
+    full = hasattr(row, "body_text") and hasattr(row, "body_html")
+    return EmailType(
+        id=strawberry.ID(str(row.id)),
+        imap_server=strawberry.ID(str(row.imap_server_id)),
+        message_id=row.message_id,
+        subject=row.subject,
+        sender=row.sender,
+        sender_name=row.sender_name,
+        recipient=row.recipient,
+        recipient_names=row.recipient_names,
+        cc=row.cc,
+        date=row.date,
+        internal_date=row.internal_date,
+        folder=row.folder,
+        thread_id=row.thread_id,
+        in_reply_to=row.in_reply_to,
+        references=row.references.split() if row.references else [],
+        flags=row.flags.split() if row.flags else [],
+        seen=row.seen,
+        flagged=row.flagged,
+        answered=row.answered,
+        size=row.size,
+        has_attachments=row.has_attachments,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        _bodies=(row.body_text, row.body_html) if full else None,
+    )
+
+
+@strawberry.type
+class FolderCount:
+    """How many emails one folder holds."""
+
+    name: str
+    count: int
+
+
+@strawberry.type
+class Statistics:
+    """Totals over the caller's mirror (or one server of it)."""
+
+    total_emails: int
+    total_threads: int
+    folders: list[FolderCount]
