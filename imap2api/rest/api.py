@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from imap2api.rest import imap_servers
+from imap2api.rest import emails, imap_servers
 
 api_router = APIRouter()
 api_router.include_router(imap_servers.router)
+api_router.include_router(emails.router)

@@ -40,6 +40,8 @@ def error_to_api_error(error: dict[str, Any]) -> ApiError:
         return ApiError(400, extensions.get("fields") or {"non_field_errors": [error["message"]]})
     if code == "NOT_FOUND":
         return not_found()
+    if code == "INVALID_PAGE":
+        return ApiError(404, {"detail": "Invalid page."})
     if code == "UNAUTHENTICATED":
         return not_authenticated(error["message"])
     status = STATUS_BY_CODE.get(code, 500)

@@ -55,6 +55,81 @@ class ImapServerOut(BaseModel):
     updated_at: datetime
 
 
+class EmailListItem(BaseModel):
+    """An email in a list."""
+
+    id: int
+    message_id: str
+    subject: str
+    sender: str
+    recipient: str
+    date: datetime
+    folder: str
+    thread_id: str
+    thread_count: int
+    imap_server: int
+    sender_name: str
+    cc: str
+    seen: bool
+    flagged: bool
+    has_attachments: bool
+
+
+class EmailList(BaseModel):
+    """A page of emails (or of threads)."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[EmailListItem]
+
+
+class ThreadEmail(BaseModel):
+    """A member of a thread."""
+
+    id: int
+    subject: str
+    sender: str
+    recipient: str
+    date: datetime
+    body_text: str
+    body_html: str
+    folder: str
+
+
+class AttachmentOut(BaseModel):
+    """Attachment metadata."""
+
+    filename: str | None
+    content_type: str
+    size: int
+    content_id: str | None
+    inline: bool
+
+
+class EmailDetail(EmailListItem):
+    """One email with every stored field."""
+
+    body_text: str
+    body_html: str
+    created_at: datetime
+    updated_at: datetime
+    in_reply_to: str
+    references: list[str]
+    flags: list[str]
+    size: int
+    attachments: list[AttachmentOut]
+    thread_emails: list[ThreadEmail]
+
+
+class Statistics(BaseModel):
+    """Totals over the mirror."""
+
+    total_emails: int
+    total_threads: int
+    folders: dict[str, int]
+
+
 class SyncResult(BaseModel):
     """The outcome of ``POST /imap-servers/{id}/sync/``."""
 
