@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
 from imap2api import __version__
@@ -18,6 +19,7 @@ from imap2api.graphql.schema import schema
 from imap2api.rest import auth as rest_auth
 from imap2api.rest.api import api_router
 from imap2api.rest.errors import install_error_handlers
+from imap2api.throttling import BodyTooLarge, LimitsMiddleware
 
 log = logging.getLogger("imap2api")
 
@@ -53,6 +55,8 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         description="IMAP mailboxes mirrored into SQL, served over GraphQL and REST.",
         lifespan=lifespan if run_worker else None,
     )
+    # Added first so it runs inside CORS: throttled answers still carry CORS headers.
+    app.add_middleware(LimitsMiddleware)
     origins = settings.cors_origins
     app.add_middleware(
         CORSMiddleware,
@@ -62,6 +66,11 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"],
     )
     install_error_handlers(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, __: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": "Request body is too large."}, status_code=413)
+
     app.include_router(rest_auth.router)
     app.include_router(api_router, prefix="/api")
     app.include_router(api_router, prefix="/api/v1")
