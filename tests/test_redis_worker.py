@@ -98,3 +98,33 @@ def test_sync_through_a_separate_worker(topology, dovecot, user) -> None:
         "variables": {"id": server["id"]},
     }).json()["data"]["syncRuns"]
     assert run == [{"status": "success", "trigger": "manual", "messagesNew": 3}]
+
+
+def test_a_subscriber_on_the_api_hears_mail_synced_by_the_worker(topology, dovecot, user) -> None:
+    import json
+
+    from websockets.sync.client import connect
+
+    base = topology["base"]
+    dovecot.add_message(user, "INBOX", make_message(subject="before"))
+    token = httpx.post(base + "/api-token-auth/", json={"username": "ops", "password": "pw"}).json()["token"]
+    headers = {"Authorization": f"Token {token}"}
+    server = httpx.post(base + "/api/imap-servers/", headers=headers, json={
+        "name": "pubsub", "host": dovecot.host, "port": dovecot.port, "username": user,
+        "password": "secret", "use_ssl": False,
+    }).json()
+    sync_url = f"{base}/api/imap-servers/{server['id']}/sync/"
+    assert httpx.post(sync_url, headers=headers, timeout=60).status_code == 200
+
+    ws_url = base.replace("http://", "ws://") + "/graphql"
+    with connect(ws_url, subprotocols=["graphql-transport-ws"]) as socket:
+        socket.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Token {token}"}}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
+        socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { subject } }",
+            "variables": {"s": str(server["id"])}}}))
+        time.sleep(0.5)  # the subscription reaches Redis before the mail does
+        dovecot.add_message(user, "INBOX", make_message(subject="after"))
+        assert httpx.post(sync_url, headers=headers, timeout=60).json()["messages_new"] == 1
+        message = json.loads(socket.recv(timeout=30))
+    assert message["payload"]["data"]["emailReceived"] == {"subject": "after"}

@@ -73,6 +73,17 @@ class ErrorPolicy(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         """Rewrite the errors once the operation has run."""
         yield
-        result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = apply_error_policy(result.errors)
+        self._apply(self.execution_context.result)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        """Rewrite the errors of each subscription result before it is sent."""
+        self._apply(result)
+        yield None
+
+    @staticmethod
+    def _apply(result: object) -> None:
+        """Apply the policy to a result's errors, once."""
+        errors = getattr(result, "errors", None)
+        if errors and not getattr(result, "_imap2api_policy_applied", False):
+            result.errors = apply_error_policy(errors)  # type: ignore[attr-defined]
+            result._imap2api_policy_applied = True  # type: ignore[attr-defined]

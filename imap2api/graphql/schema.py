@@ -9,6 +9,7 @@ from imap2api.graphql.errors import ErrorPolicy
 from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
 from imap2api.graphql.resolvers.emails import EmailQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
+from imap2api.graphql.resolvers.subscriptions import Subscription
 from imap2api.graphql.resolvers.sync import SyncMutation, SyncQuery
 
 
@@ -32,6 +33,7 @@ class Imap2ApiSchema(strawberry.Schema):
 schema = Imap2ApiSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[
         ErrorPolicy,
         lambda: QueryDepthLimiter(max_depth=10),

@@ -7,6 +7,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 
+from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import events as crud_events
 from imap2api.crud import mirror as crud_mirror
@@ -118,12 +119,17 @@ def store_batch(
         for row in arrivals:
             row["announced"] = True
         ids = crud_mirror.insert_emails(session, rows=rows, attachments=attachments)
-        _record_events(session, state, rows, ids, arrivals, assignment)
+        id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
+        _record_events(session, state, id_by_row, arrivals, assignment)
         crud_runs.update_run(session, run_id=state.run_id, progress_done=state.done + len(rows),
                              messages_new=state.new + len(rows))
         crud_runs.renew_lease(session, server_id=state.server_id, holder=state.holder,
                               seconds=settings.sync_lease_seconds)
     state.add_done(len(rows), size)
+    # Live subscribers hear of it only now that the rows are committed and readable.
+    for row in arrivals:
+        pubsub.publish(pubsub.email_channel(state.server_id), {"id": id_by_row[id(row)]})
+    pubsub.publish(pubsub.run_channel(state.run_id), {"done": state.done, "total": state.total})
 
 
 def _arrivals(session: Any, state: RunState, rows: list[dict[str, Any]], previous_uidnext: int | None) -> list[dict[str, Any]]:
@@ -146,13 +152,12 @@ def _arrivals(session: Any, state: RunState, rows: list[dict[str, Any]], previou
 
 
 def _record_events(
-    session: Any, state: RunState, rows: list[dict[str, Any]], ids: list[int],
+    session: Any, state: RunState, id_by_row: dict[int, int],
     arrivals: list[dict[str, Any]], assignment: crud_threads.ThreadAssignment,
 ) -> None:
     """Write email.received and thread.updated events into the outbox."""
     if not arrivals and not assignment.merged:
         return
-    id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
     touched = {row["thread_id"] for row in arrivals} | set(assignment.merged.values())
     counts = crud_threads.thread_counts(session, server_id=state.server_id, thread_ids=touched)
     added: dict[str, list[int]] = {}

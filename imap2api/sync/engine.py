@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import events as crud_events
 from imap2api.crud import mirror as crud_mirror
@@ -120,4 +121,6 @@ def _finish(state: RunState, *, status: str, error: str = "", code: str = "") ->
                   "error": error, "error_code": code, "duration_seconds": round(state.duration, 3),
                   **state.counts()},
         )
-        return crud_runs.get_run(session, run_id=state.run_id)
+        finished = crud_runs.get_run(session, run_id=state.run_id)
+    pubsub.publish(pubsub.run_channel(state.run_id), {"status": status})
+    return finished

@@ -1,0 +1,68 @@
+"""Live subscriptions (graphql-transport-ws): new mail of a server, progress of a sync run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from imap2api import pubsub
+from imap2api.crud import emails as crud_emails
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.errors import NotFound
+from imap2api.graphql.context import Context, authenticate
+from imap2api.graphql.resolvers.imap_servers import parse_id
+from imap2api.graphql.types.email import EmailType, to_gql_email
+from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
+from imap2api.models import User
+
+Info = strawberry.Info[Context, None]
+KEEPALIVE_SECONDS = 30
+
+
+async def _subscriber(info: Info) -> User:
+    """The user of a subscription: from the socket's headers or from connection_init's payload."""
+    context = info.context
+    if context.user is None and isinstance(context.connection_params, dict):
+        params = {key.lower(): value for key, value in context.connection_params.items()}
+        header = params.get("authorization") or (f"Token {params['token']}" if params.get("token") else None)
+        context.user, context.auth_error = await authenticate(header)
+    return context.require_user()
+
+
+@strawberry.type
+class Subscription:
+    """Every subscription."""
+
+    @strawberry.subscription(description="Each email that arrives on one of the caller's servers.")
+    async def email_received(self, info: Info, imap_server: strawberry.ID) -> AsyncGenerator[EmailType, None]:
+        """New mail as the sync stores it (never old mail found by a first sync)."""
+        user = await _subscriber(info)
+        server_id = parse_id(imap_server)
+        await info.context.db(crud_servers.get_server, owner_id=user.id, server_id=server_id)
+        async with pubsub.bus().subscribe(pubsub.email_channel(server_id)) as queue:
+            while True:
+                message = await queue.get()
+                try:
+                    email = await info.context.db(crud_emails.get_email, owner_id=user.id, email_id=message["id"])
+                except NotFound:
+                    continue  # already gone again
+                yield to_gql_email(email)
+
+    @strawberry.subscription(description="A sync run's state now and at every stored batch, until it ends.")
+    async def sync_progress(self, info: Info, run_id: strawberry.ID) -> AsyncGenerator[SyncRunType, None]:
+        """Progress of a run; the last item has status success or error."""
+        user = await _subscriber(info)
+        run_number = parse_id(run_id)
+        async with pubsub.bus().subscribe(pubsub.run_channel(run_number)) as queue:
+            while True:
+                run = await info.context.db(crud_runs.get_run, run_id=run_number, owner_id=user.id)
+                yield to_gql_sync_run(run)
+                if run.status not in crud_runs.ACTIVE:
+                    return
+                try:
+                    await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    pass  # re-read anyway: a hint may have been lost
