@@ -6,14 +6,9 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from imap2api import models  # noqa: F401 - registers the tables on SQLModel.metadata
-from imap2api.db import make_engine
+from imap2api.db import include_object, make_engine
 
 target_metadata = SQLModel.metadata
-
-
-def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
-    """Leave the dialect-specific search index (0002) out of autogenerate's comparison."""
-    return not (name or "").startswith(("emails_fts", "ix_emails_trgm_"))
 
 
 def run_migrations_offline() -> None:
