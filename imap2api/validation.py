@@ -53,6 +53,9 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
             errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
     if "password" in clean and clean["password"] is not None and clean["password"] == "":
         errors.setdefault("password", []).append("This field may not be blank.")
+    for name in (*TEXT_FIELDS, "password", "folders_to_sync"):
+        if isinstance(clean.get(name), str) and "\x00" in clean[name]:
+            errors.setdefault(name, []).append("Null characters are not allowed.")
     for name in ("port", "use_ssl", "exclude_trash", "sync_limit_type", "folders_to_sync"):
         if name in clean and clean[name] is None:
             errors.setdefault(name, []).append("This field may not be null.")

@@ -78,7 +78,7 @@ def _conditions(filters: EmailFilters, dialect: str) -> list[ColumnElement[bool]
         conditions.append(col(Email.folder) == filters.folder)
     if filters.date_from:
         conditions.append(col(Email.date) >= _day_start(filters.date_from))
-    if filters.date_to:  # inclusive: the whole day counts
+    if filters.date_to and filters.date_to < date.max:  # inclusive: the whole day counts
         conditions.append(col(Email.date) < _day_start(filters.date_to + timedelta(days=1)))
     search = filters.search
     if search is not None:
@@ -202,7 +202,8 @@ def attachments_of(session: Session, *, email_ids: Sequence[int]) -> dict[int, l
 def folder_names(session: Session, *, owner_id: int, server_id: int | None = None) -> list[str]:
     """Names of the mirrored folders, INBOX first, then alphabetically."""
     statement = (
-        select(distinct(Folder.name))
+        select(Folder.name)
+        .distinct()
         .join(ImapServer, col(ImapServer.id) == col(Folder.imap_server_id))
         .where(ImapServer.owner_id == owner_id)
     )

@@ -82,8 +82,7 @@ class ErrorPolicy(SchemaExtension):
 
     @staticmethod
     def _apply(result: object) -> None:
-        """Apply the policy to a result's errors, once."""
+        """Apply the policy to a result's errors (idempotent: a result may pass through twice)."""
         errors = getattr(result, "errors", None)
-        if errors and not getattr(result, "_imap2api_policy_applied", False):
+        if errors:
             result.errors = apply_error_policy(errors)  # type: ignore[attr-defined]
-            result._imap2api_policy_applied = True  # type: ignore[attr-defined]

@@ -44,6 +44,9 @@ def error_to_api_error(error: dict[str, Any]) -> ApiError:
         return ApiError(404, {"detail": "Invalid page."})
     if code == "UNAUTHENTICATED":
         return not_authenticated(error["message"])
+    if code == "GRAPHQL_VALIDATION_FAILED":
+        # The route built a variable GraphQL refuses (e.g. out of range): the request's fault.
+        return ApiError(400, {"detail": error["message"]})
     status = STATUS_BY_CODE.get(code, 500)
     return ApiError(status, {"detail": error["message"] if status < 500 else "Internal server error."})
 

@@ -59,8 +59,11 @@ def coerce_fields(data: dict[str, Any], types: dict[str, type]) -> dict[str, Any
             except (TypeError, ValueError):
                 errors[name] = ["A valid integer is required."]
             else:
-                if abs(number) > 2**63 - 1:
-                    errors[name] = ["A valid integer is required."]
+                # GraphQL's Int is 32-bit; DRF's field bounds speak the same words.
+                if number > 2**31 - 1:
+                    errors[name] = [f"Ensure this value is less than or equal to {2**31 - 1}."]
+                elif number < -(2**31):
+                    errors[name] = [f"Ensure this value is greater than or equal to {-(2**31)}."]
                 else:
                     clean[name] = number
         elif isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -52,6 +52,10 @@ def _server_id(session: Session, *, owner_id: int, value: str | None) -> int | N
 def _filters(session: Session, *, owner_id: int, args: dict[str, Any]) -> crud_emails.EmailFilters:
     """Validate the list arguments (messages keyed by their REST names, for the REST layer)."""
     errors: dict[str, list[str]] = {}
+    # Stored text never holds NUL (PostgreSQL cannot), so a NUL in a filter can only mean nothing.
+    for name in ("q", "folder"):
+        if args.get(name):
+            args[name] = args[name].replace("\x00", "")
     date_from = _parse_date(args.get("date_from"), "date_from", errors)
     date_to = _parse_date(args.get("date_to"), "date_to", errors)
     search = None
