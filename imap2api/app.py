@@ -12,10 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
-from imap2api import __version__
+from imap2api import __version__, health
 from imap2api.config import settings
 from imap2api.graphql.context import Context, authenticate
 from imap2api.graphql.schema import schema
+from imap2api.logs import RequestIdMiddleware
+from imap2api.metrics import MetricsMiddleware
 from imap2api.rest import auth as rest_auth
 from imap2api.rest.api import api_router
 from imap2api.rest.errors import install_error_handlers
@@ -57,6 +59,8 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     )
     # Added first so it runs inside CORS: throttled answers still carry CORS headers.
     app.add_middleware(LimitsMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     origins = settings.cors_origins
     app.add_middleware(
         CORSMiddleware,
@@ -71,6 +75,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     async def _too_large(_: Request, __: BodyTooLarge) -> JSONResponse:
         return JSONResponse({"detail": "Request body is too large."}, status_code=413)
 
+    app.include_router(health.router)
     app.include_router(rest_auth.router)
     app.include_router(api_router, prefix="/api")
     app.include_router(api_router, prefix="/api/v1")

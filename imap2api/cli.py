@@ -148,6 +148,44 @@ def sync(server_id: int) -> None:
     )
 
 
+@main.command()
+def status() -> None:
+    """Print every IMAP server with its last sync, lag, email count and last error."""
+    from imap2api.crud import status as crud_status
+    from imap2api.db import session_scope
+    from imap2api.models import utcnow
+
+    with session_scope() as session:
+        rows = crud_status.server_statuses(session)
+    now = utcnow()
+    table = [("ID", "OWNER", "NAME", "HOST", "LAST SYNC", "LAG", "STATUS", "EMAILS", "LAST ERROR")]
+    for row in rows:
+        lag = _duration((now - row.last_sync).total_seconds()) if row.last_sync else "never"
+        table.append((
+            str(row.id), row.owner, row.name, row.host,
+            row.last_sync.strftime("%Y-%m-%d %H:%M:%SZ") if row.last_sync else "-", lag,
+            "running" if row.running else (row.last_status or "-"), str(row.emails),
+            (row.last_error[:60] + "…") if len(row.last_error) > 60 else (row.last_error or "-"),
+        ))
+    widths = [max(len(line[index]) for line in table) for index in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    if not rows:
+        click.echo("(no IMAP servers yet)")
+
+
+def _duration(seconds: float) -> str:
+    """``3725`` → ``1h02m``."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
 if __name__ == "__main__":  # pragma: no cover
     logging.basicConfig()
     main()

@@ -4,10 +4,61 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
+from typing import Any
 
 from imap2api.config import settings
+
+
+_context: ContextVar[dict[str, Any]] = ContextVar("imap2api_log_context", default={})
+
+
+@contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """Attach values (a request id, a sync run id) to every log record made inside the block."""
+    token = _context.set({**_context.get(), **values})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current log context onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the context's values as record attributes."""
+        for key, value in _context.get().items():
+            setattr(record, key, value)
+        return True
+
+
+class RequestIdMiddleware:
+    """ASGI middleware giving each request an id (X-Request-ID, kept if the client sent a sane one)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Bind the id to the log context and echo it in the response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if given and len(given) <= 64 and given.isprintable() else secrets.token_hex(8)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with log_context(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,6 +85,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging() -> None:
     """Install one stderr handler in the configured format and level."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

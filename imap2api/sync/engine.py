@@ -17,6 +17,7 @@ from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
 from imap2api.errors import SyncFailed
+from imap2api.logs import log_context
 from imap2api.models import ImapServer, SyncRun, utcnow
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sync.connection import ImapAccount, connected
@@ -50,6 +51,12 @@ def run_sync(run_id: int, *, on_progress: Callable[[int, int], None] | None = No
 
     Raises LeaseBusy when another worker is syncing the same server: the caller retries later.
     """
+    with log_context(sync_run=run_id):
+        return _run(run_id, on_progress)
+
+
+def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun:
+    """``run_sync`` inside its log context."""
     holder = holder_name()
     with session_scope() as session:
         run = crud_runs.get_run(session, run_id=run_id)
@@ -67,11 +74,10 @@ def run_sync(run_id: int, *, on_progress: Callable[[int, int], None] | None = No
     try:
         _mirror(server, state)
     except SyncFailed as exc:
-        log.warning("sync run %s of server %s failed: %s", run_id, server.id, exc.message,
-                    extra={"sync_run": run_id})
+        log.warning("sync run %s of server %s failed: %s", run_id, server.id, exc.message)
         return _finish(state, status="error", error=exc.message, code=exc.code)
     except Exception as exc:  # noqa: BLE001 - a sync must end in a stored outcome, never a crash
-        log.exception("sync run %s of server %s crashed", run_id, server.id, extra={"sync_run": run_id})
+        log.exception("sync run %s of server %s crashed", run_id, server.id)
         return _finish(state, status="error", error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED")
     return _finish(state, status="success")
 
