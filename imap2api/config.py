@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: str | None = None
-    debug: bool = False
 
     cors_origins: list[str] | None = None
     rate_limit_user: str = "1000/hour"
