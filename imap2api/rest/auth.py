@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from imap2api.rest.deps import execute
 from imap2api.rest.errors import ApiError
+from imap2api.rest.wire import read_body
 
 router = APIRouter(tags=["auth"])
 
@@ -33,23 +31,6 @@ class TokenResponse(BaseModel):
     token: str
 
 
-async def _read_body(request: Request) -> dict[str, Any]:
-    """Parse a JSON or form body into a dict, with DRF's error for malformed JSON."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return dict(await request.form())
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, {"detail": f"JSON parse error - {exc}"}) from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
-    return data
-
-
 @router.post(
     "/api-token-auth/",
     response_model=TokenResponse,
@@ -66,7 +47,7 @@ async def _read_body(request: Request) -> dict[str, Any]:
 )
 async def obtain_token(request: Request) -> dict[str, str]:
     """Exchange a username and password for a token."""
-    data = await _read_body(request)
+    data = await read_body(request)
     missing = {
         name: ["This field is required."]
         for name in ("username", "password")
