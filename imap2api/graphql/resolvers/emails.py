@@ -111,6 +111,13 @@ def _statistics(session: Session, *, owner_id: int, imap_server: str | None) -> 
     )
 
 
+async def _page(info: Info, args: dict[str, Any], *, threaded: bool) -> Page[EmailType]:
+    """Run a list query for the caller and convert the page."""
+    user = info.context.require_user()
+    result = await info.context.db(_list, owner_id=user.id, args=args, threaded=threaded)
+    return to_gql_page(result, to_gql_email)
+
+
 LIST_ARGS_DOC = (
     "q: search (substring over subject, sender, recipient, body; Gmail operators from:, to:, subject:, "
     "in:, has:attachment, is:unread|read|starred, after:/before:YYYY-MM-DD, \"phrases\", -negation). "
@@ -130,11 +137,9 @@ class EmailQuery:
         page: int = 1, page_size: int | None = None,
     ) -> Page[EmailType]:
         """A page of emails; with ``thread`` each conversation appears once, as its newest message."""
-        user = info.context.require_user()
         args = {"q": q, "folder": folder, "imap_server": imap_server, "date_from": date_from, "date_to": date_to,
                 "ordering": ordering, "page": page, "page_size": page_size}
-        result = await info.context.db(_list, owner_id=user.id, args=args, threaded=thread)
-        return to_gql_page(result, to_gql_email)
+        return await _page(info, args, threaded=thread)
 
     @strawberry.field(description="Conversations, each as its newest message with its threadCount. " + LIST_ARGS_DOC)
     async def threads(
@@ -142,12 +147,10 @@ class EmailQuery:
         date_from: str | None = None, date_to: str | None = None, ordering: str | None = None,
         page: int = 1, page_size: int | None = None,
     ) -> Page[EmailType]:
-        """A page of threads."""
-        user = info.context.require_user()
+        """A page of threads: ``emails`` with ``thread: true``."""
         args = {"q": q, "folder": folder, "imap_server": imap_server, "date_from": date_from, "date_to": date_to,
                 "ordering": ordering, "page": page, "page_size": page_size}
-        result = await info.context.db(_list, owner_id=user.id, args=args, threaded=True)
-        return to_gql_page(result, to_gql_email)
+        return await _page(info, args, threaded=True)
 
     @strawberry.field(description="One email with every stored field.")
     async def email(self, info: Info, id: strawberry.ID) -> EmailType:
