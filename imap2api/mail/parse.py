@@ -1,25 +1,43 @@
-"""Parsing a raw message into the fields imap2api stores; fast (compat32) and never raising."""
+"""Parsing a raw message into the fields imap2api stores: fast (compat32 API) and never raising."""
 
 from __future__ import annotations
 
+import binascii
+import contextlib
 import email
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
+from email.parser import BytesParser
 
-from imap2api.mail.charsets import decode_bytes
-from imap2api.mail.headers import addresses, decode_text, format_names, parse_date
+from imap2api.mail.headers import (
+    content_charset,
+    decode_bytes,
+    decode_header,
+    format_addresses,
+    header_param,
+    header_text,
+    parse_addresses,
+    parse_date,
+)
 from imap2api.mail.references import parse_msg_ids
 
-_MAX_PARTS = 500  # a bomb of nested multiparts must not take forever
-_FROM_LINE = re.compile(rb"^From [^\r\n]*\r?\n")
+__all__ = ["ParsedAttachment", "ParsedMessage", "parse_message"]
+
+_MAX_PARTS = 1000  # a bomb of parts must neither take forever nor flood the attachments table
+_TOP_HEADERS = frozenset({"message-id", "in-reply-to", "references", "subject", "from", "date"})
+_LIST_HEADERS = frozenset({"to", "cc"})
+_PART_HEADERS = frozenset({"content-disposition", "content-type", "content-id", "content-transfer-encoding"})
+_BODY_TYPES = frozenset({"text/plain", "text/html"})
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
 @dataclass(slots=True)
 class ParsedAttachment:
-    """Metadata of one attachment (its bytes are not kept)."""
+    """Metadata of one attachment; its bytes are not kept."""
 
     filename: str | None
     content_type: str
@@ -30,7 +48,7 @@ class ParsedAttachment:
 
 @dataclass(slots=True)
 class ParsedMessage:
-    """What imap2api stores of a message."""
+    """The fields imap2api stores of one message."""
 
     message_id: str = ""
     in_reply_to: str = ""
@@ -49,160 +67,285 @@ class ParsedMessage:
     size: int = 0
 
 
+@dataclass(slots=True)
+class _Bodies:
+    """The text bodies gathered while walking the MIME tree."""
+
+    limit: int
+    texts: list[str] = field(default_factory=list)
+    text_parent: Message | None = None
+    text_chars: int = 0
+    html: str | None = None
+    charset: str | None = None  # the first declared body charset: the best guess for raw 8-bit headers
+
+
 def parse_message(raw: bytes, *, max_body_chars: int = 2_000_000) -> ParsedMessage:
-    """Parse raw RFC 5322 bytes; whatever is malformed is skipped, never raised."""
+    """Parse raw RFC 5322 bytes; whatever is malformed is decoded as far as possible, never raised."""
+    try:
+        raw = raw if isinstance(raw, bytes) else _as_bytes(raw)
+    except Exception:
+        raw = b""
     result = ParsedMessage(size=len(raw))
-    if raw.startswith(b"From "):
-        raw = _FROM_LINE.sub(b"", raw, count=1)
-    try:
-        message = email.message_from_bytes(raw)
-    except Exception:  # noqa: BLE001 - the stdlib parser is lenient, but be sure
-        result.body_text = _clean(decode_bytes(raw, None))[:max_body_chars]
-        return result
-    _read_headers(message, result)
-    try:
-        _read_parts(message, result, max_body_chars)
-    except Exception:  # noqa: BLE001 - keep the headers and whatever parts were read
-        pass
-    result.has_attachments = any(not item.inline for item in result.attachments)
+    with contextlib.suppress(Exception):  # last resort; the steps inside guard themselves
+        _parse(raw, result, max(0, int(max_body_chars)))
     return result
 
 
-def _header(message: Message, name: str) -> object:
-    """A header's raw value (the first, if repeated), or None; never raises."""
+def _as_bytes(raw: object) -> bytes:
+    """Bytes of a bytes-like or str argument."""
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return bytes(raw)  # type: ignore[call-overload]
+
+
+def _parse(raw: bytes, result: ParsedMessage, limit: int) -> None:
+    """Fill ``result`` from the message tree."""
+    if raw.startswith(b"From "):  # mbox separator line
+        end = raw.find(b"\n")
+        raw = raw[end + 1 :] if end >= 0 else b""
+    complete = True
     try:
-        return message.get(name)
-    except Exception:  # noqa: BLE001
-        return None
+        message = email.message_from_bytes(raw)
+    except Exception:  # RecursionError on absurd nesting: keep the headers at least
+        complete = False
+        message = BytesParser().parsebytes(raw, headersonly=True)
+    bodies = _Bodies(limit=limit)
+    if complete or message.get_content_maintype() != "multipart":
+        try:
+            for part, parent in _leaves(message):
+                _read_leaf(part, parent, bodies, result.attachments)
+        except Exception:  # keep what was read before the failure
+            pass
+    result.body_text = "\n".join(bodies.texts)[:limit]
+    result.body_html = (bodies.html or "")[:limit]
+    result.has_attachments = any(not item.inline for item in result.attachments)
+    with contextlib.suppress(Exception):
+        _read_headers(message, result, bodies.charset)
 
 
-def _read_headers(message: Message, result: ParsedMessage) -> None:
-    """Fill the header fields."""
-    ids = parse_msg_ids(decode_text(_header(message, "Message-ID")))
+def _read_headers(message: Message, result: ParsedMessage, charset: str | None) -> None:
+    """Fill the header fields from the raw header values (compat32 would hand out Header objects)."""
+    first: dict[str, str] = {}
+    lists: dict[str, list[str]] = {"to": [], "cc": []}
+    for name, value in message.raw_items():
+        key = name.lower()
+        if key in _TOP_HEADERS:
+            first.setdefault(key, value)
+        elif key in _LIST_HEADERS:
+            lists[key].append(value)
+    ids = parse_msg_ids(header_text(first.get("message-id")))
     result.message_id = ids[0] if ids else ""
-    replies = parse_msg_ids(decode_text(_header(message, "In-Reply-To")))
+    replies = parse_msg_ids(header_text(first.get("in-reply-to")))
     result.in_reply_to = replies[0] if replies else ""
-    result.references = parse_msg_ids(decode_text(_header(message, "References")))
-    result.subject = decode_text(_header(message, "Subject"))
-    senders = addresses(_header(message, "From"))
+    result.references = parse_msg_ids(header_text(first.get("references")))
+    result.subject = decode_header(first.get("subject"), charset)
+    senders = parse_addresses([first["from"]], charset) if "from" in first else []
     if senders:
         result.sender_name, result.sender = senders[0]
-    to = addresses(_header(message, "To"))
-    result.recipient = ", ".join(addr for _, addr in to)
-    result.recipient_names = format_names(to)
-    result.cc = ", ".join(addr for _, addr in addresses(_header(message, "Cc")))
-    result.date = parse_date(_header(message, "Date"))
+    to = parse_addresses(lists["to"], charset)
+    result.recipient = ", ".join(addr for _, addr in to if addr)
+    result.recipient_names = format_addresses(to)
+    result.cc = ", ".join(addr for _, addr in parse_addresses(lists["cc"], charset) if addr)
+    result.date = parse_date(first.get("date"))
 
 
-def _clean(text: str) -> str:
-    """Body text with plain newlines and without NUL characters (PostgreSQL text cannot hold NUL)."""
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    return text.replace("\r\n", "\n") if "\r" in text else text
-
-
-def _payload_bytes(part: Message) -> bytes:
-    """A leaf's decoded payload (base64/quoted-printable undone as far as possible)."""
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001
-        payload = None
-    if payload is None:
-        raw = part.get_payload()
-        if isinstance(raw, str):
-            return raw.encode("ascii", "surrogateescape")
-        return b""
-    return payload
-
-
-def _filename(part: Message) -> str | None:
-    """An attachment's file name: RFC 2231 and RFC 2047 decoded; the ``name`` parameter as fallback."""
-    try:
-        name = part.get_filename() or part.get_param("name")
-    except Exception:  # noqa: BLE001
-        return None
-    if isinstance(name, tuple):  # undecodable RFC 2231 value: (charset, language, text)
-        charset, _, text = name
-        raw = text.encode("latin-1", "replace") if isinstance(text, str) else text
-        name = decode_bytes(raw, charset)
-    return decode_text(name) or None if name else None
-
-
-def _disposition(part: Message) -> str:
-    """``attachment``, ``inline`` or ``""``."""
-    value = str(part.get("Content-Disposition", "") or "")
-    return value.split(";", 1)[0].strip().lower()
-
-
-def _read_parts(message: Message, result: ParsedMessage, max_body_chars: int) -> None:
-    """Walk the MIME tree: the first text/plain and text/html become bodies, the rest attachments."""
-    texts: list[str] = []
-    html: str | None = None
-    for count, (part, in_mixed) in enumerate(_walk(message)):
-        if count > _MAX_PARTS:
-            break
-        content_type = part.get_content_type()
-        disposition = _disposition(part)
-        filename = _filename(part)
-        is_text = content_type in ("text/plain", "text/html")
-        if is_text and disposition != "attachment" and not (filename and disposition == "inline" and texts):
-            text = _clean(decode_bytes(_payload_bytes(part), part.get_content_charset()))
-            if content_type == "text/plain":
-                if not texts or in_mixed:
-                    texts.append(text)
-            elif html is None:
-                html = text
-            continue
-        payload = _payload_bytes(part) if content_type != "message/rfc822" else _inner_bytes(part)
-        if content_type == "message/rfc822" and not filename:
-            filename = (_inner_subject(part) or "forwarded message") + ".eml"
-        content_id = part.get("Content-ID")
-        result.attachments.append(
-            ParsedAttachment(
-                filename=filename,
-                content_type=content_type,
-                size=len(payload),
-                content_id=decode_text(content_id) or None if content_id else None,
-                inline=disposition == "inline" or (disposition == "" and bool(content_id) and not filename),
-            )
-        )
-    result.body_text = "\n".join(texts)[:max_body_chars]
-    result.body_html = (html or "")[:max_body_chars]
-
-
-def _walk(message: Message) -> Iterator[tuple[Message, bool]]:
-    """(leaf, inside multipart/mixed) in document order; message/rfc822 parts are leaves.
-
-    Further text parts of a multipart/mixed join the body; of a multipart/alternative only
-    the first text/plain counts.
-    """
-    stack = [(message, False)]
-    while stack:
-        part, in_mixed = stack.pop()
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
+def _leaves(message: Message) -> Iterator[tuple[Message, Message | None]]:
+    """(leaf, parent multipart) in document order, iteratively; message/* parts are leaves."""
+    stack: list[tuple[Message, Message | None]] = [(message, None)]
+    seen = 0
+    while stack and seen < _MAX_PARTS:
+        part, parent = stack.pop()
+        seen += 1
+        if part.is_multipart() and part.get_content_maintype() != "message":
             children = part.get_payload()
-            if not isinstance(children, list):
-                continue
-            mixed = part.get_content_subtype() == "mixed"
-            stack.extend((child, mixed) for child in reversed(children) if isinstance(child, Message))
-            continue
-        yield part, in_mixed
+            stack.extend((child, part) for child in reversed(children) if isinstance(child, Message))
+        else:
+            yield part, parent
 
 
-def _inner_bytes(part: Message) -> bytes:
-    """The serialized forwarded message inside a message/rfc822 part."""
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload:
-        try:
-            return payload[0].as_bytes()
-        except Exception:  # noqa: BLE001
-            return b""
-    return _payload_bytes(part)
+def _part_headers(part: Message) -> dict[str, str]:
+    """The first raw value of each MIME header this module looks at."""
+    found: dict[str, str] = {}
+    for name, value in part.raw_items():
+        key = name.lower()
+        if key in _PART_HEADERS and key not in found:
+            found[key] = value
+    return found
+
+
+def _content_type(part: Message, value: str | None) -> str:
+    """Lower-case type/subtype like ``get_content_type`` (digest defaults included), sanitised."""
+    if not value:
+        return part.get_default_type()
+    tokens = value.split(";", 1)[0].lower().split()
+    content_type = tokens[0] if tokens else ""  # a missing ";" before parameters is common
+    if content_type.count("/") != 1:
+        return "text/plain"  # RFC 2045: an invalid Content-Type means text/plain
+    if not _CONTENT_TYPE.fullmatch(content_type):
+        return "application/octet-stream"
+    return content_type
+
+
+def _disposition(value: str | None) -> str | None:
+    """``inline``, ``attachment`` (also for unknown kinds), or None when absent."""
+    if not value:
+        return None
+    kind = value.split(";", 1)[0].strip().lower()
+    if not kind:
+        return None
+    return kind if kind == "inline" else "attachment"
+
+
+def _filename(headers: dict[str, str], charset: str | None = None) -> str | None:
+    """The decoded file name: Content-Disposition filename, else Content-Type name."""
+    try:
+        return header_param(headers.get("content-disposition"), "filename", charset) or header_param(
+            headers.get("content-type"), "name", charset
+        )
+    except Exception:
+        return None
+
+
+def _read_leaf(
+    part: Message, parent: Message | None, bodies: _Bodies, attachments: list[ParsedAttachment]
+) -> None:
+    """Take one leaf as a body or record it as an attachment; a failing part is skipped."""
+    try:
+        headers = _part_headers(part)
+        content_type = _content_type(part, headers.get("content-type"))
+        disposition = _disposition(headers.get("content-disposition"))
+        # A multipart whose boundary went missing is left as one text blob by the parser.
+        body_type = content_type if content_type in _BODY_TYPES else None
+        if body_type is None and content_type.startswith("multipart/"):
+            body_type = "text/plain"
+        if body_type and _is_body(body_type, disposition, headers, bodies):
+            _take_body(part, parent, body_type, headers, bodies)
+            return
+        attachments.append(_attachment(part, content_type, headers, disposition, bodies.charset))
+    except Exception:  # about 5% of real messages have a part the stdlib chokes on
+        pass
+
+
+def _is_body(body_type: str, disposition: str | None, headers: dict[str, str], bodies: _Bodies) -> bool:
+    """Whether a text/plain or text/html leaf is body text rather than an attachment."""
+    if disposition is None:
+        return True
+    if disposition != "inline":
+        return False
+    # Inline with a file name: an attachment, unless nothing else has given the body yet.
+    missing = not bodies.texts if body_type == "text/plain" else bodies.html is None
+    return missing or not _filename(headers)
+
+
+def _take_body(
+    part: Message, parent: Message | None, body_type: str, headers: dict[str, str], bodies: _Bodies
+) -> None:
+    """The first text/html; the first text/plain plus further text/plain of the same multipart/mixed."""
+    if body_type == "text/html":
+        if bodies.html is None:
+            html = _text(part, headers, bodies, html=True)
+            bodies.html = html if html.strip() else None
+        return
+    if bodies.texts:
+        same_mixed = parent is bodies.text_parent and parent is not None
+        if not same_mixed or parent.get_content_subtype() != "mixed" or bodies.text_chars >= bodies.limit:
+            return
+    text = _text(part, headers, bodies)
+    if not text.strip():
+        return  # an empty part (or a broken multipart's empty remains) must not stand in for the body
+    bodies.texts.append(text)
+    bodies.text_parent = parent
+    bodies.text_chars += len(text) + 1
+
+
+def _text(part: Message, headers: dict[str, str], bodies: _Bodies, *, html: bool = False) -> str:
+    """A text part decoded with its declared charset (or a good guess), LF line ends, no NUL."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if not isinstance(data, bytes):
+        payload = part.get_payload()
+        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    charset = content_charset(headers.get("content-type"))
+    if charset is None and html and not data.isascii():
+        found = _META_CHARSET.search(data, 0, 4096)
+        charset = found.group(1).decode("ascii") if found else None
+    bodies.charset = bodies.charset or charset
+    text = decode_bytes(data, charset)
+    if len(text) > bodies.limit:
+        text = text[: bodies.limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+def _attachment(
+    part: Message, content_type: str, headers: dict[str, str], disposition: str | None, charset: str | None
+) -> ParsedAttachment:
+    """Metadata of a non-body leaf."""
+    filename = _filename(headers, charset)
+    if content_type == "message/rfc822" and not filename:
+        filename = (_inner_subject(part) or "message") + ".eml"
+    content_id = decode_header(headers.get("content-id")) or None
+    return ParsedAttachment(
+        filename=filename,
+        content_type=content_type,
+        size=_size(part, headers.get("content-transfer-encoding")),
+        content_id=content_id,
+        # No disposition but a Content-ID: an image the HTML shows (multipart/related).
+        inline=disposition == "inline" or (disposition is None and content_id is not None),
+    )
 
 
 def _inner_subject(part: Message) -> str:
     """The subject of a forwarded message."""
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        return decode_text(payload[0].get("Subject"))
+        for name, value in payload[0].raw_items():
+            if name.lower() == "subject":
+                return decode_header(value)
     return ""
+
+
+def _size(part: Message, encoding: str | None) -> int:
+    """Decoded payload size in bytes, computed without decoding where the encoding allows."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return sum(_raw_size(child) for child in payload if isinstance(child, Message))
+    if not isinstance(payload, str):
+        return 0
+    cte = (encoding or "").strip().lower()
+    if cte == "base64":
+        # Exact for valid base64 (4 characters per 3 bytes, minus padding) and far cheaper than decoding.
+        end = len(payload)
+        while end and payload[end - 1] in "\r\n\t =":
+            end -= 1  # trailing whitespace and padding
+        # "in" is a fast memchr; count only what is there (spaces and tabs rarely are).
+        spaces = sum(payload.count(char, 0, end) for char in "\n\r \t" if char in payload)
+        return max(0, (end - spaces) * 3 // 4)
+    if cte == "quoted-printable":
+        return len(binascii.a2b_qp(payload.encode("utf-8", "surrogateescape")))
+    if cte in ("x-uuencode", "uuencode", "uue", "x-uue"):
+        data = part.get_payload(decode=True)
+        return len(data) if isinstance(data, bytes) else 0
+    return len(payload)  # compat32 keeps one character per raw byte
+
+
+def _raw_size(message: Message) -> int:
+    """Approximate serialized size of an embedded message, without regenerating it."""
+    total = 0
+    stack = [message]
+    while stack:
+        node = stack.pop()
+        total += sum(len(name) + len(value) + 4 for name, value in node.raw_items()) + 2
+        payload = node.get_payload()
+        if isinstance(payload, list):
+            boundary = len(node.get_boundary("") or "") + 6
+            total += boundary * (len(payload) + 1)
+            stack.extend(child for child in payload if isinstance(child, Message))
+        elif isinstance(payload, str):
+            total += len(payload)
+    return total
