@@ -3,6 +3,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY imap2api ./imap2api
+# GraphiQL's browser assets from the npm registry (pinned, hash-checked), installed as package data.
+RUN python imap2api/graphiql/fetch_assets.py
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

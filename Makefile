@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint clean
+.PHONY: run test install graphiql-assets lint clean
 
 $(BIN)/imap2api: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,14 @@ $(BIN)/imap2api: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
+# GraphiQL's React/GraphiQL files come from the npm registry (pinned, hash-checked), not from git.
+# Skipped when present; without them /graphql says how to fetch them, the rest works.
 install: $(BIN)/imap2api
+	@$(BIN)/python imap2api/graphiql/fetch_assets.py || \
+	  echo "warning: GraphiQL assets not fetched (retry: make graphiql-assets)" >&2
+
+graphiql-assets: $(BIN)/imap2api
+	$(BIN)/python imap2api/graphiql/fetch_assets.py
 
 ## Run the service on the embedded default: SQLite in ./data, in-process worker.
 run: install

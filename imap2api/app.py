@@ -14,6 +14,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from imap2api import __version__, health
 from imap2api.config import settings
+from imap2api.graphiql import ExplorerGraphQLRouter, mount_assets
 from imap2api.graphql.context import Context, authenticate
 from imap2api.graphql.schema import schema
 from imap2api.logs import RequestIdMiddleware
@@ -79,6 +80,8 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     app.include_router(rest_auth.router)
     app.include_router(api_router, prefix="/api")
     app.include_router(api_router, prefix="/api/v1")
-    graphql: GraphQLRouter[Any, Any] = GraphQLRouter(schema, context_getter=graphql_context)
+    # Our GraphiQL page (assets served locally, token field) instead of Strawberry's CDN-loading one.
+    graphql: GraphQLRouter[Any, Any] = ExplorerGraphQLRouter(schema, context_getter=graphql_context)
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
+    mount_assets(app)
     return app

@@ -1,0 +1,203 @@
+"""The GraphiQL explorer works without internet access: a real headless Chromium against a real server.
+
+The browser may reach nothing but the loopback server: every other request is recorded and aborted
+by Playwright, and Chromium is pointed at a dead proxy, which loopback bypasses, so nothing else
+could load even on a machine with a route out. The page must render from local assets, and a
+query typed into it, with the token typed into its token field, must return data.
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` package (test extra):
+skipped without them locally, failed without them when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support.services import in_ci
+
+CHROMIUM = "/usr/bin/chromium"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # No route out: whatever is not loopback goes to a proxy that does not exist.
+    "--proxy-server=http://127.0.0.1:9",
+]
+
+
+def _require(condition: bool, message: str) -> None:
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(message + " (required when CI=true)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture()
+def server(database: str) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    from imap2api.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(run_worker=False), log_level="warning", lifespan="off")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_graphiql_runs_a_query_without_internet(server: str, make_user, tmp_path: Path) -> None:
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _require(False, "playwright is not installed (pip install -e '.[test]')")
+    _require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (apt-get install chromium)")
+    from imap2api.graphiql import missing_assets
+
+    _require(not missing_assets(), f"GraphiQL assets are not fetched: {missing_assets()} (make install)")
+
+    username, _, token = make_user()
+    requested: list[str] = []
+    blocked: list[str] = []
+    problems: list[str] = []
+
+    def route(route) -> None:  # noqa: ANN001
+        url = route.request.url
+        if urlsplit(url).hostname in LOCAL_HOSTS:
+            requested.append(url)
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort("internetdisconnected")
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 800},
+        )
+        try:
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+
+            page.goto(f"{server}/graphql", wait_until="load")
+            # Rendered by GraphiQL itself, from the local assets.
+            expect(page.locator(".graphiql-container .graphiql-query-editor .CodeMirror")).to_be_visible()
+            expect(page.locator(".graphiql-execute-button")).to_be_visible()
+
+            page.locator("#imap2api-token").press_sequentially(token)
+            editor = page.locator(".graphiql-query-editor .CodeMirror")
+            editor.click()
+            page.keyboard.press("ControlOrMeta+a")
+            page.keyboard.press("Delete")
+            # Typed as text input (CodeMirror would otherwise auto-close each brace typed key by key).
+            page.keyboard.insert_text("{ me { username } }")
+            expect(editor).to_contain_text("{ me { username } }")
+            page.locator(".graphiql-execute-button").click()
+
+            response = page.locator(".graphiql-response")
+            expect(response).to_contain_text(f'"username": "{username}"', timeout=15_000)
+            page.screenshot(path=str(tmp_path / "graphiql.png"))
+            print(f"screenshot: {tmp_path / 'graphiql.png'}")
+
+            # The token is kept in this browser for the next visit.
+            stored = page.evaluate("localStorage.getItem('imap2api.graphiql.token')")
+            assert stored == token
+        finally:
+            context.close()
+
+    assert blocked == [], f"the page tried to reach the internet: {blocked}"
+    assert problems == [], problems
+    assert f"{server}/graphql" in requested
+    assert any("/static/graphiql/graphiql-" in url for url in requested), requested
+
+
+def test_page_loads_only_local_assets_under_a_strict_policy(client) -> None:
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "unpkg.com" not in page.text and "jsdelivr" not in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    from imap2api.graphiql import missing_assets
+
+    if not missing_assets():
+        for asset in ("react-18.2.0.production.min.js", "graphiql-3.8.3.min.js", "graphiql-3.8.3.min.css"):
+            assert f'"/static/graphiql/{asset}"' in page.text
+            assert client.get(f"/static/graphiql/{asset}").status_code == 200
+    # GraphQL over GET is unchanged.
+    answer = client.get("/graphql", params={"query": "{ __typename }"})
+    assert answer.json() == {"data": {"__typename": "Query"}}
+
+
+def test_missing_assets_are_explained_and_the_server_still_runs(client, monkeypatch, tmp_path: Path) -> None:
+    import imap2api.graphiql as graphiql
+
+    monkeypatch.setattr(graphiql, "STATIC_DIR", tmp_path / "absent")
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "GraphiQL assets are not installed" in page.text and "make install" in page.text
+    assert "<script" not in page.text
+    assert client.get("/graphql", params={"query": "{ __typename }"}).status_code == 200
+
+
+def test_fetch_rejects_a_tarball_that_does_not_match_its_pin(monkeypatch, tmp_path: Path) -> None:
+    from imap2api.graphiql import fetch_assets
+
+    forged = io.BytesIO()
+    with tarfile.open(fileobj=forged, mode="w:gz") as archive:
+        payload = b"alert('not react')"
+        info = tarfile.TarInfo("package/umd/react.production.min.js")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+
+    class Response(io.BytesIO):
+        def __enter__(self):  # noqa: ANN204
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setattr(fetch_assets.urllib.request, "urlopen", lambda *a, **k: Response(forged.getvalue()))
+    with pytest.raises(fetch_assets.FetchError, match="integrity mismatch"):
+        fetch_assets.fetch(tmp_path / "static", log=lambda _: None)
+    assert not (tmp_path / "static").exists()
+
+
+def test_fetch_is_skipped_when_the_assets_are_in_place(monkeypatch, tmp_path: Path) -> None:
+    from imap2api.graphiql import fetch_assets
+
+    _require(not fetch_assets.missing(), "GraphiQL assets are not fetched (make install)")
+    copy = tmp_path / "static"
+    shutil.copytree(fetch_assets.STATIC_DIR, copy)
+
+    def offline(*_: object, **__: object) -> None:
+        raise AssertionError("downloaded although every file is in place")
+
+    monkeypatch.setattr(fetch_assets.urllib.request, "urlopen", offline)
+    assert fetch_assets.fetch(copy, log=lambda _: None) is False
