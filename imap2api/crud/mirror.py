@@ -146,13 +146,13 @@ def known_message_ids(session: Session, *, server_id: int, message_ids: Iterable
 def insert_emails(
     session: Session, *, rows: list[dict[str, Any]], attachments: list[list[dict[str, Any]]]
 ) -> list[int]:
-    """Insert emails (and their attachments' metadata) in bulk; returns the new ids in order."""
+    """Insert one folder's emails (and attachments' metadata) in bulk; returns the new ids in order."""
     if not rows:
         return []
-    result = session.execute(
-        insert(Email).returning(col(Email.id), sort_by_parameter_order=True), rows
-    )
-    ids = [row[0] for row in result]
+    # Unordered RETURNING lets SQLite insert many rows per statement; UIDs map ids back to rows.
+    result = session.execute(insert(Email).returning(col(Email.uid), col(Email.id)), rows)
+    id_by_uid = dict(result.all())
+    ids = [id_by_uid[row["uid"]] for row in rows]
     attachment_rows = [
         {**attachment, "email_id": email_id}
         for email_id, items in zip(ids, attachments, strict=True)

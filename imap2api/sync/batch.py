@@ -1,7 +1,8 @@
-"""Fetching, parsing and storing one batch of new messages in one transaction."""
+"""One batch of new messages: fetched and parsed (IMAP, CPU), then stored in one transaction (database)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -80,52 +81,59 @@ def email_row(
     }
 
 
-def store_batch(
-    client: IMAPClient,
-    state: RunState,
-    *,
-    folder_id: int,
-    folder_name: str,
-    uidvalidity: int,
+@dataclass
+class PreparedBatch:
+    """A fetched and parsed batch, ready to be stored (no database work done yet)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[list[dict[str, Any]]] = field(default_factory=list)
+    keys: list[list[str]] = field(default_factory=list)
+    size: int = 0
+
+
+def prepare_batch(
+    client: IMAPClient, state: RunState, *, folder_id: int, folder_name: str, uidvalidity: int,
     batch: list[tuple[int, int]],
-    previous_uidnext: int | None,
-) -> None:
-    """Fetch, parse and store one batch; rows, thread keys, events and progress commit together."""
+) -> PreparedBatch:
+    """Fetch and parse one batch: IMAP and CPU work only, so it can overlap the previous store."""
     fetched = _fetch(client, batch)
-    rows: list[dict[str, Any]] = []
-    attachments: list[list[dict[str, Any]]] = []
-    keys: list[list[str]] = []
-    size = 0
+    prepared = PreparedBatch()
     for uid, _ in batch:
         data = fetched.get(uid)
         if data is None:
             continue  # expunged between SEARCH and FETCH
         raw = data.get(b"BODY[]") or b""
-        size += len(raw)
+        prepared.size += len(raw)
         parsed = parse_message(raw, max_body_chars=settings.sync_max_body_chars)
-        rows.append(email_row(parsed, data, state=state, folder_id=folder_id, folder_name=folder_name,
-                              uidvalidity=uidvalidity, uid=uid))
-        attachments.append([
+        prepared.rows.append(email_row(parsed, data, state=state, folder_id=folder_id, folder_name=folder_name,
+                                       uidvalidity=uidvalidity, uid=uid))
+        prepared.attachments.append([
             {"filename": a.filename, "content_type": a.content_type[:255], "size": a.size,
              "content_id": a.content_id, "inline": a.inline}
             for a in parsed.attachments
         ])
-        keys.append(thread_keys(parsed.message_id, parsed.in_reply_to, parsed.references))
+        prepared.keys.append(thread_keys(parsed.message_id, parsed.in_reply_to, parsed.references))
+    return prepared
+
+
+def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: int | None) -> None:
+    """Store a prepared batch: rows, thread keys, events and progress commit together."""
+    rows = prepared.rows
     with session_scope() as session:
-        assignment = crud_threads.assign_threads(session, server_id=state.server_id, keys_per_message=keys)
+        assignment = crud_threads.assign_threads(session, server_id=state.server_id, keys_per_message=prepared.keys)
         for row, thread_id in zip(rows, assignment.thread_ids, strict=True):
             row["thread_id"] = thread_id
         arrivals = _arrivals(session, state, rows, previous_uidnext)
         for row in arrivals:
             row["announced"] = True
-        ids = crud_mirror.insert_emails(session, rows=rows, attachments=attachments)
+        ids = crud_mirror.insert_emails(session, rows=rows, attachments=prepared.attachments)
         id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
         _record_events(session, state, id_by_row, arrivals, assignment)
         crud_runs.update_run(session, run_id=state.run_id, progress_done=state.done + len(rows),
                              messages_new=state.new + len(rows))
         crud_runs.renew_lease(session, server_id=state.server_id, holder=state.holder,
                               seconds=settings.sync_lease_seconds)
-    state.add_done(len(rows), size)
+    state.add_done(len(rows), prepared.size)
     # Live subscribers hear of it only now that the rows are committed and readable.
     for row in arrivals:
         pubsub.publish(pubsub.email_channel(state.server_id), {"id": id_by_row[id(row)]})

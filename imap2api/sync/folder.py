@@ -14,9 +14,10 @@ from imapclient import IMAPClient
 from imap2api.config import settings
 from imap2api.crud import mirror as crud_mirror
 from imap2api.db import session_scope
-from imap2api.sync.batch import store_batch
+from imap2api.sync.batch import prepare_batch, store_batch
 from imap2api.sync.folders import RemoteFolder
 from imap2api.sync.imap import flags_text, uid_fetch, uid_search, uid_set
+from imap2api.sync.pipeline import pipelined
 from imap2api.sync.progress import RunState
 
 log = logging.getLogger("imap2api.sync")
@@ -121,16 +122,13 @@ def sync_folder(client: IMAPClient, state: RunState, remote: RemoteFolder) -> No
 
     new_uids = sorted(wanted - set(stored))
     state.add_total(len(new_uids))
-    for batch in _batches(client, new_uids):
-        store_batch(
-            client,
-            state,
-            folder_id=folder_id,
-            folder_name=remote.name,
-            uidvalidity=status.uidvalidity,
-            batch=batch,
-            previous_uidnext=previous_uidnext,
-        )
+    prepared = (
+        prepare_batch(client, state, folder_id=folder_id, folder_name=remote.name,
+                      uidvalidity=status.uidvalidity, batch=batch)
+        for batch in _batches(client, new_uids)
+    )
+    # The IMAP client is used only by the producer thread while the pipeline runs.
+    pipelined(prepared, lambda batch: store_batch(state, batch, previous_uidnext=previous_uidnext))
 
     with session_scope() as session:
         crud_mirror.save_folder_state(
