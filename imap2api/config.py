@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_span_seconds: float = 86_400.0
+    webhook_disable_after_seconds: float = 86_400.0
 
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")

@@ -247,14 +247,17 @@ class WebhookDelivery(SQLModel, table=True):
     """One attempt to deliver one event to one webhook."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_event", "event_id", "webhook_id"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_event", "event_id", "webhook_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     webhook_id: int = Field(foreign_key="webhooks.id", index=True, ondelete="CASCADE")
     event_id: str = Field(foreign_key="events.id", max_length=40, ondelete="CASCADE")
     event_type: str = Field(max_length=40)
     attempt: int = 1
-    status: str = Field(default="pending", max_length=20)  # pending, success, retrying, failed
+    status: str = Field(default="pending", max_length=20)  # pending, sending, success, retrying, failed
     response_status: int | None = None
     response_body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -11,15 +11,16 @@ from imap2api.graphql.resolvers.emails import EmailQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
 from imap2api.graphql.resolvers.subscriptions import Subscription
 from imap2api.graphql.resolvers.sync import SyncMutation, SyncQuery
+from imap2api.graphql.resolvers.webhooks import WebhookMutation, WebhookQuery
 
 
 @strawberry.type
-class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery):
+class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery):
     """Every read."""
 
 
 @strawberry.type
-class Mutation(AuthMutation, ImapServerMutation, SyncMutation):
+class Mutation(AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation):
     """Every write."""
 
 

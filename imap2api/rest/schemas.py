@@ -151,6 +151,76 @@ class ImapServerList(BaseModel):
     results: list[ImapServerOut]
 
 
+WEBHOOK_EVENTS = ("email.received", "thread.updated", "sync.completed")
+
+
+class WebhookIn(BaseModel):
+    """A webhook to create or change (on update every field is optional)."""
+
+    url: str = Field(max_length=2000, description="http(s) URL the events are POSTed to")
+    events: list[str] = Field(
+        default=list(WEBHOOK_EVENTS),
+        description="subset of email.received, thread.updated, sync.completed (default: all)",
+        json_schema_extra={"items": {"type": "string", "enum": list(WEBHOOK_EVENTS)}},
+    )
+    imap_server: int | None = Field(None, description="only events of this server (null: every server)")
+    is_active: bool = True
+
+
+class WebhookOut(BaseModel):
+    """A webhook as the API shows it (never with its secret, except right after creation/rotation)."""
+
+    id: int
+    url: str
+    events: list[str]
+    imap_server: int | None
+    is_active: bool
+    disabled_reason: str = Field(description="why the endpoint was disabled automatically, if it was")
+    failing_since: datetime | None = Field(description="since when every delivery has failed")
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    """A webhook with its signing secret, shown only in this answer."""
+
+    secret: str = Field(description="whsec_ + base64 key for Standard Webhooks signatures")
+
+
+class WebhookList(BaseModel):
+    """A page of webhooks."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[WebhookOut]
+
+
+class WebhookDeliveryOut(BaseModel):
+    """One attempt to deliver one event to one webhook."""
+
+    id: int
+    event_id: str
+    event_type: str
+    attempt: int
+    status: str = Field(description="pending, sending, success, retrying or failed")
+    response_status: int | None
+    response_body: str = Field(description="the first 2 KB of the response")
+    error: str
+    duration_ms: int | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+
+
+class WebhookDeliveryList(BaseModel):
+    """A page of delivery attempts, newest first."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[WebhookDeliveryOut]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ValidationErrorBody},
     401: {"model": DetailBody},

@@ -1,4 +1,7 @@
-"""The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs."""
+"""The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs.
+
+Each tick also relays outbox events to webhooks and re-enqueues deliveries whose message was lost.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +47,12 @@ class Scheduler(threading.Thread):
                 enqueue_due_syncs()
             except Exception:  # noqa: BLE001 - e.g. the database restarting; try again next tick
                 log.exception("scheduler tick failed")
+            try:
+                from imap2api.workers.webhooks import webhook_tick
+
+                webhook_tick()
+            except Exception:  # noqa: BLE001 - as above: the next tick tries again
+                log.exception("webhook tick failed")
 
     def stop(self) -> None:
         """Ask the loop to end."""

@@ -29,6 +29,10 @@ def sync_server(server_id: int, run_id: int | None = None, first_try: float | No
             run_id = crud_runs.start_run(session, server=server, trigger="schedule")[0].id
     try:
         run_sync(run_id or 0)
+        # The run's events are committed: hand them to the webhook relay now, not at the next tick.
+        from imap2api.workers.webhooks import dispatch_events
+
+        dispatch_events.send()
     except LeaseBusy:
         # Another worker is on this server; come back when it is likely done, within limits.
         first_try = first_try or time.time()
