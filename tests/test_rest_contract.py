@@ -88,6 +88,7 @@ def test_unknown_and_foreign_ids_are_404(client, auth, make_user) -> None:
     other = {"Authorization": f"Token {make_user()[2]}"}
     server = client.post("/api/imap-servers/", json=SERVER, headers=auth).json()
     for url in (f"/api/imap-servers/{server['id']}/", "/api/imap-servers/999999/", "/api/imap-servers/abc/",
+                "/api/imap-servers/243566244526/", "/api/emails/99999999999999/",
                 "/api/emails/999999/", "/api/emails/abc/thread/"):
         response = client.get(url, headers=other)
         assert response.status_code == 404 and response.json() == {"detail": "Not found."}, url
@@ -181,3 +182,9 @@ def test_rest_and_graphql_agree(client, synced) -> None:
         "query": "{ emails(ordering: \"-date\") { results { id subject threadId threadCount date } } }"}).json()
     assert [(r["id"], r["subject"], r["thread_id"], r["thread_count"]) for r in rest] == [
         (int(g["id"]), g["subject"], g["threadId"], g["threadCount"]) for g in graphql["data"]["emails"]["results"]]
+
+
+def test_odd_credentials_are_refused_cleanly(client) -> None:
+    response = client.post("/api-token-auth/", json={"username": "a\x00b", "password": "x"})
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Unable to log in with provided credentials."]}

@@ -32,7 +32,8 @@ def set_password(session: Session, *, user: User, password: str) -> None:
 
 def authenticate_user(session: Session, *, username: str, password: str) -> User | None:
     """The active user these credentials log in, or None."""
-    user = get_user_by_username(session, username=username)
+    # No stored name holds NUL (PostgreSQL cannot even compare one): such a login simply fails.
+    user = None if "\x00" in username else get_user_by_username(session, username=username)
     if user is None:
         verify_password(password, _DUMMY_HASH)
         return None

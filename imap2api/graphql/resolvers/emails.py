@@ -14,7 +14,7 @@ from imap2api.crud import servers as crud_servers
 from imap2api.crud.common import clamp_page_size
 from imap2api.errors import NotFound, ValidationFailed
 from imap2api.graphql.context import Context
-from imap2api.graphql.resolvers.imap_servers import parse_id
+from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.email import EmailType, FolderCount, Statistics, to_gql_email
 from imap2api.graphql.types.pagination import Page, to_gql_page
 from imap2api.mail.search import SearchSyntaxError, parse_search

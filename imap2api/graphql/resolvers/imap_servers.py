@@ -9,6 +9,7 @@ from imap2api.config import settings
 from imap2api.crud import servers as crud_servers
 from imap2api.crud.common import clamp_page_size
 from imap2api.graphql.context import Context
+from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.imap_server import (
     ImapServerInput,
     ImapServerType,
@@ -20,19 +21,6 @@ from imap2api.models import ImapServer
 from imap2api.validation import validate_server
 
 Info = strawberry.Info[Context, None]
-
-
-def parse_id(value: strawberry.ID | str | int) -> int:
-    """An integer id from a GraphQL ID; anything else is simply not found."""
-    from imap2api.errors import NotFound
-
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise NotFound() from None
-    if number < 1 or number > 2**63 - 1:
-        raise NotFound()
-    return number
 
 
 def _create(session: Session, *, owner_id: int, data: dict) -> ImapServer:

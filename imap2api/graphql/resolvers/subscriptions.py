@@ -13,7 +13,7 @@ from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.errors import NotFound
 from imap2api.graphql.context import Context, authenticate
-from imap2api.graphql.resolvers.imap_servers import parse_id
+from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.email import EmailType, to_gql_email
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
 from imap2api.models import User

@@ -11,7 +11,7 @@ from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.errors import SyncFailed
 from imap2api.graphql.context import Context
-from imap2api.graphql.resolvers.imap_servers import parse_id
+from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
 from imap2api.models import SyncRun
 from imap2api.workers.sync import request_sync, wait_for_run

@@ -14,7 +14,7 @@ from imap2api.crud import webhooks as crud_webhooks
 from imap2api.crud.common import clamp_page_size
 from imap2api.errors import NotFound, ValidationFailed
 from imap2api.graphql.context import Context
-from imap2api.graphql.resolvers.imap_servers import parse_id
+from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.pagination import Page, to_gql_page
 from imap2api.graphql.types.webhook import (
     WebhookDeliveryType,
@@ -30,15 +30,6 @@ from imap2api.webhooks.signing import new_secret
 from imap2api.webhooks.validation import validate_webhook
 
 Info = strawberry.Info[Context, None]
-MAX_PK = 2**31 - 1  # primary keys are INTEGER columns: a larger id cannot exist (and PostgreSQL refuses it)
-
-
-def parse_pk(value: strawberry.ID | str | int) -> int:
-    """An id that can name a row; anything else is simply not found."""
-    number = parse_id(value)
-    if number > MAX_PK:
-        raise NotFound()
-    return number
 
 
 def _check_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +38,7 @@ def _check_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> d
     if value is None:
         return data
     try:
-        server_id = parse_pk(value)
+        server_id = parse_id(value)
         crud_servers.get_server(session, owner_id=owner_id, server_id=server_id)
     except NotFound:
         raise ValidationFailed({"imap_server": [f'Invalid pk "{value}" - object does not exist.']}) from None
@@ -100,7 +91,7 @@ class WebhookQuery:
     async def webhook(self, info: Info, id: strawberry.ID) -> WebhookType:
         """A webhook by id."""
         user = info.context.require_user()
-        webhook = await info.context.db(crud_webhooks.get_webhook, owner_id=user.id, webhook_id=parse_pk(id))
+        webhook = await info.context.db(crud_webhooks.get_webhook, owner_id=user.id, webhook_id=parse_id(id))
         return to_gql_webhook(webhook)
 
     @strawberry.field(description="Every delivery attempt of a webhook, newest first.")
@@ -111,7 +102,7 @@ class WebhookQuery:
         user = info.context.require_user()
         size = clamp_page_size(page_size, default=settings.page_size, maximum=settings.max_page_size)
         result = await info.context.db(crud_webhooks.list_deliveries, owner_id=user.id,
-                                       webhook_id=parse_pk(webhook_id), page=page, page_size=size)
+                                       webhook_id=parse_id(webhook_id), page=page, page_size=size)
         return to_gql_page(result, to_gql_webhook_delivery)
 
 
@@ -130,7 +121,7 @@ class WebhookMutation:
     async def update_webhook(self, info: Info, id: strawberry.ID, input: WebhookInput) -> WebhookType:
         """Partially update a webhook."""
         user = info.context.require_user()
-        webhook = await info.context.db(_update, owner_id=user.id, webhook_id=parse_pk(id),
+        webhook = await info.context.db(_update, owner_id=user.id, webhook_id=parse_id(id),
                                         data=webhook_input_fields(input))
         return to_gql_webhook(webhook)
 
@@ -138,14 +129,14 @@ class WebhookMutation:
     async def delete_webhook(self, info: Info, id: strawberry.ID) -> bool:
         """Delete a webhook."""
         user = info.context.require_user()
-        await info.context.db(crud_webhooks.delete_webhook, owner_id=user.id, webhook_id=parse_pk(id))
+        await info.context.db(crud_webhooks.delete_webhook, owner_id=user.id, webhook_id=parse_id(id))
         return True
 
     @strawberry.mutation(description="Replace a webhook's signing secret; the new one is shown only now.")
     async def rotate_webhook_secret(self, info: Info, id: strawberry.ID) -> WebhookWithSecretType:
         """Rotate the secret: every attempt from now on is signed with the new one."""
         user = info.context.require_user()
-        webhook, secret = await info.context.db(_rotate, owner_id=user.id, webhook_id=parse_pk(id))
+        webhook, secret = await info.context.db(_rotate, owner_id=user.id, webhook_id=parse_id(id))
         return WebhookWithSecretType(webhook=to_gql_webhook(webhook), secret=secret)
 
     @strawberry.mutation(description="Send a webhook.test event now; returns the pending delivery.")
@@ -153,7 +144,7 @@ class WebhookMutation:
         """Queue a test delivery (retried like any other)."""
         user = info.context.require_user()
         delivery = await info.context.db(crud_webhooks.create_test_delivery, owner_id=user.id,
-                                         webhook_id=parse_pk(id))
+                                         webhook_id=parse_id(id))
         await run_in_threadpool(_enqueue, delivery)
         return to_gql_webhook_delivery(delivery)
 
@@ -162,6 +153,6 @@ class WebhookMutation:
         """Queue a new attempt of the same event to the same webhook (same event id)."""
         user = info.context.require_user()
         delivery = await info.context.db(crud_webhooks.create_redelivery, owner_id=user.id,
-                                         delivery_id=parse_pk(delivery_id))
+                                         delivery_id=parse_id(delivery_id))
         await run_in_threadpool(_enqueue, delivery)
         return to_gql_webhook_delivery(delivery)
