@@ -84,4 +84,24 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     graphql: GraphQLRouter[Any, Any] = ExplorerGraphQLRouter(schema, context_getter=graphql_context)
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     mount_assets(app)
+    _document_errors_as_served(app)
     return app
+
+
+def _document_errors_as_served(app: FastAPI) -> None:
+    """Drop FastAPI's automatic 422 answers from /openapi.json: validation errors are DRF's 400s."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            for operations in spec.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict):
+                        operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                spec.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -174,6 +174,18 @@ def status() -> None:
         click.echo("(no IMAP servers yet)")
 
 
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False), default="docs")
+def docs(directory: str) -> None:
+    """Write the GraphQL SDL (schema.graphql) and the REST reference (rest.md) into DIRECTORY."""
+    from pathlib import Path
+
+    from imap2api.reference import write_reference
+
+    for path in write_reference(Path(directory)):
+        click.echo(f"wrote {path}")
+
+
 def _duration(seconds: float) -> str:
     """``3725`` → ``1h02m``."""
     seconds = int(seconds)

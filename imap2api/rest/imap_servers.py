@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import page_number, page_size, paginated
+from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
 from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
 from imap2api.rest.wire import coerce_fields, iso_z, read_body
 
@@ -78,10 +78,11 @@ async def _input(request: Request) -> dict[str, Any]:
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": ImapServerIn.model_json_schema()}}}}
 
 
-@router.get("/", response_model=None, responses=documented(ImapServerList))
-async def list_servers(request: Request, user: CurrentUser, page: str | None = None) -> dict[str, Any]:
+@router.get("/", response_model=None, responses=documented(ImapServerList), openapi_extra={"parameters": PAGE_PARAMETERS})
+async def list_servers(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's IMAP servers, paginated."""
-    variables = {"page": page_number(page), "pageSize": page_size(request.query_params.get("page_size"))}
+    params = request.query_params
+    variables = {"page": page_number(params.get("page")), "pageSize": page_size(params.get("page_size"))}
     data = (await execute(LIST, variables, user=user))["imapServers"]
     return paginated(request, data, [to_rest(server) for server in data["results"]])
 

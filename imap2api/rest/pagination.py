@@ -10,6 +10,14 @@ from imap2api.crud.common import LAST_PAGE
 from imap2api.rest.errors import ApiError
 
 
+# For /openapi.json: routes read these from the query string themselves (DRF's lenient parsing).
+PAGE_PARAMETERS = [
+    {"name": "page", "in": "query", "required": False, "schema": {"type": "string"}, "description": "page number or 'last'"},
+    {"name": "page_size", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "default 50, max 100"},
+]
+
+
 def page_number(raw: str | None) -> int:
     """The page asked for: 1 by default, ``LAST_PAGE`` for "last"; anything else is a 404."""
     if raw is None or raw == "":

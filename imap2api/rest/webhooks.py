@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import page_number, page_size, paginated
+from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
 from imap2api.rest.schemas import (
     ERRORS,
     WebhookCreated,
@@ -110,10 +110,11 @@ _BODY = {"requestBody": {"required": True,
                          "content": {"application/json": {"schema": WebhookIn.model_json_schema()}}}}
 
 
-@router.get("/", response_model=None, responses=documented(WebhookList))
-async def list_webhooks(request: Request, user: CurrentUser, page: str | None = None) -> dict[str, Any]:
+@router.get("/", response_model=None, responses=documented(WebhookList), openapi_extra={"parameters": PAGE_PARAMETERS})
+async def list_webhooks(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's webhooks, paginated."""
-    variables = {"page": page_number(page), "pageSize": page_size(request.query_params.get("page_size"))}
+    params = request.query_params
+    variables = {"page": page_number(params.get("page")), "pageSize": page_size(params.get("page_size"))}
     data = (await execute(LIST, variables, user=user))["webhooks"]
     return paginated(request, data, [to_rest(webhook) for webhook in data["results"]])
 
@@ -163,13 +164,13 @@ async def rotate_secret(webhook_id: str, user: CurrentUser) -> dict[str, Any]:
     return _with_secret((await execute(ROTATE, {"id": webhook_id}, user=user))["rotateWebhookSecret"])
 
 
-@router.get("/{webhook_id}/deliveries/", response_model=None, responses=documented(WebhookDeliveryList))
-async def list_deliveries(
-    webhook_id: str, request: Request, user: CurrentUser, page: str | None = None
-) -> dict[str, Any]:
+@router.get("/{webhook_id}/deliveries/", response_model=None, responses=documented(WebhookDeliveryList),
+            openapi_extra={"parameters": PAGE_PARAMETERS})
+async def list_deliveries(webhook_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Every delivery attempt of the webhook, newest first, paginated."""
-    variables = {"id": webhook_id, "page": page_number(page),
-                 "pageSize": page_size(request.query_params.get("page_size"))}
+    params = request.query_params
+    variables = {"id": webhook_id, "page": page_number(params.get("page")),
+                 "pageSize": page_size(params.get("page_size"))}
     data = (await execute(DELIVERIES, variables, user=user))["webhookDeliveries"]
     return paginated(request, data, [delivery_to_rest(delivery) for delivery in data["results"]])
 
