@@ -7,9 +7,9 @@ from pydantic import BaseModel
 
 from imap2api.rest.deps import execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.wire import read_body
+from imap2api.rest.wire import JSONRoute, read_body
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=JSONRoute)
 
 TOKEN_AUTH = """
 mutation TokenAuth($username: String!, $password: String!) {

@@ -16,9 +16,9 @@ from imap2api.rest.schemas import (
     ThreadEmail,
     documented,
 )
-from imap2api.rest.wire import iso_z
+from imap2api.rest.wire import JSONRoute, iso_z
 
-router = APIRouter(prefix="/emails", tags=["emails"])
+router = APIRouter(prefix="/emails", tags=["emails"], route_class=JSONRoute)
 
 LIST_FIELDS = "id messageId subject sender senderName recipient cc date folder threadId threadCount imapServer seen flagged hasAttachments"
 THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"

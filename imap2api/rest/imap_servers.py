@@ -11,9 +11,9 @@ from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
 from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
 from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
-from imap2api.rest.wire import coerce_fields, iso_z, read_body
+from imap2api.rest.wire import JSONRoute, coerce_fields, iso_z, read_body
 
-router = APIRouter(prefix="/imap-servers", tags=["imap-servers"])
+router = APIRouter(prefix="/imap-servers", tags=["imap-servers"], route_class=JSONRoute)
 
 SERVER_FIELDS = """
   id name host port username useSsl syncLimitType syncLimitValue foldersToSync excludeTrash

@@ -9,7 +9,6 @@ from fastapi import Request
 from imap2api.crud.common import LAST_PAGE
 from imap2api.rest.errors import ApiError
 
-
 # For /openapi.json: routes read these from the query string themselves (DRF's lenient parsing).
 PAGE_PARAMETERS = [
     {"name": "page", "in": "query", "required": False, "schema": {"type": "string"}, "description": "page number or 'last'"},

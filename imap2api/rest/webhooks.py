@@ -20,9 +20,9 @@ from imap2api.rest.schemas import (
     WebhookOut,
     documented,
 )
-from imap2api.rest.wire import coerce_fields, iso_z, read_body
+from imap2api.rest.wire import JSONRoute, coerce_fields, iso_z, read_body
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=JSONRoute)
 
 WEBHOOK_FIELDS = "id url events imapServer isActive disabledReason failingSince createdAt updatedAt"
 DELIVERY_FIELDS = """id eventId eventType attempt status responseStatus responseBody error durationMs

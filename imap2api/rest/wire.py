@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from imap2api.rest.errors import ApiError
 
@@ -80,3 +84,17 @@ def iso_z(value: str | None) -> str | None:
     if value and value.endswith("+00:00"):
         return value[:-6] + "Z"
     return value
+
+
+class JSONRoute(APIRoute):
+    """A route whose dict/list result is sent as is: it is JSON-ready, FastAPI's re-encoding is waste."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        status = kwargs.get("status_code") or 200
+
+        @functools.wraps(endpoint)
+        async def send_as_json(*args: Any, **values: Any) -> Any:
+            result = await endpoint(*args, **values)
+            return JSONResponse(result, status_code=status) if isinstance(result, (dict, list)) else result
+
+        super().__init__(path, send_as_json, **kwargs)
