@@ -14,7 +14,6 @@ from typing import Any
 
 from imap2api.config import settings
 
-
 _context: ContextVar[dict[str, Any]] = ContextVar("imap2api_log_context", default={})
 
 
