@@ -123,7 +123,7 @@ class Email(SQLModel, table=True):
         Index("ix_emails_server_thread", "imap_server_id", "thread_id"),
         Index("ix_emails_server_message_id", "imap_server_id", "message_id"),
         Index("ix_emails_owner_date", "owner_id", "date"),
-        Index("ix_emails_owner_thread", "owner_id", "thread_id"),
+        Index("ix_emails_owner_thread_date", "owner_id", "thread_id", "date"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -124,6 +124,11 @@ def test_thread_view_lists_each_conversation_once(client, mailbox) -> None:
     assert len(rows) == len(counts) == 4
     tour = [row for row in rows if row["threadCount"] == 3]
     assert len(tour) == 1 and tour[0]["date"].startswith("2024-11-03")  # its newest message
+    searched = gql(client, mailbox.headers, LIST, thread=True, q="from:ann")["data"]["emails"]
+    assert searched["count"] == 1  # the newest matching message of its thread: Ann's reply of day 3
+    assert [row["date"][:10] for row in searched["results"]] == ["2024-11-03"]
+    in_inbox = gql(client, mailbox.headers, LIST, thread=True, folder="INBOX")["data"]["emails"]
+    assert in_inbox["count"] == 4 and all(row["folder"] == "INBOX" for row in in_inbox["results"])
     threads = gql(client, mailbox.headers, "{ threads(pageSize: 2) { count hasNext results { threadCount } } }")
     assert threads["data"]["threads"]["count"] == 4 and threads["data"]["threads"]["hasNext"]
 

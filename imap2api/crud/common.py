@@ -62,9 +62,10 @@ def resolve_page(page: int, count: int, page_size: int) -> int:
     return page
 
 
-def paginate(session: Session, statement: Any, *, page: int, page_size: int) -> Page[Any]:
-    """Run ``statement`` for one page, counting the whole result first."""
-    count = session.exec(select(func.count()).select_from(statement.order_by(None).subquery())).one()
+def paginate(session: Session, statement: Any, *, page: int, page_size: int, count: int | None = None) -> Page[Any]:
+    """Run ``statement`` for one page, counting the whole result first (unless the count is given)."""
+    if count is None:
+        count = session.exec(select(func.count()).select_from(statement.order_by(None).subquery())).one()
     number = resolve_page(page, count, page_size)
     items = list(session.exec(statement.offset((number - 1) * page_size).limit(page_size)))
     return Page(items=items, count=count, page=number, page_size=page_size)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, bindparam, distinct, func, literal_column, not_, or_, text
+from sqlalchemy import and_, bindparam, distinct, exists, func, literal_column, not_, or_, text
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col, select
 
@@ -51,13 +52,13 @@ def _fts_phrase(text_value: str) -> str:
     return '"' + text_value.replace('"', '""') + '"'
 
 
-def _term_condition(term: TextTerm, dialect: str) -> ColumnElement[bool]:
+def _term_condition(term: TextTerm, dialect: str, entity: Any = Email) -> ColumnElement[bool]:
     """One text term as SQL, served by the dialect's trigram index."""
     fields = term.fields or SEARCHED
     if dialect == "sqlite" and len(term.text) >= 3:
         # FTS5 trigram: case-insensitive (Unicode-folded) substring match from the index.
         match = " OR ".join(f"{{{name}}} : {_fts_phrase(term.text)}" for name in fields) if term.fields else _fts_phrase(term.text)
-        condition: ColumnElement[bool] = col(Email.id).in_(
+        condition: ColumnElement[bool] = entity.id.in_(
             select(literal_column("rowid"))
             .select_from(text("emails_fts"))
             .where(text("emails_fts MATCH :match").bindparams(bindparam("match", match, unique=True)))
@@ -65,37 +66,37 @@ def _term_condition(term: TextTerm, dialect: str) -> ColumnElement[bool]:
     else:
         # PostgreSQL: ILIKE is served by the pg_trgm GIN indexes; short terms on SQLite scan.
         pattern = _like_pattern(term.text)
-        condition = or_(*(getattr(Email, name).ilike(pattern, escape="\\") for name in fields))
+        condition = or_(*(getattr(entity, name).ilike(pattern, escape="\\") for name in fields))
     return not_(condition) if term.negated else condition
 
 
-def _conditions(filters: EmailFilters, dialect: str) -> list[ColumnElement[bool]]:
-    """Every WHERE condition the filters call for."""
-    conditions: list[ColumnElement[bool]] = [col(Email.owner_id) == filters.owner_id]
+def _conditions(filters: EmailFilters, dialect: str, entity: Any = Email) -> list[ColumnElement[bool]]:
+    """Every WHERE condition the filters call for, on ``entity`` (the table or an alias of it)."""
+    conditions: list[ColumnElement[bool]] = [entity.owner_id == filters.owner_id]
     if filters.server_id is not None:
-        conditions.append(col(Email.imap_server_id) == filters.server_id)
+        conditions.append(entity.imap_server_id == filters.server_id)
     if filters.folder:
-        conditions.append(col(Email.folder) == filters.folder)
+        conditions.append(entity.folder == filters.folder)
     if filters.date_from:
-        conditions.append(col(Email.date) >= _day_start(filters.date_from))
+        conditions.append(entity.date >= _day_start(filters.date_from))
     if filters.date_to and filters.date_to < date.max:  # inclusive: the whole day counts
-        conditions.append(col(Email.date) < _day_start(filters.date_to + timedelta(days=1)))
+        conditions.append(entity.date < _day_start(filters.date_to + timedelta(days=1)))
     search = filters.search
     if search is not None:
-        conditions += [_term_condition(term, dialect) for term in search.terms]
+        conditions += [_term_condition(term, dialect, entity) for term in search.terms]
         for name, negated in search.folders:
-            same = func.lower(col(Email.folder)) == name.lower()
+            same = func.lower(entity.folder) == name.lower()
             conditions.append(not_(same) if negated else same)
         if search.has_attachment is not None:
-            conditions.append(col(Email.has_attachments) == search.has_attachment)
+            conditions.append(entity.has_attachments == search.has_attachment)
         if search.seen is not None:
-            conditions.append(col(Email.seen) == search.seen)
+            conditions.append(entity.seen == search.seen)
         if search.flagged is not None:
-            conditions.append(col(Email.flagged) == search.flagged)
+            conditions.append(entity.flagged == search.flagged)
         if search.after:
-            conditions.append(col(Email.date) >= _day_start(search.after))
+            conditions.append(entity.date >= _day_start(search.after))
         if search.before:
-            conditions.append(col(Email.date) < _day_start(search.before))
+            conditions.append(entity.date < _day_start(search.before))
     return conditions
 
 
@@ -113,6 +114,20 @@ def _order_by(ordering: str | None) -> list[Any]:
     return clauses
 
 
+def _newest_per_thread(filters: EmailFilters, dialect: str) -> ColumnElement[bool]:
+    """A condition keeping, of each thread, only its newest matching email.
+
+    Each candidate row is tested for a newer match in its thread through the (owner, thread,
+    date) index, so a page in date order reads about as many rows as it shows.
+    """
+    newer = aliased(Email)
+    return ~exists().where(
+        newer.thread_id == Email.thread_id,
+        or_(newer.date > Email.date, and_(newer.date == Email.date, newer.id > Email.id)),
+        *_conditions(filters, dialect, newer),
+    )
+
+
 def list_emails(
     session: Session, *, filters: EmailFilters, ordering: str | None, page: int, page_size: int,
     threaded: bool = False,
@@ -120,22 +135,13 @@ def list_emails(
     """One page of email rows (without bodies); ``threaded`` keeps each thread's newest match only."""
     dialect = session.get_bind().dialect.name
     conditions = _conditions(filters, dialect)
+    statement: Select = select(*LIST_COLUMNS).where(and_(*conditions))
+    count = None
     if threaded:
-        ranked = (
-            select(
-                col(Email.id).label("id"),
-                func.row_number()
-                .over(partition_by=col(Email.thread_id), order_by=(col(Email.date).desc(), col(Email.id).desc()))
-                .label("rank"),
-            )
-            .where(and_(*conditions))
-            .subquery()
-        )
-        newest = select(ranked.c.id).where(ranked.c.rank == 1)
-        statement: Select = select(*LIST_COLUMNS).where(col(Email.id).in_(newest))
-    else:
-        statement = select(*LIST_COLUMNS).where(and_(*conditions))
-    return paginate(session, statement.order_by(*_order_by(ordering)), page=page, page_size=page_size)
+        statement = statement.where(_newest_per_thread(filters, dialect))
+        # One row per thread: counting threads needs no per-thread pick.
+        count = session.exec(select(func.count(distinct(Email.thread_id))).where(and_(*conditions))).one()
+    return paginate(session, statement.order_by(*_order_by(ordering)), page=page, page_size=page_size, count=count)
 
 
 def get_email(session: Session, *, owner_id: int, email_id: int) -> Email:
