@@ -124,13 +124,14 @@ class Email(SQLModel, table=True):
         Index("ix_emails_server_message_id", "imap_server_id", "message_id"),
         Index("ix_emails_owner_date", "owner_id", "date"),
         Index("ix_emails_owner_thread_date", "owner_id", "thread_id", "date"),
+        Index("ix_emails_owner_folder", "owner_id", "folder"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     imap_server_id: int = Field(foreign_key="imap_servers.id", ondelete="CASCADE")
     folder_id: int = Field(foreign_key="folders.id", ondelete="CASCADE")
-    folder: str = Field(max_length=1000, index=True)
+    folder: str = Field(max_length=1000)
     uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
     uid: int = Field(sa_column=Column(BigInteger, nullable=False))
     modseq: int | None = Field(default=None, sa_column=Column(BigInteger))

@@ -274,3 +274,20 @@ def test_duplicate_message_ids_are_kept_per_folder(mirror) -> None:
     copies = mirror.emails(message_id=message_id_of(raw))
     assert sorted(email.folder for email in copies) == ["INBOX", "Sent"]
     assert len({email.thread_id for email in copies}) == 1
+
+
+def test_sqlite_statistics_follow_the_mailbox(mirror, database) -> None:
+    from sqlalchemy import text
+
+    from imap2api.crud.maintenance import refresh_statistics
+    from imap2api.db import session_scope
+
+    mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [make_message(subject=f"s{n}") for n in range(30)])
+    assert mirror.sync().status == "success"
+    with session_scope() as session:
+        if database != "sqlite":
+            assert refresh_statistics(session) is False  # PostgreSQL's autovacuum owns this
+            return
+        stat = session.exec(text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'emails' LIMIT 1")).first()
+        assert stat is not None and int(stat[0].split()[0]) >= 30
+        assert refresh_statistics(session) is False  # unchanged since: nothing to do

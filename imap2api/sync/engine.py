@@ -12,6 +12,7 @@ from datetime import timedelta
 from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import events as crud_events
+from imap2api.crud import maintenance as crud_maintenance
 from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
@@ -128,5 +129,8 @@ def _finish(state: RunState, *, status: str, error: str = "", code: str = "") ->
                   **state.counts()},
         )
         finished = crud_runs.get_run(session, run_id=state.run_id)
+    if status == "success" and state.new:
+        with session_scope() as session:
+            crud_maintenance.refresh_statistics(session)
     pubsub.publish(pubsub.run_channel(state.run_id), {"status": status})
     return finished
