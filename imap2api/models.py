@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -193,6 +193,14 @@ class SyncRun(SQLModel, table=True):
     """One sync of one server: status, progress and counts, readable while it runs."""
 
     __tablename__ = "sync_runs"
+    __table_args__ = (
+        # At most one queued-or-running run per server, even when two processes ask at once.
+        Index(
+            "ux_sync_runs_one_active", "imap_server_id", unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     imap_server_id: int = Field(foreign_key="imap_servers.id", index=True, ondelete="CASCADE")

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from imap2api.errors import NotFound
@@ -14,18 +15,34 @@ from imap2api.models import ImapServer, SyncRun, utcnow
 ACTIVE = ("queued", "running")
 
 
-def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[SyncRun, bool]:
-    """The server's active run, or a new queued one; the flag says whether it is new."""
-    active = session.exec(
+def _active_run(session: Session, server_id: int) -> SyncRun | None:
+    """The server's queued or running run, if any."""
+    return session.exec(
         select(SyncRun)
-        .where(SyncRun.imap_server_id == server.id, col(SyncRun.status).in_(ACTIVE))
+        .where(SyncRun.imap_server_id == server_id, col(SyncRun.status).in_(ACTIVE))
         .order_by(col(SyncRun.id).desc())
     ).first()
+
+
+def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[SyncRun, bool]:
+    """The server's active run, or a new queued one; the flag says whether it is new.
+
+    Two API processes asking at the same instant both try the insert; the partial unique index
+    on active runs (migration 0005) lets one win, and the other joins the winner's run.
+    """
+    active = _active_run(session, server.id or 0)
     if active is not None:
         return active, False
     run = SyncRun(imap_server_id=server.id or 0, trigger=trigger)
-    session.add(run)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        winner = _active_run(session, server.id or 0)
+        if winner is None:
+            raise
+        return winner, False
     return run, True
 
 
