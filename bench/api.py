@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any
 from urllib.parse import urlparse
@@ -55,15 +55,22 @@ DEEP_PAGE = 100
 PAGE_SIZE = 50
 OWNER_NAME, OWNER_ADDRESS = "Alex Morgan", "alex.morgan@example.org"
 FOLDERS = (("INBOX", ""), ("Sent", "\\Sent"), ("Archive", "\\Archive"))
-START = datetime(2022, 1, 1, tzinfo=timezone.utc)
+START = datetime(2022, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = 3 * 365 * 24 * 3600
 
 # ------------------------------------------------------------------------------------------------
 # The corpus
 # ------------------------------------------------------------------------------------------------
 
+
+
+def _split(text: str) -> list[str]:
+    """The whitespace-separated words of ``text``."""
+    return text.split()
+
+
 # Ordered roughly by frequency: word choice is Zipf-like over this order.
-WORDS = """
+WORDS = _split("""
 the and to of a in for is on that we it with this be as at by from are will you have not or
 please can if our meeting project report team update thanks week next today new time review
 budget customer release schedule draft proposal contract invoice payment server database
@@ -81,20 +88,21 @@ afternoon evening call discuss confirm clarify agree propose suggest consider pr
 circulate share question answer problem solution plan status progress result numbers figures
 slides document spreadsheet link access account password reset login error warning alert
 notification reminder invitation calendar room building floor parking lunch dinner coffee
-""".split()
-ACCENTED = "München Grüße Zürich Köln Straße Übersicht Größe Ärger café naïve résumé Málaga São Øresund".split()
-SUBJECT_WORDS = """
+""")
+ACCENTED = _split("München Grüße Zürich Köln Straße Übersicht Größe Ärger café naïve résumé Málaga São "
+                  "Øresund")
+SUBJECT_WORDS = _split("""
 budget review meeting project update report quarterly planning release notes invoice contract
 proposal draft schedule deployment migration incident outage roadmap workshop conference travel
 training onboarding offsite hiring feedback approval summary agenda minutes launch campaign
 pricing renewal license audit compliance security backup storage network performance metrics
-""".split()
-FIRST_NAMES = """Anna Ben Carla David Emma Felix Greta Hannah Ivan Julia Karl Lena Marco Nina Oskar
-Paula Quentin Rosa Stefan Tara Uwe Vera Wim Xenia Yusuf Zoe Jürgen Björn Renée Chloé""".split()
-LAST_NAMES = """Schmidt Weber Fischer Meyer Wagner Becker Schulz Hoffmann Koch Richter Klein Wolf
+""")
+FIRST_NAMES = _split("""Anna Ben Carla David Emma Felix Greta Hannah Ivan Julia Karl Lena Marco Nina Oskar
+Paula Quentin Rosa Stefan Tara Uwe Vera Wim Xenia Yusuf Zoe Jürgen Björn Renée Chloé""")
+LAST_NAMES = _split("""Schmidt Weber Fischer Meyer Wagner Becker Schulz Hoffmann Koch Richter Klein Wolf
 Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann Lange Smith Jones Brown Taylor Wilson
-Martin Dubois Rossi Garcia Novak Müller Jensen Nielsen Kowalski Silva""".split()
-DOMAINS = "example.com example.net acme.example globex.example initech.example mail.example".split()
+Martin Dubois Rossi Garcia Novak Müller Jensen Nielsen Kowalski Silva""")
+DOMAINS = _split("example.com example.net acme.example globex.example initech.example mail.example")
 
 
 def _ascii(text: str) -> str:
@@ -177,7 +185,8 @@ class Corpus:
         text = "Hello,\n\n" + "\n\n".join(paragraphs) + "\n\nBest regards\n"
         markup = ""
         if self.rng.random() < 0.33:
-            markup = "<html><body>" + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs) + "</body></html>"
+            markup = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+            markup = f"<html><body>{markup}</body></html>"
         return text, markup
 
     def plan(self, n: int) -> list[Meta]:
@@ -205,7 +214,7 @@ class Corpus:
                     sender_name, sender = rng.choice(others)
                     recipients = [(OWNER_NAME, OWNER_ADDRESS)] + [c for c in others if c[1] != sender][:1]
                     folder = "Archive" if rng.random() < 0.2 else "INBOX"
-                cc = ", ".join(address for _, address in rng.sample(self.contacts, 1)) if rng.random() < 0.15 else ""
+                cc = rng.sample(self.contacts, 1)[0][1] if rng.random() < 0.15 else ""
                 metas.append(Meta(
                     message_id=message_id,
                     in_reply_to=chain[-1] if chain else "",
@@ -307,7 +316,8 @@ def fill(url: str, n: int, seed: int) -> Fixture:
         # they are recreated from their own definitions, so the result is what the migration made.
         with engine.begin() as connection:
             trgm_indexes = list(connection.execute(text(
-                "SELECT indexdef FROM pg_indexes WHERE tablename = 'emails' AND indexname LIKE 'ix_emails_trgm_%'"
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE tablename = 'emails' AND indexname LIKE 'ix_emails_trgm_%'"
             )).scalars())
             for definition in trgm_indexes:
                 name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
@@ -315,7 +325,7 @@ def fill(url: str, n: int, seed: int) -> Fixture:
 
     started = time.perf_counter()
     next_uid = {name: 1 for name, _ in FOLDERS}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for start in range(0, n, CHUNK):
         rows = []
         for meta in metas[start : start + CHUNK]:
@@ -364,8 +374,9 @@ def fill(url: str, n: int, seed: int) -> Fixture:
     sizes: dict[str, int] = {}
     for meta in metas:
         sizes[meta.thread_id] = sizes.get(meta.thread_id, 0) + 1
-    target = next(meta for meta in metas[n // 2 :] + metas if sizes[meta.thread_id] >= 4 and not meta.in_reply_to) \
-        if any(size >= 4 for size in sizes.values()) else metas[n // 2]
+    candidates = [meta for meta in metas[n // 2 :] + metas
+                  if sizes[meta.thread_id] >= 4 and not meta.in_reply_to]
+    target = candidates[0] if candidates else metas[n // 2]
     with engine.connect() as connection:
         detail_id = connection.execute(
             text("SELECT id FROM emails WHERE message_id = :mid"), {"mid": target.message_id}
@@ -433,11 +444,12 @@ class Server:
 
 
 LIST_SELECTION = "count results { id subject sender date folder threadId threadCount }"
-EMAILS_QUERY = f"query($q: String, $page: Int!) {{ emails(q: $q, page: $page, pageSize: {PAGE_SIZE}) {{ {LIST_SELECTION} }} }}"
+EMAILS_QUERY = (f"query($q: String, $page: Int!) {{ emails(q: $q, page: $page, pageSize: {PAGE_SIZE}) "
+                f"{{ {LIST_SELECTION} }} }}")
 THREADS_QUERY = f"{{ threads(pageSize: {PAGE_SIZE}) {{ count results {{ id threadCount }} }} }}"
 STATISTICS_QUERY = "{ statistics { totalEmails totalThreads folders { name count } } }"
-DETAIL_QUERY = ("query($id: ID!) { email(id: $id) { id subject sender recipient date folder threadId bodyText "
-                "bodyHtml threadEmails { id subject sender date bodyText bodyHtml } } }")
+DETAIL_QUERY = ("query($id: ID!) { email(id: $id) { id subject sender recipient date folder threadId "
+                "bodyText bodyHtml threadEmails { id subject sender date bodyText bodyHtml } } }")
 
 
 @dataclass
@@ -637,8 +649,8 @@ def run_one(database: str, n: int, args: argparse.Namespace, base_dir: str) -> R
         try:
             server.wait()
             load_before = os.getloadavg()[0]
-            timings = measure(server.base_url, fixture.token, cases(fixture.detail_id, n), requests=args.requests,
-                              warmup=args.warmup, budget=args.budget)
+            timings = measure(server.base_url, fixture.token, cases(fixture.detail_id, n),
+                              requests=args.requests, warmup=args.warmup, budget=args.budget)
             load_after = os.getloadavg()[0]
         finally:
             server.stop()
@@ -668,7 +680,8 @@ def report_run(run: Run) -> None:
               f"{timing.p99:9.1f}{flag}")
     for rest, gql in (("rest page", "gql page"), ("rest search rare", "gql search rare")):
         ratio = run.timings[rest].p50 / run.timings[gql].p50
-        print(f"{rest} / {gql} p50: {ratio:.2f} (target <= {TARGET_REST_RATIO}) {_verdict(ratio <= TARGET_REST_RATIO)}")
+        print(f"{rest} / {gql} p50: {ratio:.2f} (target <= {TARGET_REST_RATIO}) "
+              f"{_verdict(ratio <= TARGET_REST_RATIO)}")
     sys.stdout.flush()
 
 
@@ -689,8 +702,9 @@ def report_summary(runs: list[Run]) -> None:
         mine = sorted((run for run in runs if run.database == database), key=lambda run: run.size)
         small, large = mine[0], mine[-1]
         p50 = large.timings["gql search rare"].p50
-        print(f"{database}: search p50 at N={large.size}: {p50:.1f} ms (target <= {TARGET_SEARCH_P50_MS:.0f} ms) "
-              f"{_verdict(p50 <= TARGET_SEARCH_P50_MS)}; of which the floor (auth + GraphQL, "
+        print(f"{database}: search p50 at N={large.size}: {p50:.1f} ms "
+              f"(target <= {TARGET_SEARCH_P50_MS:.0f} ms) {_verdict(p50 <= TARGET_SEARCH_P50_MS)}; "
+              f"of which the floor (auth + GraphQL, "
               f"`me`) is {large.timings['gql me (floor)'].p50:.1f} ms")
         if large.size > small.size:
             ratio = p50 / small.timings["gql search rare"].p50
@@ -704,7 +718,8 @@ def report_summary(runs: list[Run]) -> None:
                 ratio = run.timings[rest].p50 / run.timings[gql].p50
                 print(f"{database} N={run.size}: {rest} / {gql} p50 {ratio:.2f} "
                       f"(target <= {TARGET_REST_RATIO}) {_verdict(ratio <= TARGET_REST_RATIO)}")
-    slow = [(run, name, timing) for run in runs for name, timing in run.timings.items() if timing.p50 > SLOW_P50_MS]
+    slow = [(run, name, timing) for run in runs for name, timing in run.timings.items()
+            if timing.p50 > SLOW_P50_MS]
     if slow:
         print(f"\nslow (p50 > {SLOW_P50_MS:.0f} ms):")
         for run, name, timing in slow:
@@ -715,12 +730,14 @@ def report_summary(runs: list[Run]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,200000", help="comma-separated mailbox sizes (default 10000,200000)")
+    parser.add_argument("--sizes", default="10000,200000",
+                        help="comma-separated mailbox sizes (default 10000,200000)")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per case (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed requests per case first (default 10)")
     parser.add_argument("--budget", type=float, default=30.0,
-                        help="seconds per case after which timing stops early (at least 15 requests; default 30)")
+                        help="seconds per case after which timing stops early "
+                             "(at least 15 requests; default 30)")
     parser.add_argument("--seed", type=int, default=20241127)
     parser.add_argument("--keep", action="store_true", help="keep the databases (and print where they are)")
     args = parser.parse_args(argv)
@@ -730,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = tempfile.mkdtemp(prefix="imap2api-bench-api-")
     _prepare_environment(base_dir)
     print(f"bench.api: sizes {sizes}, databases {databases}, {args.requests} requests per case "
-          f"({args.warmup} warm-up), seed {args.seed}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+          f"({args.warmup} warm-up), seed {args.seed}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")
     runs: list[Run] = []
     try:
         for database in databases:
