@@ -18,13 +18,12 @@ from typing import Any
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from imap2api.config import settings
+from imap2api.crud.users import user_id_for_token_hash
 from imap2api.db import session_scope
 from imap2api.graphql.context import token_from_header
-from imap2api.models import ApiToken
 from imap2api.security import hash_token_key
 
 Scope = MutableMapping[str, Any]
@@ -36,10 +35,10 @@ _TOKEN_CACHE_SECONDS = 60
 _EXEMPT_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics", "/static")
 
 
-def _user_for_token_hash(key_hash: str) -> int | None:
-    """The user id owning a token, or None."""
+def _user_id(key_hash: str) -> int | None:
+    """The user a token hash belongs to, in its own session."""
     with session_scope() as session:
-        return session.exec(select(ApiToken.user_id).where(ApiToken.key_hash == key_hash)).first()
+        return user_id_for_token_hash(session, key_hash=key_hash)
 
 
 class Throttle:
@@ -64,7 +63,7 @@ class Throttle:
             key_hash = hash_token_key(key)
             cached = self._tokens.get(key_hash)
             if cached is None or cached[1] < time.monotonic():
-                user_id = await run_in_threadpool(_user_for_token_hash, key_hash)
+                user_id = await run_in_threadpool(_user_id, key_hash)
                 if len(self._tokens) > 10_000:
                     self._tokens.clear()
                 cached = self._tokens[key_hash] = (user_id, time.monotonic() + _TOKEN_CACHE_SECONDS)

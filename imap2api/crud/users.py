@@ -82,3 +82,8 @@ def revoke_tokens(session: Session, *, user_id: int) -> int:
     """Delete every token of a user; returns how many there were."""
     result = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user_id))  # type: ignore[call-overload]
     return result.rowcount or 0
+
+
+def user_id_for_token_hash(session: Session, *, key_hash: str) -> int | None:
+    """The id of the user owning a token, by the token's stored hash (no side effects)."""
+    return session.exec(select(ApiToken.user_id).where(ApiToken.key_hash == key_hash)).first()
