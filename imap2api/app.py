@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
 from imap2api import __version__, health
+from imap2api.admin import mount_admin
 from imap2api.config import settings
 from imap2api.graphiql import ExplorerGraphQLRouter, mount_assets
 from imap2api.graphql.context import Context, authenticate
@@ -84,6 +85,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     graphql: GraphQLRouter[Any, Any] = ExplorerGraphQLRouter(schema, context_getter=graphql_context)
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     mount_assets(app)
+    mount_admin(app)
     _document_errors_as_served(app)
     return app
 

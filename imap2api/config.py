@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     webhook_retry_span_seconds: float = 86_400.0
     webhook_disable_after_seconds: float = 86_400.0
 
+    admin_session_hours: float = 12.0
+    admin_cookie_secure: bool = False
+
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
+from starlette.concurrency import run_in_threadpool
 
 from imap2api.config import settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 _engines: dict[str, Engine] = {}
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -62,6 +65,17 @@ def session_scope() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def _in_session(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """Call ``fn(session, **kwargs)`` inside a committed session."""
+    with session_scope() as session:
+        return fn(session, **kwargs)
+
+
+async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a crud function in a worker thread with its own session, so the event loop never blocks."""
+    return await run_in_threadpool(_in_session, fn, kwargs)
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001

@@ -8,19 +8,17 @@ checked with a verifier written here from the Standard Webhooks spec, not with i
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.support.messages import make_message
 from tests.support.receiver import Receiver
+from tests.support.webhook_checks import spec_verify, wait_until
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 ALL_EVENTS = ["email.received", "thread.updated", "sync.completed"]
@@ -30,21 +28,6 @@ WEBHOOK_FIELDS = "id url events imapServer isActive disabledReason failingSince 
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
 SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-
-
-# --- an independent Standard Webhooks verifier (from the spec, not from imap2api) ---------------
-
-
-def spec_verify(secret: str, headers: dict[str, str], body: bytes, *, now: float | None = None) -> bool:
-    """True when one ``v1`` signature in the headers is the HMAC the spec defines, and it is fresh."""
-    msg_id, stamp = headers["webhook-id"], headers["webhook-timestamp"]
-    if abs((now or time.time()) - int(stamp)) > 300:
-        return False
-    key = base64.b64decode(secret.split("_", 1)[1])
-    digest = hmac.new(key, msg_id.encode() + b"." + stamp.encode() + b"." + body, hashlib.sha256).digest()
-    expected = "v1," + base64.b64encode(digest).decode()
-    candidates = headers["webhook-signature"].split(" ")
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
 
 def test_the_independent_verifier_and_the_signer_agree_with_the_spec_vector() -> None:
@@ -124,20 +107,6 @@ def gql(client, headers: dict[str, str], query: str, **variables) -> dict:  # no
     response = client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_until(condition: Callable[[], object], *, timeout: float = 30.0, what: str = "condition") -> object:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
 
 
 def deliveries_of(webhook_id: int) -> list:

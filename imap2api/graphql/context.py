@@ -6,26 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from strawberry.fastapi import BaseContext
 
 from imap2api.crud import users as crud_users
-from imap2api.db import session_scope
+from imap2api.db import run_db
 from imap2api.errors import Imap2ApiError, InvalidToken, Unauthenticated
 from imap2api.models import User
 
 T = TypeVar("T")
-
-
-def _in_session(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
-    """Call ``fn(session, **kwargs)`` inside a committed session."""
-    with session_scope() as session:
-        return fn(session, **kwargs)
-
-
-async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a crud function in a worker thread with its own session, so the event loop never blocks."""
-    return await run_in_threadpool(_in_session, fn, kwargs)
 
 
 def token_from_header(value: str | None) -> str | None:

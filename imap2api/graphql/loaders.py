@@ -8,7 +8,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from imap2api.crud import emails as crud_emails
-from imap2api.graphql.context import run_db
+from imap2api.db import run_db
 
 
 def _loader(owner_id: int, fetch: Any, default: Any) -> DataLoader:

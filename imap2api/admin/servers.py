@@ -1,0 +1,183 @@
+"""Admin views of IMAP servers (the password is write-only) and their sync runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+from sqladmin import action
+from sqladmin.flash import Flash
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from wtforms import BooleanField, Form, IntegerField, PasswordField, SelectField, StringField, validators
+
+from imap2api.admin.common import (
+    AdminView,
+    IdFilter,
+    excerpt,
+    link_to,
+    list_url,
+    preformatted,
+    selected_ids,
+    user_choices,
+)
+from imap2api.crud import servers as crud_servers
+from imap2api.db import run_db
+from imap2api.errors import Imap2ApiError
+from imap2api.models import ImapServer, SyncRun, User
+from imap2api.validation import SYNC_LIMIT_TYPES, validate_server
+
+SERVER_FIELDS = ("name", "host", "port", "username", "use_ssl", "sync_limit_type", "sync_limit_value",
+                 "folders_to_sync", "exclude_trash")
+
+
+class ServerForm(Form):
+    """An IMAP account; validated by the same rules as the API."""
+
+    owner_id = SelectField("Owner", coerce=int, validate_choice=False)
+    name = StringField("Name", [validators.InputRequired()])
+    host = StringField("Host", [validators.InputRequired()])
+    port = IntegerField("Port", default=993)
+    username = StringField("IMAP username", [validators.InputRequired()])
+    password = PasswordField("IMAP password",
+                             description="Stored encrypted. When editing, leave blank to keep it.")
+    use_ssl = BooleanField("Implicit TLS (port 993); otherwise STARTTLS when offered", default=True)
+    sync_limit_type = SelectField("Sync limit", choices=[(value, value) for value in SYNC_LIMIT_TYPES])
+    sync_limit_value = IntegerField("Limit value", [validators.Optional()])
+    folders_to_sync = StringField("Folders to sync",
+                                  description="Comma-separated exact names; blank for all.")
+    exclude_trash = BooleanField("Skip Trash and Junk", default=True)
+    sync_interval_seconds = IntegerField(
+        "Sync interval (seconds)", [validators.Optional(), validators.NumberRange(min=60)],
+        description="Blank for the service default.",
+    )
+    is_active = BooleanField("Active (synced on schedule)", default=True)
+
+
+def _save(session: Session, *, server_id: int | None, data: dict[str, Any]) -> ImapServer:
+    """Validate as the API does, then create or update."""
+    fields = {name: data.get(name) for name in SERVER_FIELDS}
+    if fields["folders_to_sync"] is None:
+        fields["folders_to_sync"] = ""
+    if data.get("password"):
+        fields["password"] = data["password"]
+    if server_id is None:
+        owner = session.get(User, data.get("owner_id") or 0)
+        if owner is None:
+            raise ValueError("owner: Choose the user this server belongs to.")
+        server = crud_servers.create_server(session, owner_id=owner.id or 0, data=validate_server(fields))
+    else:
+        current = crud_servers.get_server(session, owner_id=None, server_id=server_id)
+        clean = validate_server(fields, current=crud_servers.server_fields(current))
+        server = crud_servers.update_server(session, owner_id=None, server_id=server_id, data=clean)
+    server.sync_interval_seconds = data.get("sync_interval_seconds")
+    server.is_active = bool(data.get("is_active"))
+    session.add(server)
+    session.flush()
+    return server
+
+
+def _queue_syncs(server_ids: list[int]) -> list[int]:
+    """Queue (or join) a sync of each server; returns the run ids."""
+    from imap2api.workers.sync import request_sync
+
+    runs = [request_sync(server_id=server_id, owner_id=None, trigger="manual") for server_id in server_ids]
+    return [run.id or 0 for run in runs]
+
+
+def _delete(session: Session, *, server_id: int) -> None:
+    crud_servers.delete_server(session, owner_id=None, server_id=server_id)
+
+
+class ImapServerAdmin(AdminView, model=ImapServer):
+    """IMAP servers of every user: settings, last result, "sync now"."""
+
+    icon = "fa-solid fa-server"
+    name = "IMAP server"
+    form = ServerForm
+    form_columns = ["name", "host", "port", "username", "use_ssl", "sync_limit_type", "sync_limit_value",
+                    "folders_to_sync", "exclude_trash", "sync_interval_seconds", "is_active"]
+    form_create_rules = ["owner_id", *form_columns]
+    form_edit_rules = list(form_columns)
+    column_list = ["id", "name", "owner_id", "host", "username", "is_active", "last_sync", "last_sync_status",
+                   "last_error"]
+    column_details_exclude_list = ["password_encrypted"]
+    column_labels = {"owner_id": "Owner", "last_sync_status": "Last result"}
+    column_formatters = {"owner_id": link_to("user", "owner_id"), "last_error": excerpt(80)}
+    column_formatters_detail = {
+        "owner_id": link_to("user", "owner_id"),
+        "last_error": preformatted,
+        "id": lambda model, _attribute, request: Markup('{} · <a href="{}">sync runs</a>').format(
+            model.id, list_url(request, "sync-run", imap_server_id=model.id)),
+    }
+    column_searchable_list = ["name", "host", "username"]
+    column_filters = [IdFilter(ImapServer.owner_id, User.username, title="Owner")]
+
+    async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
+        """The form, with the current users as owner choices (the owner is fixed after creation)."""
+        choices = await user_choices()
+
+        class Bound(ServerForm):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.owner_id.choices = choices
+
+        return Bound
+
+    async def insert_model(self, request: Request, data: dict) -> Any:
+        """Create through the API's validation; the password is encrypted."""
+        return await _saved(run_db(_save, server_id=None, data=data))
+
+    async def update_model(self, request: Request, pk: str, data: dict) -> Any:
+        """Update through the API's validation (the owner does not change)."""
+        return await _saved(run_db(_save, server_id=int(pk), data=data))
+
+    async def delete_model(self, request: Request, pk: Any) -> None:
+        """Delete the server with its folders, mail and runs."""
+        await run_db(_delete, server_id=int(pk))
+
+    @action(name="sync-now", label="Sync now")
+    async def sync_now(self, request: Request) -> Response:
+        """Queue a sync of the selected servers and show their runs."""
+        from starlette.concurrency import run_in_threadpool
+
+        ids = selected_ids(request)
+        runs = await run_in_threadpool(_queue_syncs, ids)
+        Flash.success(request, f"Sync queued: run {', '.join(f'#{run}' for run in runs)}.")
+        target = list_url(request, "sync-run", imap_server_id=ids[0]) if len(ids) == 1 else list_url(
+            request, "sync-run")
+        return RedirectResponse(target, status_code=302)
+
+
+async def _saved(pending: Any) -> Any:
+    """Await a save; an expected failure becomes the message shown above the form."""
+    try:
+        return await pending
+    except Imap2ApiError as exc:
+        raise ValueError(exc.message) from None
+
+
+def _progress(model: SyncRun, _attribute: str) -> str:
+    if not model.progress_total:
+        return f"{model.progress_done}"
+    percent = 100 * model.progress_done // model.progress_total
+    return f"{model.progress_done}/{model.progress_total} ({percent} %)"
+
+
+class SyncRunAdmin(AdminView, model=SyncRun):
+    """Every sync of every server, with progress while it runs (read-only)."""
+
+    icon = "fa-solid fa-rotate"
+    name = "Sync run"
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ["id", "imap_server_id", "status", "trigger", "progress_done", "messages_new",
+                   "messages_updated", "messages_deleted", "error_code", "created_at", "finished_at"]
+    column_labels = {"imap_server_id": "Server", "progress_done": "Progress", "messages_new": "New",
+                     "messages_updated": "Updated", "messages_deleted": "Deleted"}
+    column_formatters = {"imap_server_id": link_to("imap-server", "imap_server_id"),
+                         "progress_done": _progress}
+    column_formatters_detail = {**column_formatters, "error": preformatted}
+    column_filters = [IdFilter(SyncRun.imap_server_id, ImapServer.name, title="Server")]

@@ -1,0 +1,424 @@
+"""The admin interface at /admin over HTTP, on SQLite and PostgreSQL, with the embedded worker.
+
+Who gets in (active admins only, by password, in a SameSite=Strict cookie that a password change
+ends), the CSRF guard, that no password hash, token hash or encrypted secret is ever rendered,
+and each admin task end to end: users (reset password, make admin, revoke tokens), IMAP servers
+("sync now" against the real Dovecot, last error), webhooks (secret shown once, rotate, test,
+disable) with deliveries (a real receiver, signatures checked independently, redeliver), and
+read-only mail. The same tasks in a real browser are in ``test_admin_browser.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.messages import make_message
+from tests.support.receiver import Receiver
+from tests.support.webhook_checks import spec_verify, wait_until
+
+ORIGIN = {"Origin": "http://testserver"}
+SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]{32,}")
+
+
+class Admin:
+    """A test client logged in to /admin, sending the Origin header a browser would."""
+
+    def __init__(self, client, username: str, password: str) -> None:  # noqa: ANN001
+        self.client = client
+        self.username = username
+        self.login(username, password)
+
+    def login(self, username: str, password: str):  # noqa: ANN201
+        """Post the login form; returns the response (302 on success)."""
+        return self.client.post("/admin/login", data={"username": username, "password": password},
+                                headers=ORIGIN, follow_redirects=False)
+
+    def get(self, path: str, **kwargs):  # noqa: ANN003, ANN201
+        """A page, as a same-origin navigation."""
+        return self.client.get(path, headers=ORIGIN, follow_redirects=False, **kwargs)
+
+    def post(self, path: str, data: dict):  # noqa: ANN201
+        """Submit a form, as a same-origin browser does."""
+        return self.client.post(path, data=data, headers=ORIGIN, follow_redirects=False)
+
+
+def logged_in(response) -> bool:  # noqa: ANN001
+    """Whether an admin page was served (not the login redirect)."""
+    return response.status_code == 200 and "/admin/logout" in response.text
+
+
+@pytest.fixture()
+def admin(client, make_user) -> Admin:  # noqa: ANN001
+    """An admin user logged in to the admin interface."""
+    username, password, _ = make_user(admin=True)
+    session = Admin(client, username, password)
+    assert logged_in(session.get("/admin/user/list"))
+    return session
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on loopback."""
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _clean_queues() -> Iterator[None]:
+    """Drop queued messages afterwards, so none leaks into later tests."""
+    yield
+    from imap2api.workers.broker import broker
+
+    if hasattr(broker, "flush_all"):
+        broker.flush_all()
+
+
+def user_id(username: str) -> int:
+    """The id of a user by name."""
+    from imap2api.crud import users as crud_users
+    from imap2api.db import session_scope
+
+    with session_scope() as session:
+        return crud_users.get_user_by_username(session, username=username).id
+
+
+def row(model, pk: int):  # noqa: ANN001, ANN201
+    """A stored row, read fresh."""
+    from imap2api.db import session_scope
+
+    with session_scope() as session:
+        return session.get(model, pk)
+
+
+# --- who gets in -------------------------------------------------------------------------------
+
+
+def test_anonymous_and_non_admin_users_get_nothing(client, make_user) -> None:  # noqa: ANN001
+    for path in ("/admin/", "/admin/user/list", "/admin/webhook/list", "/admin/email/details/1",
+                 "/admin/webhook/create"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 302 and response.headers["location"].endswith("/admin/login"), path
+    username, password, token = make_user()
+    outsider = Admin(client, username, password)
+    refused = outsider.login(username, password)
+    assert refused.status_code == 400 and "Invalid credentials" in refused.text
+    assert not logged_in(outsider.get("/admin/user/list"))
+    # A valid API token is no way in either.
+    assert not logged_in(client.get("/admin/user/list", headers={"Authorization": f"Token {token}"},
+                                    follow_redirects=False))
+
+
+def test_admin_login_sets_a_strict_http_only_cookie_and_logout_ends_it(client, make_user) -> None:  # noqa: ANN001
+    username, password, _ = make_user(admin=True)
+    session = Admin(client, username, "wrong-password")
+    assert not logged_in(session.get("/admin/"))
+    response = session.login(username, password)
+    assert response.status_code == 302 and response.headers["location"].endswith("/admin/")
+    cookie = response.headers["set-cookie"].lower()
+    assert cookie.startswith("imap2api_admin=")
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/admin" in cookie
+    assert logged_in(session.get("/admin/"))
+    assert session.get("/admin/logout").status_code == 302
+    assert not logged_in(session.get("/admin/user/list"))
+
+
+def test_a_password_change_or_lost_admin_rights_end_existing_sessions(client, make_user) -> None:  # noqa: ANN001
+    from imap2api.crud import users as crud_users
+    from imap2api.db import session_scope
+    from imap2api.models import User
+
+    username, password, _ = make_user(admin=True)
+    session = Admin(client, username, password)
+    assert logged_in(session.get("/admin/"))
+    with session_scope() as db:
+        crud_users.set_password(db, user=crud_users.get_user_by_username(db, username=username),
+                                password="a-new-password")
+    assert not logged_in(session.get("/admin/"))
+    assert session.login(username, "a-new-password").status_code == 302
+    with session_scope() as db:
+        db.get(User, user_id(username)).is_admin = False
+    assert not logged_in(session.get("/admin/"))
+
+
+def test_state_changing_requests_from_another_site_are_refused(admin: Admin, make_user) -> None:
+    victim, _, _ = make_user()
+    victim_id = user_id(victim)
+    cross_site = [
+        {},  # no Origin, Referer or Sec-Fetch-Site: not a browser request from our pages
+        {"Origin": "https://evil.example"},
+        {"Referer": "https://evil.example/page"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "http://testserver"},
+        {"Sec-Fetch-Site": "same-site"},
+    ]
+    for headers in cross_site:
+        edit = admin.client.post(f"/admin/user/edit/{victim_id}", headers=headers, follow_redirects=False,
+                                 data={"username": "hijacked", "is_admin": "y", "is_active": "y"})
+        assert edit.status_code == 403, headers
+        action = admin.client.get(f"/admin/user/action/make-admin?pks={victim_id}", headers=headers,
+                                  follow_redirects=False)
+        assert action.status_code == 403, headers
+        login = admin.client.post("/admin/login", data={"username": "x", "password": "y"}, headers=headers)
+        assert login.status_code == 403, headers
+    from imap2api.models import User
+
+    assert row(User, victim_id).username == victim and not row(User, victim_id).is_admin
+    # The same requests from the admin's own pages go through.
+    same_site = admin.client.get(f"/admin/user/action/make-admin?pks={victim_id}", follow_redirects=False,
+                                 headers={"Sec-Fetch-Site": "same-origin"})
+    assert same_site.status_code == 302 and row(User, victim_id).is_admin
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def test_users_are_listed_without_password_or_token_hashes(admin: Admin, make_user) -> None:
+    username, _, token = make_user()
+    pages = [admin.get("/admin/user/list"), admin.get(f"/admin/user/details/{user_id(username)}"),
+             admin.get(f"/admin/user/edit/{user_id(username)}"), admin.get("/admin/api-token/list")]
+    for page in pages:
+        assert page.status_code == 200
+        assert "scrypt$" not in page.text and token not in page.text
+    assert username in pages[0].text
+    from imap2api.security import hash_token_key
+
+    assert hash_token_key(token) not in pages[3].text and token[:8] in pages[3].text
+
+
+def test_an_admin_creates_a_user_resets_a_password_and_makes_an_admin(admin: Admin, client) -> None:  # noqa: ANN001
+    from imap2api.crud import users as crud_users
+    from imap2api.db import session_scope
+
+    name = "created-" + secrets.token_hex(4)
+    missing = admin.post("/admin/user/create", {"username": name, "is_active": "y"})
+    assert missing.status_code == 400 and "password" in missing.text
+    created = admin.post("/admin/user/create", {"username": name, "password": "first-password",
+                                                "is_active": "y", "save": "Save"})
+    assert created.status_code == 302
+    new_id = user_id(name)
+    duplicate = admin.post("/admin/user/create", {"username": name, "password": "x" * 10,
+                                                  "is_active": "y"})
+    assert duplicate.status_code == 400 and "already exists" in duplicate.text
+    reset = admin.post(f"/admin/user/edit/{new_id}", {"username": name,
+                                                      "password": "second-password", "is_active": "y",
+                                                      "save": "Save"})
+    assert reset.status_code == 302
+    with session_scope() as db:
+        assert crud_users.authenticate_user(db, username=name, password="first-password") is None
+        assert crud_users.authenticate_user(db, username=name, password="second-password")
+    token = client.post("/api-token-auth/", data={"username": name, "password": "second-password"})
+    assert token.status_code == 200
+    made = admin.get(f"/admin/user/action/make-admin?pks={new_id}")
+    assert made.status_code == 302
+    assert Admin(client, name, "second-password").get("/admin/").status_code == 200
+
+
+def test_an_admin_cannot_lock_themselves_out(admin: Admin) -> None:
+    own_id = user_id(admin.username)
+    demoted = admin.post(f"/admin/user/edit/{own_id}", {"username": "whatever", "is_active": "y"})
+    assert demoted.status_code == 400 and "your own admin rights" in demoted.text
+    deleted = admin.client.request("DELETE", f"/admin/user/delete?pks={own_id}", headers=ORIGIN)
+    assert deleted.status_code == 200 and "cannot delete yourself" in deleted.text.replace("+", " ")
+    assert logged_in(admin.get("/admin/"))
+
+
+def test_revoking_tokens_locks_the_api_out(admin: Admin, client, make_user) -> None:  # noqa: ANN001
+    username, _, token = make_user()
+    headers = {"Authorization": f"Token {token}"}
+    assert client.get("/api/imap-servers/", headers=headers).status_code == 200
+    response = admin.get(f"/admin/user/action/revoke-tokens?pks={user_id(username)}")
+    assert response.status_code == 302
+    assert client.get("/api/imap-servers/", headers=headers).status_code == 401
+
+
+# --- IMAP servers and sync runs ----------------------------------------------------------------
+
+
+def server_form(owner_id: int, dovecot, mail_user: str, **overrides) -> dict:  # noqa: ANN001
+    """The create form of an IMAP server pointing at the Dovecot fixture."""
+    form = {"owner_id": str(owner_id), "name": "Work", "host": dovecot.host, "port": str(dovecot.port),
+            "username": mail_user, "password": "secret", "sync_limit_type": "all", "folders_to_sync": "",
+            "exclude_trash": "y", "is_active": "y", "save": "Save"}
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def test_an_admin_adds_a_server_syncs_it_now_and_sees_the_run(admin: Admin, make_user, dovecot,
+                                                              user: str) -> None:
+    from sqlmodel import select
+
+    from imap2api.db import session_scope
+    from imap2api.models import Email, ImapServer, SyncRun
+    from imap2api.security import decrypt_secret
+
+    owner, _, _ = make_user()
+    owner_id = user_id(owner)
+    dovecot.add_message(user, "INBOX", make_message(subject="Quarterly numbers"))
+    invalid = admin.post("/admin/imap-server/create", server_form(owner_id, dovecot, user,
+                                                                   sync_limit_type="days"))
+    assert invalid.status_code == 400 and "sync_limit_value" in invalid.text
+    created = admin.post("/admin/imap-server/create", server_form(owner_id, dovecot, user))
+    assert created.status_code == 302
+    with session_scope() as session:
+        server = session.exec(select(ImapServer).where(ImapServer.owner_id == owner_id)).one()
+    assert decrypt_secret(server.password_encrypted) == "secret"
+    for page in (admin.get(f"/admin/imap-server/details/{server.id}"),
+                 admin.get(f"/admin/imap-server/edit/{server.id}"), admin.get("/admin/imap-server/list")):
+        assert page.status_code == 200 and server.password_encrypted not in page.text
+        assert 'value="secret"' not in page.text
+    # Editing without a password keeps the stored one.
+    kept = admin.post(f"/admin/imap-server/edit/{server.id}",
+                      server_form(owner_id, dovecot, user, name="Renamed", password=""))
+    assert kept.status_code == 302 and row(ImapServer, server.id).name == "Renamed"
+    assert decrypt_secret(row(ImapServer, server.id).password_encrypted) == "secret"
+
+    queued = admin.get(f"/admin/imap-server/action/sync-now?pks={server.id}")
+    assert queued.status_code == 302 and f"imap_server_id={server.id}" in queued.headers["location"]
+
+    def finished() -> SyncRun | None:
+        with session_scope() as session:
+            run = session.exec(select(SyncRun).where(SyncRun.imap_server_id == server.id)).first()
+        return run if run is not None and run.status not in ("queued", "running") else None
+
+    run = wait_until(finished, timeout=60, what="the sync")
+    assert run.status == "success", run.error
+    runs = admin.get(f"/admin/sync-run/list?imap_server_id={server.id}")
+    assert runs.status_code == 200 and "success" in runs.text and "1/1 (100 %)" in runs.text
+    with session_scope() as session:
+        email = session.exec(select(Email).where(Email.imap_server_id == server.id)).one()
+    mail = admin.get(f"/admin/email/details/{email.id}")
+    assert mail.status_code == 200 and "Quarterly numbers" in mail.text
+    assert "Quarterly numbers" in admin.get("/admin/email/list?search=Quarterly").text
+
+
+def test_a_failing_server_shows_its_last_error(admin: Admin, mirror) -> None:  # noqa: ANN001
+    from imap2api.db import session_scope
+    from imap2api.models import ImapServer
+    from imap2api.security import encrypt_secret
+
+    with session_scope() as session:
+        session.get(ImapServer, mirror.server_id).password_encrypted = encrypt_secret("wrong")
+    run = mirror.sync()
+    assert run.status == "error"
+    pages = (admin.get("/admin/imap-server/list"),
+             admin.get(f"/admin/imap-server/details/{mirror.server_id}"),
+             admin.get(f"/admin/sync-run/details/{run.id}"))
+    for page in pages:
+        assert page.status_code == 200 and "error" in page.text
+        assert run.error[:30] in page.text.replace("&#39;", "'").replace("&#34;", '"')
+
+
+def test_mail_is_read_only(admin: Admin, mirror) -> None:  # noqa: ANN001
+    mirror.deliver(make_message(subject="Read me"))
+    mirror.sync()
+    [email] = mirror.emails()
+    assert admin.get("/admin/email/create").status_code == 403
+    assert admin.get(f"/admin/email/edit/{email.id}").status_code == 403
+    deleted = admin.client.request("DELETE", f"/admin/email/delete?pks={email.id}", headers=ORIGIN)
+    assert deleted.status_code == 403 and len(mirror.emails()) == 1
+    assert "Read me" in admin.get("/admin/email/list").text
+    # Filters given junk answer a page, not an error.
+    assert admin.get("/admin/email/list?owner_id=abc&imap_server_id=1x").status_code == 200
+
+
+# --- webhooks and deliveries -------------------------------------------------------------------
+
+
+def webhook_form(owner_id: int, url: str, **overrides) -> dict:
+    """The create form of a webhook."""
+    form = {"owner_id": str(owner_id), "url": url, "events": ["email.received", "sync.completed"],
+            "imap_server_id": "", "is_active": "y", "save": "Save"}
+    form.update(overrides)
+    return form
+
+
+def test_an_admin_adds_a_webhook_sees_the_secret_once_and_a_test_delivery(
+    admin: Admin, make_user, receiver: Receiver
+) -> None:
+    from sqlmodel import select
+
+    from imap2api.db import session_scope
+    from imap2api.models import Webhook, WebhookDelivery
+    from imap2api.security import decrypt_secret
+
+    owner, _, _ = make_user()
+    owner_id = user_id(owner)
+    bad = admin.post("/admin/webhook/create", webhook_form(owner_id, "ftp://example.com/hook"))
+    assert bad.status_code == 400 and "Enter a valid URL" in bad.text
+    created = admin.post("/admin/webhook/create", webhook_form(owner_id, receiver.url))
+    assert created.status_code == 200 and "no-store" in created.headers["cache-control"]
+    [secret] = set(SECRET.findall(created.text))
+    with session_scope() as session:
+        webhook = session.exec(select(Webhook).where(Webhook.owner_id == owner_id)).one()
+    assert decrypt_secret(webhook.secret_encrypted) == secret
+    assert webhook.events == "email.received,sync.completed" and webhook.is_active
+    for page in (admin.get(f"/admin/webhook/details/{webhook.id}"), admin.get("/admin/webhook/list"),
+                 admin.get(f"/admin/webhook/edit/{webhook.id}")):
+        assert page.status_code == 200
+        assert secret not in page.text and webhook.secret_encrypted not in page.text
+
+    tested = admin.get(f"/admin/webhook/action/send-test?pks={webhook.id}")
+    assert tested.status_code == 302 and f"webhook_id={webhook.id}" in tested.headers["location"]
+    [request] = receiver.wait_for(lambda requests: len(requests) == 1)
+    assert request.json["type"] == "webhook.test" and spec_verify(secret, request.headers, request.body)
+
+    def delivered() -> bool:
+        with session_scope() as session:
+            rows = list(session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)))
+        return len(rows) == 1 and rows[0].status == "success"
+
+    wait_until(delivered, what="the delivery to be recorded")
+    deliveries = admin.get(f"/admin/webhook-delivery/list?webhook_id={webhook.id}")
+    assert deliveries.status_code == 200
+    assert "webhook.test" in deliveries.text and "success" in deliveries.text
+
+    # Redeliver: the same event again, a new attempt.
+    with session_scope() as session:
+        first = session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)).one()
+    assert admin.get(f"/admin/webhook-delivery/action/redeliver?pks={first.id}").status_code == 302
+    requests = receiver.wait_for(lambda requests: len(requests) == 2)
+    assert requests[1].headers["webhook-id"] == requests[0].headers["webhook-id"]
+    detail = admin.get(f"/admin/webhook-delivery/details/{first.id}")
+    assert detail.status_code == 200 and "ok" in detail.text
+
+
+def test_rotation_shows_the_new_secret_once_and_disable_stops_tests(
+    admin: Admin, make_user, receiver: Receiver
+) -> None:
+    from sqlmodel import select
+
+    from imap2api.db import session_scope
+    from imap2api.models import Webhook
+    from imap2api.security import decrypt_secret
+
+    owner_id = user_id(make_user()[0])
+    first = SECRET.findall(admin.post("/admin/webhook/create", webhook_form(owner_id, receiver.url)).text)[0]
+    with session_scope() as session:
+        webhook = session.exec(select(Webhook).where(Webhook.owner_id == owner_id)).one()
+    rotated = admin.get(f"/admin/webhook/action/rotate-secret?pks={webhook.id}")
+    assert rotated.status_code == 302
+    assert rotated.headers["location"].endswith(f"/admin/webhook/details/{webhook.id}")
+    page = admin.get(f"/admin/webhook/details/{webhook.id}")
+    [second] = set(SECRET.findall(page.text))
+    assert second != first and decrypt_secret(row(Webhook, webhook.id).secret_encrypted) == second
+    assert not SECRET.findall(admin.get(f"/admin/webhook/details/{webhook.id}").text)
+
+    assert admin.get(f"/admin/webhook/action/disable?pks={webhook.id}").status_code == 302
+    assert not row(Webhook, webhook.id).is_active
+    refused = admin.get(f"/admin/webhook/action/send-test?pks={webhook.id}")
+    assert refused.status_code == 302 and "disabled" in admin.get(refused.headers["location"]).text
+    assert admin.get(f"/admin/webhook/action/enable?pks={webhook.id}").status_code == 302
+    assert row(Webhook, webhook.id).is_active
+
+
+def test_a_webhook_may_only_name_a_server_of_its_owner(admin: Admin, make_user, mirror) -> None:  # noqa: ANN001
+    stranger_id = user_id(make_user()[0])
+    refused = admin.post("/admin/webhook/create", webhook_form(stranger_id, "https://example.com/hook",
+                                                               imap_server_id=str(mirror.server_id)))
+    assert refused.status_code == 400 and "does not belong" in refused.text
+    accepted = admin.post("/admin/webhook/create", webhook_form(mirror.owner_id, "https://example.com/hook",
+                                                                imap_server_id=str(mirror.server_id)))
+    assert accepted.status_code == 200 and SECRET.search(accepted.text)
