@@ -35,6 +35,16 @@ _TOKEN_CACHE_SECONDS = 60
 _EXEMPT_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics", "/static")
 
 
+def _spends_budget(scope: Scope) -> bool:
+    """API requests spend the budget. Admin pages do not (they need an admin's session, and one
+    page pulls a dozen assets), but login attempts do: the anonymous budget caps password guessing.
+    """
+    path = scope["path"]
+    if path == "/admin" or path.startswith("/admin/"):
+        return scope["method"] == "POST" and path.rstrip("/") == "/admin/login"
+    return True
+
+
 def _user_id(key_hash: str) -> int | None:
     """The user a token hash belongs to, in its own session."""
     with session_scope() as session:
@@ -109,7 +119,7 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         headers: dict[str, str] = {}
-        if settings.rate_limit_enabled:
+        if settings.rate_limit_enabled and _spends_budget(scope):
             allowed, headers, wait = await self.throttle.hit(scope)
             if not allowed:
                 detail = f"Request was throttled. Expected available in {wait} seconds."

@@ -144,6 +144,26 @@ def test_a_password_change_or_lost_admin_rights_end_existing_sessions(client, ma
     assert not logged_in(session.get("/admin/"))
 
 
+def test_login_attempts_spend_the_anonymous_budget_but_admin_pages_do_not(make_user, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from imap2api.app import create_app
+    from imap2api.config import settings
+
+    monkeypatch.setattr(settings, "rate_limit_anon", "3/hour")
+    username, password, _ = make_user(admin=True)
+    with TestClient(create_app(run_worker=False), base_url="http://testserver") as client:
+        session = Admin(client, username, password)
+        for _ in range(10):
+            assert logged_in(session.get("/admin/webhook/list"))
+        assert session.login(username, "wrong").status_code == 400
+        assert session.login(username, "wrong").status_code == 400
+        throttled = session.login(username, password)
+        assert throttled.status_code == 429 and "Retry-After" in throttled.headers
+        # The login page itself still loads (a failed attempt ended the earlier session).
+        assert session.get("/admin/login").status_code == 200
+
+
 def test_state_changing_requests_from_another_site_are_refused(admin: Admin, make_user) -> None:
     victim, _, _ = make_user()
     victim_id = user_id(victim)

@@ -12,88 +12,42 @@ skipped without them locally, failed without them when ``CI=true``.
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import socket
 import tarfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.services import in_ci
-
-CHROMIUM = "/usr/bin/chromium"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    # No route out: whatever is not loopback goes to a proxy that does not exist.
-    "--proxy-server=http://127.0.0.1:9",
-]
-
-
-def _require(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(message + " (required when CI=true)", pytrace=False)
-    pytest.skip(message)
+from tests.support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OfflineRouter,
+    require,
+    require_browser,
+    running_app,
+)
 
 
 @pytest.fixture()
 def server(database: str) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
-
-    from imap2api.app import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(run_worker=False), log_level="warning", lifespan="off")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
+    """The app under uvicorn (no worker needed here); yields its base URL."""
+    with running_app(run_worker=False) as url:
+        yield url
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_graphiql_runs_a_query_without_internet(server: str, make_user, tmp_path: Path) -> None:
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (pip install -e '.[test]')")
-    _require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (apt-get install chromium)")
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
     from imap2api.graphiql import missing_assets
 
-    _require(not missing_assets(), f"GraphiQL assets are not fetched: {missing_assets()} (make install)")
+    require(not missing_assets(), f"GraphiQL assets are not fetched: {missing_assets()} (make install)")
 
     username, _, token = make_user()
-    requested: list[str] = []
-    blocked: list[str] = []
+    router = OfflineRouter()
     problems: list[str] = []
-
-    def route(route) -> None:  # noqa: ANN001
-        url = route.request.url
-        if urlsplit(url).hostname in LOCAL_HOSTS:
-            requested.append(url)
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort("internetdisconnected")
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -101,7 +55,7 @@ def test_graphiql_runs_a_query_without_internet(server: str, make_user, tmp_path
             viewport={"width": 1400, "height": 800},
         )
         try:
-            context.route("**/*", route)
+            context.route("**/*", router)
             page = context.new_page()
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
@@ -133,10 +87,10 @@ def test_graphiql_runs_a_query_without_internet(server: str, make_user, tmp_path
         finally:
             context.close()
 
-    assert blocked == [], f"the page tried to reach the internet: {blocked}"
+    assert router.blocked == [], f"the page tried to reach the internet: {router.blocked}"
     assert problems == [], problems
-    assert f"{server}/graphql" in requested
-    assert any("/static/graphiql/graphiql-" in url for url in requested), requested
+    assert f"{server}/graphql" in router.requested
+    assert any("/static/graphiql/graphiql-" in url for url in router.requested), router.requested
 
 
 def test_page_loads_only_local_assets_under_a_strict_policy(client) -> None:
@@ -192,7 +146,7 @@ def test_fetch_rejects_a_tarball_that_does_not_match_its_pin(monkeypatch, tmp_pa
 def test_fetch_is_skipped_when_the_assets_are_in_place(monkeypatch, tmp_path: Path) -> None:
     from imap2api.graphiql import fetch_assets
 
-    _require(not fetch_assets.missing(), "GraphiQL assets are not fetched (make install)")
+    require(not fetch_assets.missing(), "GraphiQL assets are not fetched (make install)")
     copy = tmp_path / "static"
     shutil.copytree(fetch_assets.STATIC_DIR, copy)
 

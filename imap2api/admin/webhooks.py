@@ -39,6 +39,11 @@ SECRET_TITLE = "Signing secret"
 SECRET_LABEL = "Copy it now: it is shown only this once. Receivers verify signatures with it."
 
 
+def optional_id(value: object) -> int | None:
+    """A select's value as an id; the empty choice ("all servers") is None."""
+    return None if value in (None, "", "None") else int(value)  # type: ignore[arg-type]
+
+
 class WebhookForm(Form):
     """An endpoint; validated by the same rules as the API."""
 
@@ -48,7 +53,7 @@ class WebhookForm(Form):
         "Events", choices=[(name, name) for name in EVENT_TYPES], default=list(EVENT_TYPES),
         widget=widgets.ListWidget(prefix_label=False), option_widget=widgets.CheckboxInput(),
     )
-    imap_server_id = SelectField("Only for IMAP server", coerce=lambda value: int(value) if value else None,
+    imap_server_id = SelectField("Only for IMAP server", coerce=optional_id,
                                  validate_choice=False)
     is_active = BooleanField("Active", default=True)
 
@@ -165,7 +170,7 @@ class WebhookAdmin(AdminView, model=Webhook):
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         """The form, with current users and servers as choices (the owner is fixed after creation)."""
         users = await user_choices()
-        servers = [(None, "All of the owner's servers"), *await server_choices()]
+        servers = [("", "All of the owner's servers"), *await server_choices()]
 
         class Bound(WebhookForm):
             def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,95 @@
+"""A real server and a real browser for the browser tests: uvicorn in a thread, Debian's Chromium.
+
+Chromium is pointed at a dead proxy (loopback bypasses it), and ``offline_router`` aborts every
+request that is not for loopback, so a page could not load anything from the internet even on a
+machine with a route out. Without Chromium or Playwright the tests skip locally and fail in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support.services import in_ci
+
+CHROMIUM = "/usr/bin/chromium"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # No route out: whatever is not loopback goes to a proxy that does not exist.
+    "--proxy-server=http://127.0.0.1:9",
+]
+
+
+def require(condition: bool, message: str) -> None:
+    """Skip the test when ``condition`` is false, or fail it in CI."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(message + " (required when CI=true)", pytrace=False)
+    pytest.skip(message)
+
+
+def require_browser() -> None:
+    """Skip or fail unless Playwright and Debian's Chromium are both here."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require(False, "playwright is not installed (pip install -e '.[test]')")
+    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+@contextmanager
+def running_app(*, run_worker: bool) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port, in a thread; yields its base URL.
+
+    With ``run_worker`` the lifespan runs too, so the embedded worker syncs and delivers.
+    """
+    import uvicorn
+
+    from imap2api.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(run_worker=run_worker), log_level="warning",
+                            lifespan="on" if run_worker else "off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+class OfflineRouter:
+    """A Playwright route handler: loopback requests go through, the rest are recorded and aborted."""
+
+    def __init__(self) -> None:
+        self.requested: list[str] = []
+        self.blocked: list[str] = []
+
+    def __call__(self, route) -> None:  # noqa: ANN001
+        """Continue or abort one request."""
+        url = route.request.url
+        if urlsplit(url).hostname in LOCAL_HOSTS:
+            self.requested.append(url)
+            route.continue_()
+        else:
+            self.blocked.append(url)
+            route.abort("internetdisconnected")
