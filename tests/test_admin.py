@@ -236,7 +236,12 @@ def test_an_admin_creates_a_user_resets_a_password_and_makes_an_admin(admin: Adm
     assert Admin(client, name, "second-password").get("/admin/").status_code == 200
 
 
-def test_an_admin_cannot_lock_themselves_out(admin: Admin) -> None:
+def test_an_admin_deletes_a_user_with_their_data_but_cannot_lock_themselves_out(admin: Admin, mirror) -> None:
+    from imap2api.models import ImapServer, User
+
+    gone = admin.client.request("DELETE", f"/admin/user/delete?pks={mirror.owner_id}", headers=ORIGIN)
+    assert gone.status_code == 200 and "error" not in gone.text
+    assert row(User, mirror.owner_id) is None and row(ImapServer, mirror.server_id) is None
     own_id = user_id(admin.username)
     demoted = admin.post(f"/admin/user/edit/{own_id}", {"username": "whatever", "is_active": "y"})
     assert demoted.status_code == 400 and "your own admin rights" in demoted.text
