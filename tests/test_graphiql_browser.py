@@ -19,14 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    OfflineRouter,
-    require,
-    require_browser,
-    running_app,
-)
+from tests.support.browser import offline_browser, require, require_browser, running_app
 
 
 @pytest.fixture()
@@ -39,58 +32,44 @@ def server(database: str) -> Iterator[str]:
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_graphiql_runs_a_query_without_internet(server: str, make_user, tmp_path: Path) -> None:
     require_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from imap2api.graphiql import missing_assets
 
     require(not missing_assets(), f"GraphiQL assets are not fetched: {missing_assets()} (make install)")
 
     username, _, token = make_user()
-    router = OfflineRouter()
-    problems: list[str] = []
+    with offline_browser(tmp_path / "profile") as browser:
+        page = browser.page
+        page.goto(f"{server}/graphql", wait_until="load")
+        # Rendered by GraphiQL itself, from the local assets.
+        expect(page.locator(".graphiql-container .graphiql-query-editor .CodeMirror")).to_be_visible()
+        expect(page.locator(".graphiql-execute-button")).to_be_visible()
 
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 800},
-        )
-        try:
-            context.route("**/*", router)
-            page = context.new_page()
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+        page.locator("#imap2api-token").press_sequentially(token)
+        editor = page.locator(".graphiql-query-editor .CodeMirror")
+        editor.click()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.press("Delete")
+        # Typed as text input (CodeMirror would otherwise auto-close each brace typed key by key).
+        page.keyboard.insert_text("{ me { username } }")
+        expect(editor).to_contain_text("{ me { username } }")
+        page.locator(".graphiql-execute-button").click()
 
-            page.goto(f"{server}/graphql", wait_until="load")
-            # Rendered by GraphiQL itself, from the local assets.
-            expect(page.locator(".graphiql-container .graphiql-query-editor .CodeMirror")).to_be_visible()
-            expect(page.locator(".graphiql-execute-button")).to_be_visible()
+        response = page.locator(".graphiql-response")
+        expect(response).to_contain_text(f'"username": "{username}"', timeout=15_000)
+        page.screenshot(path=str(tmp_path / "graphiql.png"))
+        print(f"screenshot: {tmp_path / 'graphiql.png'}")
 
-            page.locator("#imap2api-token").press_sequentially(token)
-            editor = page.locator(".graphiql-query-editor .CodeMirror")
-            editor.click()
-            page.keyboard.press("ControlOrMeta+a")
-            page.keyboard.press("Delete")
-            # Typed as text input (CodeMirror would otherwise auto-close each brace typed key by key).
-            page.keyboard.insert_text("{ me { username } }")
-            expect(editor).to_contain_text("{ me { username } }")
-            page.locator(".graphiql-execute-button").click()
+        # The token is kept in this browser for the next visit.
+        stored = page.evaluate("localStorage.getItem('imap2api.graphiql.token')")
+        assert stored == token
 
-            response = page.locator(".graphiql-response")
-            expect(response).to_contain_text(f'"username": "{username}"', timeout=15_000)
-            page.screenshot(path=str(tmp_path / "graphiql.png"))
-            print(f"screenshot: {tmp_path / 'graphiql.png'}")
-
-            # The token is kept in this browser for the next visit.
-            stored = page.evaluate("localStorage.getItem('imap2api.graphiql.token')")
-            assert stored == token
-        finally:
-            context.close()
-
-    assert router.blocked == [], f"the page tried to reach the internet: {router.blocked}"
-    assert problems == [], problems
-    assert f"{server}/graphql" in router.requested
-    assert any("/static/graphiql/graphiql-" in url for url in router.requested), router.requested
+    assert browser.router.blocked == [], f"the page tried to reach the internet: {browser.router.blocked}"
+    assert browser.problems == [], browser.problems
+    assert f"{server}/graphql" in browser.router.requested
+    requested = browser.router.requested
+    assert any("/static/graphiql/graphiql-" in url for url in requested), requested
 
 
 def test_page_loads_only_local_assets_under_a_strict_policy(client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from markupsafe import Markup
@@ -106,32 +107,28 @@ def _set_active(session: Session, *, webhook_ids: list[int], active: bool) -> in
     return changed
 
 
-def _send_tests(webhook_ids: list[int]) -> list[int]:
-    """A committed ``webhook.test`` delivery per active webhook, then queued; returns their ids."""
+def _commit_and_enqueue(create: Callable[[Session, int], WebhookDelivery], ids: list[int]) -> list[int]:
+    """Per id, commit the delivery ``create`` makes, then queue it; returns the delivery ids."""
     from imap2api.workers.webhooks import enqueue_delivery
 
     delivery_ids = []
-    for webhook_id in webhook_ids:
+    for object_id in ids:
         with session_scope() as session:
-            webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
-            delivery = crud_webhooks.create_test_delivery(session, owner_id=webhook.owner_id,
-                                                          webhook_id=webhook_id)
+            delivery = create(session, object_id)
         enqueue_delivery(delivery.id or 0)
         delivery_ids.append(delivery.id or 0)
     return delivery_ids
 
 
-def _redeliver(delivery_ids: list[int]) -> list[int]:
-    """A new committed attempt of each delivery's event, then queued; returns their ids."""
-    from imap2api.workers.webhooks import enqueue_delivery
+def _test_delivery(session: Session, webhook_id: int) -> WebhookDelivery:
+    """A ``webhook.test`` event for an active webhook, with its pending delivery."""
+    webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
+    return crud_webhooks.create_test_delivery(session, owner_id=webhook.owner_id, webhook_id=webhook_id)
 
-    new_ids = []
-    for delivery_id in delivery_ids:
-        with session_scope() as session:
-            delivery = crud_webhooks.create_redelivery(session, owner_id=None, delivery_id=delivery_id)
-        enqueue_delivery(delivery.id or 0)
-        new_ids.append(delivery.id or 0)
-    return new_ids
+
+def _redelivery(session: Session, delivery_id: int) -> WebhookDelivery:
+    """A new pending attempt of a delivery's event."""
+    return crud_webhooks.create_redelivery(session, owner_id=None, delivery_id=delivery_id)
 
 
 async def _expected(pending: Any) -> Any:
@@ -225,7 +222,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         """Send a ``webhook.test`` event to the selected webhooks now, and show the deliveries."""
         ids = selected_ids(request)
         try:
-            deliveries = await run_in_threadpool(_send_tests, ids)
+            deliveries = await run_in_threadpool(_commit_and_enqueue, _test_delivery, ids)
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)
@@ -270,7 +267,7 @@ class WebhookDeliveryAdmin(AdminView, model=WebhookDelivery):
     async def redeliver(self, request: Request) -> Response:
         """Send the selected deliveries' events again."""
         try:
-            created = await run_in_threadpool(_redeliver, selected_ids(request))
+            created = await run_in_threadpool(_commit_and_enqueue, _redelivery, selected_ids(request))
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)

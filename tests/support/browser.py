@@ -13,6 +13,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -93,3 +96,36 @@ class OfflineRouter:
         else:
             self.blocked.append(url)
             route.abort("internetdisconnected")
+
+
+@dataclass
+class OfflineBrowser:
+    """A page in Chromium, what it asked for, and what went wrong in it."""
+
+    page: Any
+    router: OfflineRouter = field(default_factory=OfflineRouter)
+    problems: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def offline_browser(profile: Path) -> Iterator[OfflineBrowser]:
+    """Headless Debian Chromium with one page that can reach only loopback; records page errors,
+    console errors and failed requests in ``problems``.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            browser = OfflineBrowser(page=context.new_page())
+            context.route("**/*", browser.router)
+            page, problems = browser.page, browser.problems
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+            yield browser
+        finally:
+            context.close()
