@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     webhook_retry_span_seconds: float = 86_400.0
     webhook_disable_after_seconds: float = 86_400.0
 
+    history_retention_days: int = 30
+
     admin_session_hours: float = 12.0
     admin_cookie_secure: bool = False
 

@@ -1,20 +1,26 @@
 """The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs.
 
-Each tick also relays outbox events to webhooks and re-enqueues deliveries whose message was lost.
+Each tick also relays outbox events to webhooks and re-enqueues deliveries whose message was lost;
+once an hour it prunes history older than ``IMAP2API_HISTORY_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import timedelta
 
 from imap2api.config import settings
 from imap2api.crud import sync_runs as crud_runs
+from imap2api.crud.history import Pruned, prune_history
 from imap2api.db import session_scope
+from imap2api.models import utcnow
 
 log = logging.getLogger("imap2api.scheduler")
 
 TICK_SECONDS = 15
+PRUNE_EVERY_SECONDS = 3600
 
 
 def enqueue_due_syncs() -> list[int]:
@@ -32,6 +38,18 @@ def enqueue_due_syncs() -> list[int]:
     return due
 
 
+def prune_old_history() -> Pruned | None:
+    """Delete finished events, deliveries and sync runs past the retention period (0: keep all)."""
+    if settings.history_retention_days <= 0:
+        return None
+    with session_scope() as session:
+        pruned = prune_history(session, before=utcnow() - timedelta(days=settings.history_retention_days))
+    if pruned.events or pruned.sync_runs:
+        log.info("pruned %s events, %s deliveries and %s sync runs older than %s days", pruned.events,
+                 pruned.deliveries, pruned.sync_runs, settings.history_retention_days)
+    return pruned
+
+
 class Scheduler(threading.Thread):
     """A daemon thread calling ``enqueue_due_syncs`` until stopped."""
 
@@ -39,6 +57,7 @@ class Scheduler(threading.Thread):
         super().__init__(name="imap2api-scheduler", daemon=True)
         self.tick = tick
         self._stop_event = threading.Event()
+        self._pruned_at = 0.0
 
     def run(self) -> None:
         """Loop until ``stop``."""
@@ -53,6 +72,12 @@ class Scheduler(threading.Thread):
                 webhook_tick()
             except Exception:  # noqa: BLE001 - as above: the next tick tries again
                 log.exception("webhook tick failed")
+            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                self._pruned_at = time.monotonic()
+                try:
+                    prune_old_history()
+                except Exception:  # noqa: BLE001 - as above
+                    log.exception("pruning history failed")
 
     def stop(self) -> None:
         """Ask the loop to end."""
