@@ -16,6 +16,7 @@ from imap2api import __version__, health
 from imap2api.admin import mount_admin
 from imap2api.config import settings
 from imap2api.graphiql import ExplorerGraphQLRouter, mount_assets
+from imap2api.graphiql.openapi_pages import mount_openapi_pages
 from imap2api.graphql.context import Context, authenticate
 from imap2api.graphql.schema import schema
 from imap2api.logs import RequestIdMiddleware
@@ -58,6 +59,8 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         version=__version__,
         description="IMAP mailboxes mirrored into SQL, served over GraphQL and REST.",
         lifespan=lifespan if run_worker else None,
+        docs_url=None,  # served by mount_openapi_pages, with local assets
+        redoc_url=None,
     )
     # Added first so it runs inside CORS: throttled answers still carry CORS headers.
     app.add_middleware(LimitsMiddleware)
@@ -85,6 +88,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     graphql: GraphQLRouter[Any, Any] = ExplorerGraphQLRouter(schema, context_getter=graphql_context)
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     mount_assets(app)
+    mount_openapi_pages(app)
     mount_admin(app)
     _document_errors_as_served(app)
     return app

@@ -32,7 +32,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _TOKEN_CACHE_SECONDS = 60
-_EXEMPT_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics", "/static")
+_EXEMPT_PREFIXES = ("/docs", "/openapi.json", "/healthz", "/readyz", "/metrics", "/static")
 
 
 def _spends_budget(scope: Scope) -> bool:

@@ -134,3 +134,21 @@ def test_fetch_is_skipped_when_the_assets_are_in_place(monkeypatch, tmp_path: Pa
 
     monkeypatch.setattr(fetch_assets.urllib.request, "urlopen", offline)
     assert fetch_assets.fetch(copy, log=lambda _: None) is False
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_the_rest_reference_page_renders_without_internet(server: str, tmp_path: Path) -> None:
+    require_browser()
+    from playwright.sync_api import expect
+
+    from imap2api.graphiql import missing_assets
+
+    require(not missing_assets(), f"assets are not fetched: {missing_assets()} (make install)")
+    with offline_browser(tmp_path / "profile") as browser:
+        page = browser.page
+        page.goto(f"{server}/docs", wait_until="load")
+        # Swagger UI lists the operations it read from /openapi.json.
+        operation = page.locator(".swagger-ui .opblock-summary-path", has_text="/api/emails/")
+        expect(operation.first).to_be_visible()
+    assert browser.router.blocked == [], f"the page tried to reach the internet: {browser.router.blocked}"
+    assert browser.problems == [], browser.problems

@@ -31,11 +31,26 @@ _TEMPLATE = Path(__file__).with_name("page.html")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-def missing_assets() -> list[str]:
-    """The asset files that are not there (not fetched yet)."""
+def missing_assets(assets: tuple[fetch_assets.Asset, ...] | None = None) -> list[str]:
+    """The asset files (of ``assets``, default all) that are not there (not fetched yet)."""
     from imap2api.graphiql.fetch_assets import ASSETS
 
-    return [asset.filename for asset in ASSETS if not (STATIC_DIR / asset.filename).is_file()]
+    return [asset.filename for asset in assets or ASSETS if not (STATIC_DIR / asset.filename).is_file()]
+
+
+def missing_page(title: str, what: str, absent: list[str], note: str) -> HTMLResponse:
+    """A page saying which fetched assets are missing and how to fetch them."""
+    body = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>imap2api · {html.escape(title)}"
+        "</title></head><body style='font-family: system-ui, sans-serif; padding: 2em'>"
+        f"<h1>{html.escape(title)} assets are not installed</h1>"
+        f"<p>{html.escape(what)} from this server, and these files are "
+        "missing from the package's <code>imap2api/graphiql/static/</code>: "
+        f"<code>{html.escape(', '.join(absent))}</code>.</p>"
+        f"<p>Fetch them from the npm registry, then reload: <code>{html.escape(FETCH_COMMAND)}</code></p>"
+        f"<p>{html.escape(note)}</p></body></html>"
+    )
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def _policy(nonce: str) -> str:
@@ -62,20 +77,12 @@ def _tag(asset: fetch_assets.Asset, base: str) -> str:
 
 def explorer_page(root_path: str = "") -> HTMLResponse:
     """The explorer page; when the assets were never fetched, a page that says how to fetch them."""
-    absent = missing_assets()
-    if absent:
-        body = (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>imap2api · GraphiQL</title>"
-            "</head><body style='font-family: system-ui, sans-serif; padding: 2em'>"
-            "<h1>GraphiQL assets are not installed</h1>"
-            f"<p>The GraphQL explorer serves React and GraphiQL from this server, and these files are "
-            "missing from the package's <code>imap2api/graphiql/static/</code>: "
-            f"<code>{html.escape(', '.join(absent))}</code>.</p>"
-            f"<p>Fetch them from the npm registry, then reload: <code>{html.escape(FETCH_COMMAND)}</code></p>"
-            "<p>The GraphQL API itself works: POST queries to this URL.</p></body></html>"
-        )
-        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
     from imap2api.graphiql.fetch_assets import SCRIPTS, STYLES
+
+    absent = missing_assets(STYLES + SCRIPTS)
+    if absent:
+        return missing_page("GraphiQL", "The GraphQL explorer serves React and GraphiQL", absent,
+                            "The GraphQL API itself works: POST queries to this URL.")
 
     nonce = secrets.token_urlsafe(16)
     base = root_path.rstrip("/") + STATIC_PATH

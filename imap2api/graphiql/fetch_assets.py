@@ -1,7 +1,8 @@
-"""Fetch the GraphiQL explorer's browser assets from the npm registry into ``static/``.
+"""Fetch the API explorers' browser assets from the npm registry into ``static/``.
 
 The explorer at ``/graphql`` loads React, ReactDOM, GraphiQL and its explorer plugin from
-imap2api itself, so it works without internet access. Those files are third-party code: they are
+imap2api itself, and the REST reference page ``/docs`` loads Swagger UI the same way, so both
+work without internet access. Those files are third-party code: they are
 not committed to the repository but downloaded once, at install or image-build time (``make
 install``, the Dockerfile), by this script; a wheel built afterwards carries them as package data.
 
@@ -68,7 +69,9 @@ GRAPHIQL = Package("graphiql", "3.8.3",
                    "sha512-cuPDYtXVKV86Pu5PHBX642Odi/uVEE2y1Jxq5rGO/Qy1G2lRp7ZZ7a/T30RzxhuLSWo9zUbzq0P3U49//H0Ugw==")
 EXPLORER = Package("@graphiql/plugin-explorer", "1.0.2",
                    "sha512-9j+kg2UjtLZD5EBmGjeWHkoVVxtbShYg2DzbUVebibnZYZM/iMBEF4vaccXJIAm5KaomIPLx0aoNs4LbODyc3Q==")
-PACKAGES = (REACT, REACT_DOM, GRAPHIQL, EXPLORER)
+SWAGGER_UI = Package("swagger-ui-dist", "5.35.0",
+                     "sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==")
+PACKAGES = (REACT, REACT_DOM, GRAPHIQL, EXPLORER, SWAGGER_UI)
 
 # In the order the page loads them.
 STYLES = (
@@ -87,7 +90,15 @@ SCRIPTS = (
     Asset(EXPLORER, "package/dist/index.umd.js", "plugin-explorer-1.0.2.umd.js",
           "2oonKe47vfHIZnmB6ZZ10vl7T0Y+qrHQF2cmNTaFDuPshpKqpUMGMc9jgj9MLDZ9"),
 )
-ASSETS = STYLES + SCRIPTS
+# The REST reference page (imap2api.graphiql.openapi_pages).
+SWAGGER_CSS = Asset(SWAGGER_UI, "package/swagger-ui.css", "swagger-ui-5.35.0.css",
+                    "WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I")
+SWAGGER_JS = Asset(SWAGGER_UI, "package/swagger-ui-bundle.js", "swagger-ui-bundle-5.35.0.js",
+                   "gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9")
+SWAGGER_ICON = Asset(SWAGGER_UI, "package/favicon-32x32.png", "swagger-ui-favicon-32x32.png",
+                     "vCPruBEcPmxk2uv19KNJCkWttTDv8oQxBAzSuTndOepjsIyiKHSoLNlWOcQMpXdL")
+REFERENCE = (SWAGGER_CSS, SWAGGER_JS, SWAGGER_ICON)
+ASSETS = STYLES + SCRIPTS + REFERENCE
 
 
 class FetchError(Exception):
@@ -193,7 +204,7 @@ def fetch(directory: Path = STATIC_DIR, *, force: bool = False, log=print) -> bo
     for path in directory.iterdir():  # files of earlier versions
         if path.is_file() and path.name not in keep:
             path.unlink()
-    log(f"GraphiQL assets ready in {directory}")
+    log(f"GraphiQL and Swagger UI assets ready in {directory}")
     return True
 
 
@@ -209,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if absent else 0
     try:
         if not fetch(force="--force" in args):
-            print(f"GraphiQL assets up to date in {STATIC_DIR}")
+            print(f"GraphiQL and Swagger UI assets up to date in {STATIC_DIR}")
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
