@@ -146,6 +146,11 @@ def sync(server_id: int) -> None:
         f"done: {finished.messages_new} new, {finished.messages_updated} updated, "
         f"{finished.messages_deleted} removed in {finished.folders_synced} folders"
     )
+    from imap2api.workers.search_index import index_all_pending
+
+    indexed = index_all_pending()
+    if indexed:
+        click.echo(f"search index: {indexed} emails added")
 
 
 @main.command()

@@ -20,8 +20,17 @@ _engines: dict[str, Engine] = {}
 T = TypeVar("T")
 
 
+def sql_contains(haystack: str | None, needle: str | None) -> int:
+    """SQL ``imap2api_contains(haystack, needle)``: 1 when needle is in haystack, ignoring case
+    (Unicode-aware, like the FTS5 trigram index; SQLite's own LIKE folds ASCII only)."""
+    if haystack is None or needle is None:
+        return 0
+    return int(needle.lower() in haystack.lower())
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     """WAL lets readers run during a sync; busy_timeout makes writers queue instead of failing."""
+    dbapi_connection.create_function("imap2api_contains", 2, sql_contains, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col, select
 
+from imap2api.crud import search_index
 from imap2api.crud.common import Page, paginate
 from imap2api.errors import NotFound
 from imap2api.mail.search import SearchQuery, TextTerm
@@ -56,12 +57,16 @@ def _term_condition(term: TextTerm, dialect: str, entity: Any = Email) -> Column
     """One text term as SQL, served by the dialect's trigram index."""
     fields = term.fields or SEARCHED
     if dialect == "sqlite" and len(term.text) >= 3:
-        # FTS5 trigram: case-insensitive (Unicode-folded) substring match from the index.
+        # FTS5 trigram: case-insensitive (Unicode-folded) substring match from the index, plus
+        # the emails still queued for it (checked directly), so results never lag the indexer.
         match = " OR ".join(f"{{{name}}} : {_fts_phrase(term.text)}" for name in fields) if term.fields else _fts_phrase(term.text)
-        condition: ColumnElement[bool] = entity.id.in_(
+        indexed = (
             select(literal_column("rowid"))
             .select_from(text("emails_fts"))
             .where(text("emails_fts MATCH :match").bindparams(bindparam("match", match, unique=True)))
+        )
+        condition: ColumnElement[bool] = entity.id.in_(
+            indexed.union_all(search_index.pending_match(term.text, tuple(fields)))
         )
     else:
         # PostgreSQL: ILIKE is served by the pg_trgm GIN indexes; short terms on SQLite scan.

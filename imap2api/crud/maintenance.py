@@ -5,6 +5,9 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlmodel import Session
 
+# The tables whose statistics the API's queries depend on; never the FTS5 index's shadow tables.
+ANALYZED = ("emails", "folders", "thread_keys", "attachments")
+
 
 def refresh_statistics(session: Session) -> bool:
     """On SQLite, re-sample table statistics when ``emails`` has doubled (or halved) since the last time.
@@ -26,6 +29,18 @@ def refresh_statistics(session: Session) -> bool:
         analyzed = int(stat[0].split()[0]) if stat else 0
         if analyzed and analyzed / 2 <= rows <= analyzed * 2:
             return False
+    if has_table:
+        forget_search_index_statistics(session)
     session.exec(text("PRAGMA analysis_limit=1000"))  # type: ignore[call-overload]
-    session.exec(text("ANALYZE"))  # type: ignore[call-overload]
+    for table in ANALYZED:
+        session.exec(text(f"ANALYZE {table}"))  # type: ignore[call-overload]
     return True
+
+
+def forget_search_index_statistics(session: Session) -> None:
+    """Drop planner statistics of the FTS5 index's own tables (a whole-database ANALYZE took them).
+
+    Sampled while the index was small, they lead SQLite to plans for FTS5's internal lookups that
+    scan the whole index: each batch indexed then costs more than the last.
+    """
+    session.exec(text("DELETE FROM sqlite_stat1 WHERE tbl LIKE 'emails\\_fts%' ESCAPE '\\'"))  # type: ignore[call-overload]

@@ -1,6 +1,7 @@
 """The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs.
 
-Each tick also relays outbox events to webhooks and re-enqueues deliveries whose message was lost;
+Each tick also relays outbox events to webhooks, re-enqueues deliveries whose message was lost and
+queues the search indexer while emails wait for it;
 once an hour it prunes history older than ``IMAP2API_HISTORY_RETENTION_DAYS``.
 """
 
@@ -72,6 +73,12 @@ class Scheduler(threading.Thread):
                 webhook_tick()
             except Exception:  # noqa: BLE001 - as above: the next tick tries again
                 log.exception("webhook tick failed")
+            try:
+                from imap2api.workers.search_index import search_index_tick
+
+                search_index_tick()
+            except Exception:  # noqa: BLE001 - as above
+                log.exception("search index tick failed")
             if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
                 self._pruned_at = time.monotonic()
                 try:

@@ -30,9 +30,12 @@ def sync_server(server_id: int, run_id: int | None = None, first_try: float | No
     try:
         run_sync(run_id or 0)
         # The run's events are committed: hand them to the webhook relay now, not at the next tick.
+        # Its new emails are queued for the search index: build it now that the run is over.
+        from imap2api.workers.search_index import index_search
         from imap2api.workers.webhooks import dispatch_events
 
         dispatch_events.send()
+        index_search.send()
     except LeaseBusy:
         # Another worker is on this server; come back when it is likely done, within limits.
         first_try = first_try or time.time()

@@ -1,0 +1,67 @@
+"""The SQLite search index's queue: emails a sync stored but the FTS5 index has not taken in yet.
+
+A sync only queues new emails (migration 0006); ``index_pending`` moves them into ``emails_fts``
+in bounded transactions, and ``pending_match`` lets a search find queued emails meanwhile, with the
+same meaning as the index (case-insensitive substring), so results never depend on the indexer's
+progress. On PostgreSQL there is no queue: its trigram indexes are kept by the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, func, literal_column, or_, select, text
+from sqlalchemy.sql import Select
+from sqlmodel import Session
+
+from imap2api.models import Email
+
+SEARCHED = ("subject", "sender", "recipient", "body_text")
+CHUNK = 400  # emails per transaction: a few MB of text, well under a second of writer lock
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def pending_count(session: Session) -> int:
+    """How many emails wait to be indexed (0 on PostgreSQL)."""
+    if not _is_sqlite(session):
+        return 0
+    return session.execute(text("SELECT count(*) FROM emails_fts_pending")).scalar_one()
+
+
+def index_pending(session: Session, *, limit: int = CHUNK) -> int:
+    """Index up to ``limit`` queued emails, oldest first; returns how many were taken.
+
+    The DELETE … RETURNING comes first, so this transaction holds the write lock before it reads:
+    two indexers never take the same emails, and an email deleted meanwhile is simply gone.
+    """
+    if not _is_sqlite(session):
+        return 0
+    ids = list(session.execute(
+        text("DELETE FROM emails_fts_pending WHERE email_id IN "
+             "(SELECT email_id FROM emails_fts_pending ORDER BY email_id LIMIT :limit) RETURNING email_id"),
+        {"limit": limit},
+    ).scalars())
+    if ids:
+        columns = ", ".join(SEARCHED)
+        session.execute(
+            text(f"INSERT INTO emails_fts(rowid, {columns}) SELECT id, {columns} FROM emails "
+                 "WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        )
+    return len(ids)
+
+
+def pending_match(term_text: str, fields: tuple[str, ...]) -> Select[Any]:
+    """Ids of queued emails whose ``fields`` contain ``term_text``, ignoring case as the index does
+    (``imap2api_contains`` is registered on every SQLite connection by ``imap2api.db``)."""
+    entity = Email.__table__.alias("pending_email")  # type: ignore[attr-defined]
+    needle = bindparam("needle", term_text, unique=True)
+    return (
+        select(entity.c.id)
+        .select_from(entity.join(text("emails_fts_pending"), literal_column("emails_fts_pending.email_id")
+                                 == entity.c.id))
+        .where(or_(*(func.imap2api_contains(entity.c[name], needle) == 1 for name in fields)))
+    )

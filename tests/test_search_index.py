@@ -1,0 +1,132 @@
+"""The SQLite search index is built after the sync (migration 0006), on SQLite and PostgreSQL.
+
+A sync queues its new emails; the indexer takes them in after the run. Searches are exact at every
+moment, deletes and edits keep the FTS5 index consistent whether an email was indexed yet or not,
+and the indexer runs by itself after a worker's sync and from the scheduler. PostgreSQL has no
+queue: its trigram indexes are the database's business.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.messages import make_message
+from tests.support.webhook_checks import wait_until
+
+
+def pending(database: str) -> int:
+    """Emails waiting for the index."""
+    from imap2api.crud import search_index
+    from imap2api.db import session_scope
+
+    with session_scope() as session:
+        return search_index.pending_count(session)
+
+
+def check_index(database: str) -> None:
+    """FTS5's own integrity check of the index against the emails (SQLite; needs an empty queue)."""
+    if database != "sqlite":
+        return
+    from sqlalchemy import text
+
+    from imap2api.db import session_scope
+
+    with session_scope() as session:
+        session.execute(text("INSERT INTO emails_fts(emails_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+def search(mirror, q: str) -> set[str]:  # noqa: ANN001
+    """Subjects of the owner's emails matching ``q``."""
+    from imap2api.crud import emails as crud_emails
+    from imap2api.db import session_scope
+    from imap2api.mail.search import parse_search
+
+    filters = crud_emails.EmailFilters(owner_id=mirror.owner_id, search=parse_search(q))
+    with session_scope() as session:
+        page = crud_emails.list_emails(session, filters=filters, ordering=None, page=1, page_size=100)
+        return {email.subject for email in page.items}
+
+
+def test_a_sync_queues_its_mail_and_the_indexer_takes_it_in(database: str, mirror) -> None:  # noqa: ANN001
+    from imap2api.workers.search_index import index_all_pending
+
+    for number in range(5):
+        mirror.deliver(make_message(subject=f"Straßenbahn {number}", body=f"Fahrplan Nummer {number}"))
+    assert mirror.sync().status == "success"
+    if database == "sqlite":
+        assert pending(database) >= 5
+    assert search(mirror, "STRASSENBAHN") == set()  # the index folds case, not ß
+    assert len(search(mirror, "straßenbahn")) == 5 and search(mirror, "nummer 3") == {"Straßenbahn 3"}
+    seen: list[int] = []
+    index_all_pending(on_progress=seen.append)
+    assert pending(database) == 0 and (seen or database == "postgresql")
+    check_index(database)
+    assert len(search(mirror, "STRAßENBAHN")) == 5 and search(mirror, "nummer 3") == {"Straßenbahn 3"}
+
+
+def test_deletes_and_edits_keep_the_index_consistent_before_and_after_indexing(database: str, mirror) -> None:  # noqa: ANN001
+    from sqlmodel import select
+
+    from imap2api.db import session_scope
+    from imap2api.models import Email
+    from imap2api.workers.search_index import index_all_pending
+
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        mirror.deliver(make_message(subject=f"{name} report", body=f"{name} body text"))
+    assert mirror.sync().status == "success"
+    index_all_pending()
+    for name in ("echo", "foxtrot"):
+        mirror.deliver(make_message(subject=f"{name} report", body=f"{name} body text"))
+    assert mirror.sync().status == "success"  # echo and foxtrot wait for the index
+    with session_scope() as session:
+        rows = {email.subject.split()[0]: email for email in
+                session.exec(select(Email).where(Email.imap_server_id == mirror.server_id))}
+        session.delete(rows["alpha"])  # indexed
+        session.delete(rows["echo"])  # queued
+        rows["bravo"].subject = "renamed indexed"
+        rows["foxtrot"].subject = "renamed queued"
+        session.add_all([rows["bravo"], rows["foxtrot"]])
+    assert search(mirror, "report") == {"charlie report", "delta report"}
+    assert search(mirror, "renamed") == {"renamed indexed", "renamed queued"}
+    index_all_pending()
+    check_index(database)
+    assert search(mirror, "report") == {"charlie report", "delta report"}
+    assert search(mirror, "renamed") == {"renamed indexed", "renamed queued"}
+    assert search(mirror, "alpha") == set() and search(mirror, "echo") == set()
+
+
+def test_the_worker_indexes_after_a_sync_and_the_scheduler_catches_up(database: str, client, mirror) -> None:  # noqa: ANN001
+    from imap2api.workers.search_index import search_index_tick
+    from imap2api.workers.sync import request_sync, wait_for_run
+
+    mirror.deliver(make_message(subject="Worker indexed"))
+    run = request_sync(server_id=mirror.server_id, owner_id=mirror.owner_id)
+    assert wait_for_run(run.id, timeout=60).status == "success"
+    wait_until(lambda: pending(database) == 0, what="the indexer after the sync")
+    # A CLI or crashed sync leaves mail queued: the scheduler's tick sends the indexer.
+    mirror.deliver(make_message(subject="Scheduler indexed"))
+    assert mirror.sync().status == "success"
+    search_index_tick()
+    wait_until(lambda: pending(database) == 0, what="the indexer from the scheduler")
+    check_index(database)
+    assert search(mirror, "indexed") == {"Worker indexed", "Scheduler indexed"}
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_downgrading_indexes_the_queue_and_restores_inline_indexing(database: str, mirror) -> None:  # noqa: ANN001
+    from alembic import command
+
+    from imap2api.db import alembic_config, dispose_engines
+
+    mirror.deliver(make_message(subject="Before downgrade"))
+    assert mirror.sync().status == "success"
+    assert pending(database) >= 1
+    dispose_engines()
+    command.downgrade(alembic_config(), "0005")
+    check_index(database)
+    mirror.deliver(make_message(subject="While downgraded"))
+    assert mirror.sync().status == "success"
+    check_index(database)
+    command.upgrade(alembic_config(), "head")
+    assert pending(database) == 0
+    assert search(mirror, "downgrade") == {"Before downgrade", "While downgraded"}
