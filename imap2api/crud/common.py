@@ -45,6 +45,12 @@ class Page(Generic[T]):
         return self.page > 1
 
 
+def like_pattern(text_value: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching ``text_value`` anywhere."""
+    escaped = text_value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def clamp_page_size(page_size: int | None, *, default: int, maximum: int) -> int:
     """The page size to use: the default when unset or invalid, never above the maximum (as DRF)."""
     if page_size is None or page_size < 1:

@@ -13,7 +13,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col, select
 
 from imap2api.crud import search_index
-from imap2api.crud.common import Page, paginate
+from imap2api.crud.common import Page, like_pattern, paginate
 from imap2api.errors import NotFound
 from imap2api.mail.search import SearchQuery, TextTerm
 from imap2api.models import Attachment, Email, Folder, ImapServer
@@ -42,12 +42,6 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
 
-def _like_pattern(text_value: str) -> str:
-    """A LIKE pattern matching ``text_value`` anywhere, with wildcards escaped."""
-    escaped = text_value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _fts_phrase(text_value: str) -> str:
     """An FTS5 phrase literal (double quotes doubled)."""
     return '"' + text_value.replace('"', '""') + '"'
@@ -70,7 +64,7 @@ def _term_condition(term: TextTerm, dialect: str, entity: Any = Email) -> Column
         )
     else:
         # PostgreSQL: ILIKE is served by the pg_trgm GIN indexes; short terms on SQLite scan.
-        pattern = _like_pattern(term.text)
+        pattern = like_pattern(term.text)
         condition = or_(*(getattr(entity, name).ilike(pattern, escape="\\") for name in fields))
     return not_(condition) if term.negated else condition
 

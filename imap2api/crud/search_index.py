@@ -8,13 +8,11 @@ progress. On PostgreSQL there is no queue: its trigram indexes are kept by the d
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import bindparam, func, literal_column, or_, select, text
-from sqlalchemy.sql import Select
+from sqlalchemy import Integer, bindparam, text
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel import Session
 
-from imap2api.models import Email
+from imap2api.crud.common import like_pattern
 
 SEARCHED = ("subject", "sender", "recipient", "body_text")
 CHUNK = 400  # emails per transaction: a few MB of text, well under a second of writer lock
@@ -54,14 +52,26 @@ def index_pending(session: Session, *, limit: int = CHUNK) -> int:
     return len(ids)
 
 
-def pending_match(term_text: str, fields: tuple[str, ...]) -> Select[Any]:
+def pending_match(term_text: str, fields: tuple[str, ...]) -> TextualSelect:
     """Ids of queued emails whose ``fields`` contain ``term_text``, ignoring case as the index does
-    (``imap2api_contains`` is registered on every SQLite connection by ``imap2api.db``)."""
-    entity = Email.__table__.alias("pending_email")  # type: ignore[attr-defined]
-    needle = bindparam("needle", term_text, unique=True)
+    (``imap2api_contains`` is registered on every SQLite connection by ``imap2api.db``).
+
+    CROSS JOIN fixes the join order in SQLite: walk the (usually empty) queue and look emails up,
+    never test every email of the mailbox against the queue.
+    """
+    unknown = set(fields) - set(SEARCHED)
+    if unknown:
+        raise ValueError(f"not a searched column: {sorted(unknown)}")
+    if term_text.isascii():
+        # SQLite's LIKE folds ASCII case, in C: the same answer for an ASCII term, many times faster.
+        needle = like_pattern(term_text)
+        checks = " OR ".join(f"e.{name} LIKE :needle ESCAPE '\\'" for name in fields)
+    else:
+        needle = term_text
+        checks = " OR ".join(f"imap2api_contains(e.{name}, :needle) = 1" for name in fields)
     return (
-        select(entity.c.id)
-        .select_from(entity.join(text("emails_fts_pending"), literal_column("emails_fts_pending.email_id")
-                                 == entity.c.id))
-        .where(or_(*(func.imap2api_contains(entity.c[name], needle) == 1 for name in fields)))
+        text(f"SELECT e.id FROM emails_fts_pending AS p CROSS JOIN emails AS e ON e.id = p.email_id "
+             f"WHERE {checks}")
+        .bindparams(bindparam("needle", needle, unique=True))
+        .columns(id=Integer)
     )
