@@ -121,3 +121,31 @@ def test_a_worker_killed_mid_sync_converges_on_the_next_sync(mirror, database, t
     emails = mirror.emails()
     assert len(emails) == total and len({email.uid for email in emails}) == total
     assert mirror.events("email.received") == []
+
+
+def test_the_scheduler_loop_runs_every_task_each_tick_even_after_a_failure(monkeypatch) -> None:
+    import threading
+
+    from imap2api.workers.scheduler import Scheduler
+
+    ran: list[str] = []
+    three_ticks = threading.Event()
+
+    def broken() -> None:
+        ran.append("broken")
+        raise RuntimeError("database restarting")
+
+    def healthy() -> None:
+        ran.append("healthy")
+        if ran.count("healthy") >= 3:
+            three_ticks.set()
+
+    scheduler = Scheduler(tick=0.02)
+    monkeypatch.setattr(scheduler, "_due_tasks", lambda: [broken, healthy])
+    scheduler.start()
+    try:
+        assert three_ticks.wait(10)
+    finally:
+        scheduler.stop()
+        scheduler.join(5)
+    assert not scheduler.is_alive() and ran.count("broken") >= 3

@@ -1,8 +1,8 @@
 """The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs.
 
 Each tick also relays outbox events to webhooks, re-enqueues deliveries whose message was lost and
-queues the search indexer while emails wait for it;
-once an hour it prunes history older than ``IMAP2API_HISTORY_RETENTION_DAYS``.
+queues the search indexer while emails wait for it; once an hour it prunes history older than
+``IMAP2API_HISTORY_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from imap2api.config import settings
@@ -52,7 +53,7 @@ def prune_old_history() -> Pruned | None:
 
 
 class Scheduler(threading.Thread):
-    """A daemon thread calling ``enqueue_due_syncs`` until stopped."""
+    """A daemon thread running the periodic tasks every ``tick`` seconds until stopped."""
 
     def __init__(self, tick: float = TICK_SECONDS) -> None:
         super().__init__(name="imap2api-scheduler", daemon=True)
@@ -60,31 +61,25 @@ class Scheduler(threading.Thread):
         self._stop_event = threading.Event()
         self._pruned_at = 0.0
 
+    def _due_tasks(self) -> list[Callable[[], object]]:
+        """This tick's tasks: syncs, webhooks and the search index always; pruning hourly."""
+        from imap2api.workers.search_index import search_index_tick
+        from imap2api.workers.webhooks import webhook_tick
+
+        tasks: list[Callable[[], object]] = [enqueue_due_syncs, webhook_tick, search_index_tick]
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self._pruned_at = time.monotonic()
+            tasks.append(prune_old_history)
+        return tasks
+
     def run(self) -> None:
         """Loop until ``stop``."""
         while not self._stop_event.wait(self.tick):
-            try:
-                enqueue_due_syncs()
-            except Exception:  # noqa: BLE001 - e.g. the database restarting; try again next tick
-                log.exception("scheduler tick failed")
-            try:
-                from imap2api.workers.webhooks import webhook_tick
-
-                webhook_tick()
-            except Exception:  # noqa: BLE001 - as above: the next tick tries again
-                log.exception("webhook tick failed")
-            try:
-                from imap2api.workers.search_index import search_index_tick
-
-                search_index_tick()
-            except Exception:  # noqa: BLE001 - as above
-                log.exception("search index tick failed")
-            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
-                self._pruned_at = time.monotonic()
+            for task in self._due_tasks():
                 try:
-                    prune_old_history()
-                except Exception:  # noqa: BLE001 - as above
-                    log.exception("pruning history failed")
+                    task()
+                except Exception:  # noqa: BLE001 - e.g. the database restarting: the next tick tries again
+                    log.exception("scheduler task %s failed", task.__name__)
 
     def stop(self) -> None:
         """Ask the loop to end."""
