@@ -1,9 +1,10 @@
-"""The SQLite search index's queue: emails a sync stored but the FTS5 index has not taken in yet.
+"""The search index's queue: emails a sync stored but the index has not taken in yet.
 
-A sync only queues new emails (migration 0006); ``index_pending`` moves them into ``emails_fts``
-in bounded transactions, and ``pending_match`` lets a search find queued emails meanwhile, with the
-same meaning as the index (case-insensitive substring), so results never depend on the indexer's
-progress. On PostgreSQL there is no queue: its trigram indexes are kept by the database.
+On SQLite a sync only queues new emails (migration 0006); ``index_pending`` moves them into
+``emails_fts`` in bounded transactions, and ``pending_match`` lets a search find queued emails
+meanwhile, with the same meaning as the index (case-insensitive substring), so results never depend
+on the indexer's progress. On PostgreSQL the queue is GIN's own pending list: ``index_pending``
+merges it into the trigram indexes, and PostgreSQL searches it meanwhile.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ def pending_count(session: Session) -> int:
 
 
 def index_pending(session: Session, *, limit: int = CHUNK) -> int:
-    """Index up to ``limit`` queued emails, oldest first; returns how many were taken.
+    """Index up to ``limit`` queued emails, oldest first; returns how many were taken (on
+    PostgreSQL, merge the GIN pending lists and return 0).
 
     The DELETE … RETURNING comes first, so this transaction holds the write lock before it reads:
     two indexers never take the same emails, and an email deleted meanwhile is simply gone.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        for name in SEARCHED:
+            session.execute(text(f"SELECT gin_clean_pending_list('ix_emails_trgm_{name}'::regclass)"))
+        return 0
     if not _is_sqlite(session):
         return 0
     ids = list(session.execute(

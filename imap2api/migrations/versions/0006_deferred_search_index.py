@@ -1,4 +1,4 @@
-"""SQLite search index built after the sync, not inside it: new emails wait in emails_fts_pending.
+"""Search index built after the sync, not inside it: on SQLite new emails wait in emails_fts_pending.
 
 Indexing full bodies with the FTS5 trigram tokenizer costs several times what storing them does,
 so a sync now only queues each new email's id (one small row); the ``index_search`` actor moves
@@ -8,7 +8,9 @@ directly (``imap2api.crud.search_index``), so results are exact at every moment.
 It also drops planner statistics of the index's shadow tables, which made indexing slower with
 every batch. The delete and update triggers touch the index only for emails that are in it: FTS5 must never be
 told to delete what it was never given (external content tables would silently corrupt).
-PostgreSQL is unchanged: its pg_trgm GIN indexes are maintained by the database itself.
+PostgreSQL gets the same shape from GIN itself: with ``fastupdate`` and a 1 GB pending list, an
+insert only appends its trigrams, and the indexer's ``gin_clean_pending_list`` merges them into
+the index after the run (autovacuum would, too); PostgreSQL searches its pending list meanwhile.
 
 Revision ID: 0006
 Revises: 0005
@@ -65,9 +67,17 @@ DOWN = [
 ]
 
 
+PG_PENDING_LIST_KB = 1_048_576
+
+
 def upgrade() -> None:
-    """Queue new emails for indexing instead of indexing them inside the insert (SQLite only)."""
+    """Queue new emails for indexing instead of indexing them inside the insert."""
     bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        for name in SEARCHED:
+            op.execute(f"ALTER INDEX ix_emails_trgm_{name} SET (fastupdate = on, "
+                       f"gin_pending_list_limit = {PG_PENDING_LIST_KB})")
+        return
     if bind.dialect.name != "sqlite":
         return
     for statement in UP:
@@ -79,7 +89,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Index inside the insert again (SQLite only)."""
+    """Index inside the insert again."""
+    if op.get_bind().dialect.name == "postgresql":
+        for name in SEARCHED:
+            op.execute(f"SELECT gin_clean_pending_list('ix_emails_trgm_{name}'::regclass)")
+            op.execute(f"ALTER INDEX ix_emails_trgm_{name} RESET (gin_pending_list_limit)")
     if op.get_bind().dialect.name == "sqlite":
         for statement in DOWN:
             op.execute(statement)
