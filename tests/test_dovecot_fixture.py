@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import ssl
 import time
-from collections.abc import Iterator
 
-import pytest
 from imapclient import IMAPClient
 
 from tests.support.dovecot import DovecotServer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -114,7 +114,7 @@ def test_server_pagination_links(client, auth) -> None:
 @pytest.fixture()
 def synced(client, mirror):
     """A synced mailbox with a three-message thread, reached through REST."""
-    stamp = lambda d: datetime(2024, 11, d, 12, 0, tzinfo=timezone.utc)  # noqa: E731
+    stamp = lambda d: datetime(2024, 11, d, 12, 0, tzinfo=UTC)  # noqa: E731
     mirror.deliver(make_message(subject="Original Email", message_id="<o@x>", date=stamp(27), body="Original content"))
     mirror.deliver(make_message(subject="Re: Original Email", message_id="<r@x>", in_reply_to="<o@x>",
                                 references=["<o@x>"], date=stamp(28), body="Reply content",

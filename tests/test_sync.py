@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -32,7 +32,7 @@ def test_first_sync_mirrors_every_folder_but_trash(mirror) -> None:
     assert inbox.recipient == "bob@example.org, carol@example.net"
     assert inbox.cc == "dan@example.com"
     assert inbox.message_id.startswith("<") and inbox.message_id.endswith("@example.com>")
-    assert inbox.date == datetime(2024, 11, 27, 12, 0, tzinfo=timezone.utc)
+    assert inbox.date == datetime(2024, 11, 27, 12, 0, tzinfo=UTC)
     assert inbox.body_text.startswith("Hello Bob,")
     assert not inbox.seen and by_subject["sent one"].seen
     assert by_subject["archived"].folder == "Archive/2023"
@@ -160,7 +160,7 @@ def test_folders_to_sync_and_exclude_trash(mirror) -> None:
 
 
 def test_sync_limits(mirror) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for age in (40, 20, 5, 1):
         mirror.deliver(make_message(subject=f"{age} days old", date=now - timedelta(days=age)),
                        internaldate=now - timedelta(days=age))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, distinct, exists, func, literal_column, not_, or_, text
@@ -39,7 +39,7 @@ class EmailFilters:
 
 def _day_start(day: date) -> datetime:
     """Midnight UTC at the start of ``day``."""
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _fts_phrase(text_value: str) -> str:

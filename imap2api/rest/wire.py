@@ -13,8 +13,8 @@ from fastapi.routing import APIRoute
 
 from imap2api.rest.errors import ApiError
 
-_TRUE = {True, 1, "1", "true", "True", "TRUE", "yes", "on", "t", "y"}
-_FALSE = {False, 0, "0", "false", "False", "FALSE", "no", "off", "f", "n"}
+_TRUE = {True, "1", "true", "True", "TRUE", "yes", "on", "t", "y"}
+_FALSE = {False, "0", "false", "False", "FALSE", "no", "off", "f", "n"}
 
 
 async def read_body(request: Request) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -46,7 +46,7 @@ def email_row(
     """The emails-table row for a parsed message."""
     internal = data.get(b"INTERNALDATE")
     if isinstance(internal, datetime) and internal.tzinfo is None:
-        internal = internal.replace(tzinfo=timezone.utc)
+        internal = internal.replace(tzinfo=UTC)
     now = utcnow()
     modseq = data.get(b"MODSEQ")
     return {
@@ -180,7 +180,7 @@ def _record_events(
                 "subject": row["subject"],
                 "sender": row["sender"],
                 "recipient": row["recipient"],
-                "date": row["date"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+                "date": row["date"].astimezone(UTC).isoformat().replace("+00:00", "Z"),
                 "folder": row["folder"],
                 "thread_id": row["thread_id"],
                 "thread_count": counts.get(row["thread_id"], 1),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import imaplib
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +53,7 @@ def open_connection(account: ImapAccount) -> IMAPClient:
         )
     except ssl.SSLError as exc:
         raise _fail(account, "IMAP_TLS_FAILED", f"TLS handshake failed: {exc.reason or exc}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise _fail(account, "IMAP_TIMEOUT", "timed out connecting to the IMAP server") from exc
     except (imaplib.IMAP4.error, imaplib.IMAP4.abort) as exc:
         # A plain client talking to a TLS port reads garbage instead of a greeting.
@@ -75,7 +74,7 @@ def open_connection(account: ImapAccount) -> IMAPClient:
     except ssl.SSLError as exc:
         _close(client)
         raise _fail(account, "IMAP_TLS_FAILED", f"STARTTLS failed: {exc.reason or exc}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         _close(client)
         raise _fail(account, "IMAP_TIMEOUT", "the IMAP server stopped answering") from exc
     except (imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as exc:

@@ -6,7 +6,7 @@ import imaplib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imapclient import IMAPClient
@@ -58,7 +58,7 @@ def wanted_uids(client: IMAPClient, *, limit_type: str, limit_value: int | None,
     if exists == 0:
         return set()
     if limit_type in DAYS_PER_UNIT and limit_value:
-        since = datetime.now(timezone.utc) - timedelta(days=limit_value * DAYS_PER_UNIT[limit_type])
+        since = datetime.now(UTC) - timedelta(days=limit_value * DAYS_PER_UNIT[limit_type])
         return set(uid_search(client, ["SINCE", since.date()]))
     uids = uid_search(client, "ALL")
     if limit_type == "last_n" and limit_value:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 
 
 def make_message(
@@ -29,7 +29,7 @@ def make_message(
     message["To"] = to
     if cc:
         message["Cc"] = cc
-    message["Date"] = format_datetime(date or datetime(2024, 11, 27, 12, 0, tzinfo=timezone.utc))
+    message["Date"] = format_datetime(date or datetime(2024, 11, 27, 12, 0, tzinfo=UTC))
     message["Message-ID"] = message_id or make_msgid(idstring=secrets.token_hex(4), domain="example.com")
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
