@@ -40,7 +40,7 @@ def _login(session: Session, *, username: str, password: str) -> tuple[int, str]
 
 def _still_admin(session: Session, *, user_id: int, stamp: str) -> bool:
     """Whether the session's user is still an active admin with the same password."""
-    user = session.get(User, user_id)
+    user = crud_users.get_user(session, user_id=user_id)
     if user is None or not (user.is_active and user.is_admin):
         return False
     return hmac.compare_digest(password_stamp(user), stamp)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from markupsafe import Markup, escape
 from sqladmin import ModelView
 from sqladmin.filters import ForeignKeyFilter
-from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import users as crud_users
 from imap2api.db import run_db
-from imap2api.models import ImapServer, User
+from imap2api.errors import Imap2ApiError
+
+T = TypeVar("T")
 
 
 class AdminView(ModelView):
@@ -85,21 +89,20 @@ class IdFilter(ForeignKeyFilter):
         return await super().get_filtered_query(query, value, model)
 
 
-def _users(session: Session) -> list[tuple[int, str]]:
-    return [(user.id or 0, f"{user.username} (#{user.id})")
-            for user in session.exec(select(User).order_by(col(User.username)))]
-
-
-def _servers(session: Session) -> list[tuple[int, str]]:
-    return [(server.id or 0, f"{server.name} (#{server.id}, user #{server.owner_id})")
-            for server in session.exec(select(ImapServer).order_by(col(ImapServer.id)))]
+async def expected(pending: Awaitable[T]) -> T:
+    """Await a change; an expected failure (validation, not found) becomes the message the admin
+    sees above the form (sqladmin shows a ValueError's text)."""
+    try:
+        return await pending
+    except Imap2ApiError as exc:
+        raise ValueError(exc.message) from None
 
 
 async def user_choices() -> list[tuple[int, str]]:
     """(id, label) of every user, for an owner field."""
-    return await run_db(_users)
+    return await run_db(crud_users.user_choices)
 
 
 async def server_choices() -> list[tuple[int, str]]:
     """(id, label) of every IMAP server, for a server filter field."""
-    return await run_db(_servers)
+    return await run_db(crud_servers.server_choices)

@@ -16,6 +16,7 @@ from imap2api.admin.common import (
     AdminView,
     IdFilter,
     excerpt,
+    expected,
     link_to,
     list_url,
     preformatted,
@@ -23,8 +24,8 @@ from imap2api.admin.common import (
     user_choices,
 )
 from imap2api.crud import servers as crud_servers
+from imap2api.crud import users as crud_users
 from imap2api.db import run_db
-from imap2api.errors import Imap2ApiError
 from imap2api.models import ImapServer, SyncRun, User
 from imap2api.validation import SYNC_LIMIT_TYPES, validate_server
 
@@ -63,7 +64,7 @@ def _save(session: Session, *, server_id: int | None, data: dict[str, Any]) -> I
     if data.get("password"):
         fields["password"] = data["password"]
     if server_id is None:
-        owner = session.get(User, data.get("owner_id") or 0)
+        owner = crud_users.get_user(session, user_id=data.get("owner_id") or 0)
         if owner is None:
             raise ValueError("owner: Choose the user this server belongs to.")
         server = crud_servers.create_server(session, owner_id=owner.id or 0, data=validate_server(fields))
@@ -127,11 +128,11 @@ class ImapServerAdmin(AdminView, model=ImapServer):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the API's validation; the password is encrypted."""
-        return await _saved(run_db(_save, server_id=None, data=data))
+        return await expected(run_db(_save, server_id=None, data=data))
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update through the API's validation (the owner does not change)."""
-        return await _saved(run_db(_save, server_id=int(pk), data=data))
+        return await expected(run_db(_save, server_id=int(pk), data=data))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete the server with its folders, mail and runs."""
@@ -148,14 +149,6 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         target = list_url(request, "sync-run", imap_server_id=ids[0]) if len(ids) == 1 else list_url(
             request, "sync-run")
         return RedirectResponse(target, status_code=302)
-
-
-async def _saved(pending: Any) -> Any:
-    """Await a save; an expected failure becomes the message shown above the form."""
-    try:
-        return await pending
-    except Imap2ApiError as exc:
-        raise ValueError(exc.message) from None
 
 
 def _progress(model: SyncRun, _attribute: str) -> str:

@@ -6,16 +6,14 @@ from typing import Any
 
 from sqladmin import action
 from sqladmin.flash import Flash
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from wtforms import BooleanField, Form, PasswordField, StringField, validators
 
-from imap2api.admin.common import AdminView, IdFilter, back, link_to, selected_ids
+from imap2api.admin.common import AdminView, IdFilter, back, expected, link_to, selected_ids
 from imap2api.crud import users as crud_users
 from imap2api.db import run_db
-from imap2api.errors import NotFound
 from imap2api.models import ApiToken, User
 
 MIN_PASSWORD = 8
@@ -38,56 +36,13 @@ def _acting_id(request: Request) -> int:
     return int(request.session.get("user_id") or 0)
 
 
-def _save(session: Session, *, user_id: int | None, data: dict[str, Any], acting_id: int) -> User:
-    """Create or update a user from the form (the caller's own admin rights cannot be dropped)."""
-    username = (data.get("username") or "").strip()
-    if not username or "\x00" in username:
-        raise ValueError("username: This field may not be blank.")
-    password = data.get("password") or ""
-    try:
-        if user_id is None:
-            if not password:
-                raise ValueError("password: A password is required for a new user.")
-            user = crud_users.create_user(session, username=username, password=password)
-        else:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFound()
-            if user_id == acting_id and not (data.get("is_admin") and data.get("is_active")):
-                raise ValueError("You cannot remove your own admin rights or deactivate yourself.")
-            user.username = username
-            if password:
-                crud_users.set_password(session, user=user, password=password)
-        user.is_admin = bool(data.get("is_admin"))
-        user.is_active = bool(data.get("is_active"))
-        session.add(user)
-        session.flush()
-    except IntegrityError:
-        raise ValueError("username: A user with that username already exists.") from None
-    return user
-
-
-def _delete(session: Session, *, user_id: int, acting_id: int) -> None:
-    if user_id == acting_id:
-        raise ValueError("You cannot delete yourself.")
-    user = session.get(User, user_id)
-    if user is not None:
-        session.delete(user)
-
-
 def _revoke(session: Session, *, user_ids: list[int]) -> int:
     return sum(crud_users.revoke_tokens(session, user_id=user_id) for user_id in user_ids)
 
 
-def _make_admin(session: Session, *, user_ids: list[int]) -> int:
-    changed = 0
-    for user_id in user_ids:
-        user = session.get(User, user_id)
-        if user is not None and not user.is_admin:
-            user.is_admin = True
-            session.add(user)
-            changed += 1
-    return changed
+def _form_fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {"username": data.get("username") or "", "password": data.get("password") or "",
+            "is_admin": bool(data.get("is_admin")), "is_active": bool(data.get("is_active"))}
 
 
 class UserAdmin(AdminView, model=User):
@@ -103,15 +58,17 @@ class UserAdmin(AdminView, model=User):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the same rules as ``imap2api createuser``."""
-        return await run_db(_save, user_id=None, data=data, acting_id=_acting_id(request))
+        return await expected(run_db(crud_users.save_user, user_id=None, acting_id=_acting_id(request),
+                                      **_form_fields(data)))
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update; a non-blank password replaces the old one (and ends that user's admin sessions)."""
-        return await run_db(_save, user_id=int(pk), data=data, acting_id=_acting_id(request))
+        return await expected(run_db(crud_users.save_user, user_id=int(pk), acting_id=_acting_id(request),
+                                      **_form_fields(data)))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete a user and everything they own (servers, mail, webhooks), but never oneself."""
-        await run_db(_delete, user_id=int(pk), acting_id=_acting_id(request))
+        await expected(run_db(crud_users.delete_user, user_id=int(pk), acting_id=_acting_id(request)))
 
     @action(name="revoke-tokens", label="Revoke all tokens",
             confirmation_message="Every API token of the selected users stops working now.")
@@ -125,7 +82,7 @@ class UserAdmin(AdminView, model=User):
             confirmation_message="The selected users may then log in here and manage everything.")
     async def make_admin(self, request: Request) -> Response:
         """Give the selected users admin rights."""
-        count = await run_db(_make_admin, user_ids=selected_ids(request))
+        count = await run_db(crud_users.make_admins, user_ids=selected_ids(request))
         Flash.success(request, f"{count} user(s) made admin.")
         return back(request, self.identity)
 

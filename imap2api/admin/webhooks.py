@@ -20,6 +20,7 @@ from imap2api.admin.common import (
     IdFilter,
     back,
     excerpt,
+    expected,
     link_to,
     list_url,
     preformatted,
@@ -28,6 +29,7 @@ from imap2api.admin.common import (
     user_choices,
 )
 from imap2api.crud import servers as crud_servers
+from imap2api.crud import users as crud_users
 from imap2api.crud import webhooks as crud_webhooks
 from imap2api.db import run_db, session_scope
 from imap2api.errors import Imap2ApiError, NotFound
@@ -75,7 +77,7 @@ def _clean(session: Session, *, owner_id: int, data: dict[str, Any], creating: b
 
 
 def _create(session: Session, *, data: dict[str, Any]) -> tuple[Webhook, str]:
-    owner = session.get(User, data.get("owner_id") or 0)
+    owner = crud_users.get_user(session, user_id=data.get("owner_id") or 0)
     if owner is None:
         raise ValueError("owner: Choose the user this webhook belongs to.")
     clean = _clean(session, owner_id=owner.id or 0, data=data, creating=True)
@@ -99,9 +101,12 @@ def _rotate(session: Session, *, webhook_id: int) -> str:
 def _set_active(session: Session, *, webhook_ids: list[int], active: bool) -> int:
     changed = 0
     for webhook_id in webhook_ids:
-        webhook = session.get(Webhook, webhook_id)
-        if webhook is not None and webhook.is_active != active:
-            crud_webhooks.update_webhook(session, owner_id=webhook.owner_id, webhook_id=webhook_id,
+        try:
+            webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
+        except NotFound:
+            continue
+        if webhook.is_active != active:
+            crud_webhooks.update_webhook(session, owner_id=None, webhook_id=webhook_id,
                                          data={"is_active": active})
             changed += 1
     return changed
@@ -129,14 +134,6 @@ def _test_delivery(session: Session, webhook_id: int) -> WebhookDelivery:
 def _redelivery(session: Session, delivery_id: int) -> WebhookDelivery:
     """A new pending attempt of a delivery's event."""
     return crud_webhooks.create_redelivery(session, owner_id=None, delivery_id=delivery_id)
-
-
-async def _expected(pending: Any) -> Any:
-    """Await a change; an expected failure becomes the message shown to the admin."""
-    try:
-        return await pending
-    except Imap2ApiError as exc:
-        raise ValueError(exc.message) from None
 
 
 class WebhookAdmin(AdminView, model=Webhook):
@@ -183,19 +180,17 @@ class WebhookAdmin(AdminView, model=Webhook):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the API's rules, and show the new secret once."""
-        webhook, secret = await _expected(run_db(_create, data=data))
+        webhook, secret = await expected(run_db(_create, data=data))
         Secret.reveal_once(request, secret, title=SECRET_TITLE, label=SECRET_LABEL)
         return webhook
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update through the API's rules (re-activating clears the failure flag)."""
-        return await _expected(run_db(_update, webhook_id=int(pk), data=data))
+        return await expected(run_db(_update, webhook_id=int(pk), data=data))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete the webhook and its delivery history."""
-        webhook = await run_db(lambda session: session.get(Webhook, int(pk)))
-        if webhook is not None:
-            await run_db(crud_webhooks.delete_webhook, owner_id=webhook.owner_id, webhook_id=webhook.id)
+        await expected(run_db(crud_webhooks.delete_webhook, owner_id=None, webhook_id=int(pk)))
 
     async def details_context(self, request: Request) -> dict[str, Any]:
         """Reveal a secret a rotation just left for this page (then forget it)."""
@@ -212,7 +207,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         if len(ids) != 1:
             Flash.error(request, "Rotate one webhook at a time.")
             return back(request, self.identity)
-        secret = await _expected(run_db(_rotate, webhook_id=ids[0]))
+        secret = await expected(run_db(_rotate, webhook_id=ids[0]))
         # The page after the redirect shows it; until then it rides in the session, encrypted.
         request.session["webhook_secret"] = encrypt_secret(secret)
         return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=ids[0]), 302)

@@ -88,3 +88,9 @@ def delete_server(session: Session, *, owner_id: int, server_id: int) -> None:
 def server_fields(server: ImapServer) -> dict[str, Any]:
     """The stored writable fields, for validating a partial update."""
     return {name: getattr(server, name) for name in WRITABLE}
+
+
+def server_choices(session: Session) -> list[tuple[int, str]]:
+    """(id, label) of every server of every user, for an admin form's server field."""
+    return [(server.id or 0, f"{server.name} (#{server.id}, user #{server.owner_id})")
+            for server in session.exec(select(ImapServer).order_by(col(ImapServer.id)))]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
+from imap2api.errors import NotFound, ValidationFailed
 from imap2api.models import ApiToken, User, utcnow
 from imap2api.security import hash_password, hash_token_key, new_token_key, verify_password
 
@@ -17,6 +19,11 @@ def create_user(session: Session, *, username: str, password: str, is_admin: boo
     session.add(user)
     session.flush()
     return user
+
+
+def get_user(session: Session, *, user_id: int) -> User | None:
+    """The user with this id, if any."""
+    return session.get(User, user_id)
 
 
 def get_user_by_username(session: Session, *, username: str) -> User | None:
@@ -87,3 +94,69 @@ def revoke_tokens(session: Session, *, user_id: int) -> int:
 def user_id_for_token_hash(session: Session, *, key_hash: str) -> int | None:
     """The id of the user owning a token, by the token's stored hash (no side effects)."""
     return session.exec(select(ApiToken.user_id).where(ApiToken.key_hash == key_hash)).first()
+
+
+# --- account management, as an admin does it ---------------------------------------------------
+
+
+def save_user(
+    session: Session, *, user_id: int | None, username: str, password: str, is_admin: bool, is_active: bool,
+    acting_id: int,
+) -> User:
+    """Create (``user_id`` None) or update a user; a blank password keeps the current one.
+
+    ``acting_id`` is the admin doing it, who cannot remove their own admin rights or deactivate
+    themselves. Raises ValidationFailed (blank or taken username, missing password) or NotFound.
+    """
+    username = username.strip()
+    if not username or "\x00" in username:
+        raise ValidationFailed({"username": ["This field may not be blank."]})
+    try:
+        if user_id is None:
+            if not password:
+                raise ValidationFailed({"password": ["A password is required for a new user."]})
+            user = create_user(session, username=username, password=password)
+        else:
+            found = get_user(session, user_id=user_id)
+            if found is None:
+                raise NotFound()
+            user = found
+            if user_id == acting_id and not (is_admin and is_active):
+                message = "You cannot remove your own admin rights or deactivate yourself."
+                raise ValidationFailed({"non_field_errors": [message]})
+            user.username = username
+            if password:
+                set_password(session, user=user, password=password)
+        user.is_admin, user.is_active = is_admin, is_active
+        session.add(user)
+        session.flush()
+    except IntegrityError:
+        raise ValidationFailed({"username": ["A user with that username already exists."]}) from None
+    return user
+
+
+def delete_user(session: Session, *, user_id: int, acting_id: int) -> None:
+    """Delete a user and all they own (ON DELETE CASCADE), never the admin doing it."""
+    if user_id == acting_id:
+        raise ValidationFailed({"non_field_errors": ["You cannot delete yourself."]})
+    user = get_user(session, user_id=user_id)
+    if user is not None:
+        session.delete(user)
+        session.flush()
+
+
+def make_admins(session: Session, *, user_ids: list[int]) -> int:
+    """Give these users admin rights; returns how many did not have them."""
+    users = session.exec(select(User).where(col(User.id).in_(user_ids), User.is_admin == False))  # noqa: E712
+    changed = 0
+    for user in users:
+        user.is_admin = True
+        session.add(user)
+        changed += 1
+    return changed
+
+
+def user_choices(session: Session) -> list[tuple[int, str]]:
+    """(id, "name (#id)") of every user, by name, for a form's owner field."""
+    return [(user.id or 0, f"{user.username} (#{user.id})")
+            for user in session.exec(select(User).order_by(col(User.username)))]

@@ -60,8 +60,10 @@ def list_webhooks(session: Session, *, owner_id: int, page: int, page_size: int)
     return paginate(session, statement, page=page, page_size=page_size)
 
 
-def update_webhook(session: Session, *, owner_id: int, webhook_id: int, data: dict[str, Any]) -> Webhook:
-    """Apply validated changes; only the given fields change.
+def update_webhook(
+    session: Session, *, owner_id: int | None, webhook_id: int, data: dict[str, Any]
+) -> Webhook:
+    """Apply validated changes; only the given fields change (``owner_id`` None: any owner, for admins).
 
     Re-activating a webhook clears its failure flag; a new URL starts its failure clock afresh.
     """
@@ -84,8 +86,8 @@ def update_webhook(session: Session, *, owner_id: int, webhook_id: int, data: di
     return webhook
 
 
-def delete_webhook(session: Session, *, owner_id: int, webhook_id: int) -> None:
-    """Delete a webhook; its deliveries go with it (ON DELETE CASCADE)."""
+def delete_webhook(session: Session, *, owner_id: int | None, webhook_id: int) -> None:
+    """Delete a webhook and its deliveries (ON DELETE CASCADE); ``owner_id`` None: any owner."""
     session.delete(get_webhook(session, owner_id=owner_id, webhook_id=webhook_id))
     session.flush()
 
