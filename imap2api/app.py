@@ -19,12 +19,15 @@ from imap2api.graphiql import ExplorerGraphQLRouter, mount_assets
 from imap2api.graphiql.openapi_pages import mount_openapi_pages
 from imap2api.graphql.context import Context, authenticate
 from imap2api.graphql.schema import schema
+from imap2api.graphql.websocket import PROTOCOLS as WEBSOCKET_PROTOCOLS
 from imap2api.logs import RequestIdMiddleware
 from imap2api.metrics import MetricsMiddleware
 from imap2api.rest import auth as rest_auth
 from imap2api.rest.api import api_router
 from imap2api.rest.errors import install_error_handlers
-from imap2api.throttling import BodyTooLarge, LimitsMiddleware
+from imap2api.security_headers import install_security_headers
+from imap2api.throttling import BodyTooLarge, LimitsMiddleware, Throttle
+from imap2api.timeouts import RequestTimeoutMiddleware
 
 log = logging.getLogger("imap2api")
 
@@ -34,7 +37,7 @@ async def graphql_context(request: Request = None, websocket: WebSocket = None) 
     connection = request if request is not None else websocket
     header = connection.headers.get("authorization") if connection is not None else None
     user, error = await authenticate(header)
-    return Context(user=user, auth_error=error)
+    return Context(user=user, auth_error=error, websocket=websocket)
 
 
 @asynccontextmanager
@@ -63,7 +66,11 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         redoc_url=None,
     )
     # Added first so it runs inside CORS: throttled answers still carry CORS headers.
-    app.add_middleware(LimitsMiddleware)
+    # One throttle per app: HTTP requests, websocket handshakes and websocket operations share it.
+    app.state.throttle = Throttle()
+    app.add_middleware(LimitsMiddleware, throttle=app.state.throttle)
+    # Around the budgets (their lookups are bounded too), inside metrics, request ids and CORS.
+    app.add_middleware(RequestTimeoutMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     origins = settings.cors_origins
@@ -85,12 +92,15 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     app.include_router(api_router, prefix="/api")
     app.include_router(api_router, prefix="/api/v1")
     # Our GraphiQL page (assets served locally, token field) instead of Strawberry's CDN-loading one.
-    graphql: GraphQLRouter[Any, Any] = ExplorerGraphQLRouter(schema, context_getter=graphql_context)
+    graphql: GraphQLRouter[Any, Any] = ExplorerGraphQLRouter(
+        schema, context_getter=graphql_context, subscription_protocols=WEBSOCKET_PROTOCOLS
+    )
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     mount_assets(app)
     mount_openapi_pages(app)
     mount_admin(app)
     _document_errors_as_served(app)
+    install_security_headers(app)
     return app
 
 

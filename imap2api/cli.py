@@ -33,17 +33,16 @@ def main() -> None:
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations at start-up.")
 def serve(host: str, port: int, no_migrate: bool) -> None:
     """Run the API server (and, without IMAP2API_REDIS_URL, an in-process worker)."""
-    import uvicorn
-
     from imap2api.app import create_app
     from imap2api.db import migrate
+    from imap2api.serving import run_server
 
     _setup_logging()
     if not no_migrate:
         migrate()
     mode = "embedded (in-process worker)" if settings.embedded else "Redis (run `imap2api worker`)"
     click.echo(f"imap2api {__version__} on http://{host}:{port}/ — queue: {mode}", err=True)
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, proxy_headers=True)
+    run_server(create_app(), host=host, port=port)
 
 
 @main.command()
@@ -105,11 +104,14 @@ def createuser(username: str, password: str | None, admin: bool) -> None:
     if not password:
         raise click.BadParameter("the password may not be blank", param_hint="--password")
     migrate()
-    with session_scope() as session:
-        if crud_users.get_user_by_username(session, username=username) is not None:
-            raise click.ClickException(f"user {username!r} already exists")
-        crud_users.create_user(session, username=username, password=password, is_admin=admin)
-    click.echo(f"created {'admin ' if admin else ''}user {username}")
+    from imap2api.errors import ValidationFailed
+
+    try:
+        with session_scope() as session:
+            user = crud_users.create_user(session, username=username, password=password, is_admin=admin)
+    except ValidationFailed:
+        raise click.ClickException(f"user {username!r} already exists (names are compared ignoring case)") from None
+    click.echo(f"created {'admin ' if admin else ''}user {user.username}")
 
 
 @main.command()

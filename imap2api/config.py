@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -21,14 +23,22 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: str | None = None
 
-    cors_origins: list[str] | None = None
+    # NoDecode: a comma-separated value is split by _split_lists, not parsed as JSON first.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    token_ttl_hours: float = 0.0
     rate_limit_user: str = "1000/hour"
     rate_limit_anon: str = "100/hour"
     rate_limit_enabled: bool = True
     max_request_bytes: int = 1_048_576
+    request_timeout_seconds: float = 30.0
+    shutdown_timeout_seconds: float = 10.0
+    graphql_max_cost: int = 50_000
+    max_response_body_chars: int = 20_000_000
 
     page_size: int = 50
     max_page_size: int = 100
+    max_thread_emails: int = 500
 
     sync_interval_seconds: int = 300
     scheduler_enabled: bool = True
@@ -60,11 +70,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         """Accept a comma-separated string as well as a JSON list."""
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
@@ -82,7 +94,7 @@ class Settings(BaseSettings):
             if url.startswith("postgres://"):
                 url = "postgresql://" + url[len("postgres://") :]
             return url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         return f"sqlite:///{(self.data_dir / 'imap2api.sqlite3').resolve()}"
 
     @cached_property
@@ -93,7 +105,7 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         key = secrets.token_urlsafe(48)
         # O_EXCL: two processes starting at once must not each write a different key.
         try:
@@ -103,6 +115,15 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+
+def make_private_dir(path: Path) -> None:
+    """Create the data directory readable by its owner only (0700), tightening an existing one:
+    it holds the mirrored mail and the key that decrypts the stored passwords."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = path.stat()
+    if status.st_mode & 0o077 and status.st_uid == os.getuid():
+        path.chmod(0o700)
 
 
 settings = Settings()

@@ -74,3 +74,9 @@ class SyncFailed(Imap2ApiError):
         self.run_id = run_id
         if code:
             self.code = code
+
+
+class ResultTooLarge(Imap2ApiError):
+    """Raised when an answer would carry more message text than one request may."""
+
+    code = "RESULT_TOO_LARGE"

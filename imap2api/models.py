@@ -66,6 +66,18 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_column=_ts())
 
 
+class AdminSession(SQLModel, table=True):
+    """A login at /admin; the cookie carries the key, only its SHA-256 is stored, logout deletes it."""
+
+    __tablename__ = "admin_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    key_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class ImapServer(SQLModel, table=True):
     """An IMAP account of a user, with the apidoc fields and its scheduling state."""
 
@@ -79,6 +91,8 @@ class ImapServer(SQLModel, table=True):
     username: str = Field(max_length=255)
     password_encrypted: str = Field(sa_column=Column(Text, nullable=False))
     use_ssl: bool = True
+    # ssl (implicit TLS), starttls (required) or none (clear text, only when chosen); use_ssl mirrors "ssl".
+    tls_mode: str = Field(default="ssl", max_length=10)
     sync_limit_type: str = Field(default="all", max_length=10)
     sync_limit_value: int | None = None
     folders_to_sync: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from limits import parse
@@ -51,8 +52,22 @@ def _user_id(key_hash: str) -> int | None:
         return user_id_for_token_hash(session, key_hash=key_hash)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of spending one request: allowed or not, the headers to send, seconds to wait."""
+
+    allowed: bool
+    headers: dict[str, str]
+    wait: int
+
+    @property
+    def detail(self) -> str:
+        """DRF's sentence for a throttled request."""
+        return f"Request was throttled. Expected available in {self.wait} seconds."
+
+
 class Throttle:
-    """The limiter and its storage; one per application."""
+    """The limiter and its storage; one per application, shared by every transport."""
 
     def __init__(self) -> None:
         if settings.redis_url:
@@ -66,7 +81,7 @@ class Throttle:
         self._tokens: dict[str, tuple[int | None, float]] = {}
 
     async def identity(self, scope: Scope) -> tuple[str, Any]:
-        """The budget a request spends: its user's, or its client IP's."""
+        """The budget a request spends: its token's user's, or its client IP's."""
         headers = dict(scope.get("headers") or [])
         key = token_from_header(headers.get(b"authorization", b"").decode("latin-1"))
         if key:
@@ -78,52 +93,69 @@ class Throttle:
                     self._tokens.clear()
                 cached = self._tokens[key_hash] = (user_id, time.monotonic() + _TOKEN_CACHE_SECONDS)
             if cached[0] is not None:
-                return f"user:{cached[0]}", self.user_limit
+                return self.user_budget(cached[0])
+        return self.client_budget(scope)
+
+    def user_budget(self, user_id: int) -> tuple[str, Any]:
+        """The budget of an authenticated user, whatever transport they use."""
+        return f"user:{user_id}", self.user_limit
+
+    def client_budget(self, scope: Scope) -> tuple[str, Any]:
+        """The budget of an anonymous client: its IP address (as the trusted proxies report it)."""
         client = scope.get("client") or ("unknown", 0)
         return f"ip:{client[0]}", self.anon_limit
 
-    async def hit(self, scope: Scope) -> tuple[bool, dict[str, str], int]:
-        """Spend one request; returns (allowed, headers, seconds until a slot frees)."""
-        name, limit = await self.identity(scope)
+    async def spend(self, name: str, limit: Any) -> Verdict:
+        """Spend one request of the budget ``name``."""
         allowed = await self.limiter.hit(limit, name)
         stats = await self.limiter.get_window_stats(limit, name)
-        reset = math.ceil(stats.reset_time)
-        wait = max(1, math.ceil(stats.reset_time - time.time()))
         headers = {
             "X-RateLimit-Limit": str(limit.amount),
             "X-RateLimit-Remaining": str(max(0, stats.remaining)),
-            "X-RateLimit-Reset": str(reset),
+            "X-RateLimit-Reset": str(math.ceil(stats.reset_time)),
         }
-        return allowed, headers, wait
+        return Verdict(allowed, headers, max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def hit(self, scope: Scope) -> Verdict:
+        """Spend one request of the budget the connection's credentials name."""
+        return await self.spend(*await self.identity(scope))
 
 
-async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-    """Send a complete JSON response."""
+async def _json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str], prefix: str = ""
+) -> None:
+    """Send a complete JSON response (``prefix="websocket."``: as a websocket handshake's denial)."""
     payload = json.dumps(body).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": f"{prefix}http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": f"{prefix}http.response.body", "body": payload})
 
 
 class LimitsMiddleware:
-    """ASGI middleware enforcing the request budget and the body-size limit."""
+    """ASGI middleware enforcing the request budget (HTTP requests and websocket handshakes) and
+    the body-size limit. Operations sent over an open websocket spend the same budgets in
+    :mod:`imap2api.graphql.websocket`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, throttle: Throttle) -> None:
         self.app = app
-        self.throttle = Throttle()
+        self.throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the budget, then pass the request on with the rate-limit headers added."""
+        if scope["type"] == "websocket":
+            await self._handshake(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"].startswith(_EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
         headers: dict[str, str] = {}
         if settings.rate_limit_enabled and _spends_budget(scope):
-            allowed, headers, wait = await self.throttle.hit(scope)
-            if not allowed:
-                detail = f"Request was throttled. Expected available in {wait} seconds."
-                await _json(send, 429, {"detail": detail}, {**headers, "Retry-After": str(wait)})
+            verdict = await self.throttle.hit(scope)
+            headers = verdict.headers
+            if not verdict.allowed:
+                retry = {**headers, "Retry-After": str(verdict.wait)}
+                await _json(send, 429, {"detail": verdict.detail}, retry)
                 return
         request_headers = dict(scope.get("headers") or [])
         declared = request_headers.get(b"content-length")
@@ -138,6 +170,20 @@ class LimitsMiddleware:
             await send(message)
 
         await self.app(scope, _bounded(receive, settings.max_request_bytes), send_with_headers)
+
+    async def _handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket handshake spends one request; refused with DRF's 429 where the server can say so."""
+        if settings.rate_limit_enabled:
+            verdict = await self.throttle.hit(scope)
+            if not verdict.allowed:
+                await receive()  # websocket.connect
+                if "websocket.http.response" in scope.get("extensions", {}):
+                    await _json(send, 429, {"detail": verdict.detail},
+                                {**verdict.headers, "Retry-After": str(verdict.wait)}, prefix="websocket.")
+                else:
+                    await send({"type": "websocket.close", "code": 1008, "reason": verdict.detail})
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):

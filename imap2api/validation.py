@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from imap2api.errors import ValidationFailed
 
 SYNC_LIMIT_TYPES = ("all", "last_n", "days", "weeks", "months")
+TLS_MODES = ("ssl", "starttls", "none")
 TEXT_FIELDS = {"name": 255, "host": 255, "username": 255}
 REQUIRED_ON_CREATE = ("name", "host", "username", "password")
 SERVER_DEFAULTS: dict[str, Any] = {
     "port": 993,
-    "use_ssl": True,
     "sync_limit_type": "all",
     "sync_limit_value": None,
     "folders_to_sync": "",
     "exclude_trash": True,
 }
+# Where the password is sent, and how it is protected: changing any of these needs the password again.
+DESTINATION_FIELDS = ("host", "port", "use_ssl", "tls_mode")
+# C0, DEL and C1: a CR or LF in a credential would end the IMAP command and start another one.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+PASSWORD_AGAIN = (
+    "Enter the IMAP password again: changing host, port, use_ssl or tls_mode needs it, "
+    "so that a stored password is never sent to a server it was not given for."
+)
 
 
 def normalize_folders(value: str) -> str:
@@ -42,6 +51,9 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
         for name, default in SERVER_DEFAULTS.items():
             if clean.get(name) is None and name != "sync_limit_value":
                 clean[name] = default
+        for name in ("use_ssl", "tls_mode"):
+            if name in clean and clean[name] is None:
+                del clean[name]  # as for the other defaults: null on create means "the default"
     for name, limit in TEXT_FIELDS.items():
         value = clean.get(name)
         if value is None:
@@ -53,10 +65,8 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
             errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
     if "password" in clean and clean["password"] is not None and clean["password"] == "":
         errors.setdefault("password", []).append("This field may not be blank.")
-    for name in (*TEXT_FIELDS, "password", "folders_to_sync"):
-        if isinstance(clean.get(name), str) and "\x00" in clean[name]:
-            errors.setdefault(name, []).append("Null characters are not allowed.")
-    for name in ("port", "use_ssl", "exclude_trash", "sync_limit_type", "folders_to_sync"):
+    _reject_control_characters(clean, errors)
+    for name in ("port", "use_ssl", "tls_mode", "exclude_trash", "sync_limit_type", "folders_to_sync"):
         if name in clean and clean[name] is None:
             errors.setdefault(name, []).append("This field may not be null.")
     port = clean.get("port")
@@ -69,9 +79,63 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     if clean.get("folders_to_sync") is not None:
         clean["folders_to_sync"] = normalize_folders(clean["folders_to_sync"])
     _validate_limit(clean, current or {}, errors)
+    _resolve_tls(clean, current or {}, errors, creating=current is None)
+    if current is not None:
+        _require_password_for_new_destination(clean, current, errors)
     if errors:
         raise ValidationFailed(errors)
     return clean
+
+
+def _reject_control_characters(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """No control characters in the fields that reach the IMAP wire or a log line; no NUL anywhere."""
+    for name in (*TEXT_FIELDS, "password", "folders_to_sync"):
+        value = clean.get(name)
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            errors.setdefault(name, []).append("Null characters are not allowed.")
+        elif name != "folders_to_sync" and CONTROL_CHARACTERS.search(value):
+            errors.setdefault(name, []).append("Control characters (such as line breaks) are not allowed.")
+
+
+def _resolve_tls(
+    clean: dict[str, Any], current: dict[str, Any], errors: dict[str, list[str]], *, creating: bool
+) -> None:
+    """Settle ``tls_mode`` and ``use_ssl`` together, so that use_ssl == (tls_mode == "ssl") always holds.
+
+    An explicit ``tls_mode`` wins; ``use_ssl`` alone (the apidoc field) means ``ssl`` when true and
+    STARTTLS when false (a stored ``none`` stays ``none``: use_ssl=false says nothing against it).
+    """
+    mode, use_ssl = clean.get("tls_mode"), clean.get("use_ssl")
+    if "tls_mode" in clean:
+        if mode is None:
+            return  # already reported as null
+        if mode not in TLS_MODES:
+            errors.setdefault("tls_mode", []).append(f'"{mode}" is not a valid choice.')
+            return
+        if use_ssl is not None and use_ssl != (mode == "ssl"):
+            errors.setdefault("tls_mode", []).append(
+                f'tls_mode "{mode}" contradicts use_ssl={str(use_ssl).lower()}: send tls_mode alone.'
+            )
+            return
+        clean["use_ssl"] = mode == "ssl"
+    elif use_ssl is not None:
+        stored = current.get("tls_mode")
+        clean["tls_mode"] = "ssl" if use_ssl else (stored if stored in ("starttls", "none") else "starttls")
+    elif creating and "use_ssl" not in clean:
+        clean["use_ssl"], clean["tls_mode"] = True, "ssl"
+
+
+def _require_password_for_new_destination(
+    clean: dict[str, Any], current: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    """A new host, port or TLS setting must come with the password: else an API caller who cannot read
+    the stored password could still have it sent to a server of their choice, or in clear text."""
+    if clean.get("password"):
+        return
+    if any(name in clean and clean[name] != current.get(name) for name in DESTINATION_FIELDS):
+        errors.setdefault("password", []).append(PASSWORD_AGAIN)
 
 
 def _validate_limit(clean: dict[str, Any], current: dict[str, Any], errors: dict[str, list[str]]) -> None:

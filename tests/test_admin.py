@@ -1,7 +1,8 @@
 """The admin interface at /admin over HTTP, on SQLite and PostgreSQL, with the embedded worker.
 
-Who gets in (active admins only, by password, in a SameSite=Strict cookie that a password change
-ends), the CSRF guard, that no password hash, token hash or encrypted secret is ever rendered,
+Who gets in (active admins only, by password, in a SameSite=Strict cookie naming a server-side
+session that logout, expiry or a password change ends), the CSRF guard, that no admin URL serves a
+file of the server, that no password hash, token hash or encrypted secret is ever rendered,
 and each admin task end to end: users (reset password, make admin, revoke tokens), IMAP servers
 ("sync now" against the real Dovecot, last error), webhooks (secret shown once, rotate, test,
 disable) with deliveries (a real receiver, signatures checked independently, redeliver), and
@@ -10,9 +11,12 @@ read-only mail. The same tasks in a real browser are in ``test_admin_browser.py`
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -144,6 +148,53 @@ def test_a_password_change_or_lost_admin_rights_end_existing_sessions(client, ma
     assert not logged_in(session.get("/admin/"))
 
 
+def copied_cookie(client) -> dict[str, str]:  # noqa: ANN001
+    """The admin session cookie of a client, as a header another client can replay."""
+    from imap2api.admin.auth import COOKIE_NAME
+
+    return {"Cookie": f"{COOKIE_NAME}={client.cookies[COOKIE_NAME]}", **ORIGIN}
+
+
+def test_logout_revokes_the_session_for_every_copy_of_its_cookie(client, make_user) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    username, password, _ = make_user(admin=True)
+    first = Admin(client, username, password)
+    stolen = copied_cookie(client)
+    thief = TestClient(client.app, base_url="http://testserver")
+    assert logged_in(thief.get("/admin/user/list", headers=stolen, follow_redirects=False))
+    second = Admin(TestClient(client.app, base_url="http://testserver"), username, password)
+    assert logged_in(second.get("/admin/user/list"))
+
+    assert first.get("/admin/logout").status_code == 302
+    replayed = thief.get("/admin/user/list", headers=stolen, follow_redirects=False)
+    assert replayed.status_code == 302 and replayed.headers["location"].endswith("/admin/login")
+    # Only that session ended: the same admin's other session goes on.
+    assert logged_in(second.get("/admin/user/list"))
+
+
+def test_an_expired_session_is_refused_and_swept_at_the_next_login(client, make_user) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+    from sqlmodel import select
+
+    from imap2api.db import session_scope
+    from imap2api.models import AdminSession, utcnow
+
+    username, password, _ = make_user(admin=True)
+    session = Admin(client, username, password)
+    with session_scope() as db:
+        [row] = db.exec(select(AdminSession).where(AdminSession.user_id == user_id(username))).all()
+        row.expires_at = utcnow() - timedelta(seconds=1)
+        expired_hash = row.key_hash  # not the id: SQLite may give a deleted row's id to the next one
+    # The cookie itself is still validly signed and within its max-age: only the database says no.
+    assert not logged_in(session.get("/admin/user/list"))
+    # A login from another browser (which has no old session to end) sweeps it.
+    Admin(TestClient(client.app, base_url="http://testserver"), username, password)
+    with session_scope() as db:
+        assert db.exec(select(AdminSession).where(AdminSession.key_hash == expired_hash)).first() is None
+        assert len(db.exec(select(AdminSession).where(AdminSession.user_id == user_id(username))).all()) == 1
+
+
 def test_login_attempts_spend_the_anonymous_budget_but_admin_pages_do_not(make_user, monkeypatch) -> None:
     from fastapi.testclient import TestClient
 
@@ -190,6 +241,57 @@ def test_state_changing_requests_from_another_site_are_refused(admin: Admin, mak
     same_site = admin.client.get(f"/admin/user/action/make-admin?pks={victim_id}", follow_redirects=False,
                                  headers={"Sec-Fetch-Site": "same-origin"})
     assert same_site.status_code == 302 and row(User, victim_id).is_admin
+
+
+# --- no files of the server ---------------------------------------------------------------------
+
+
+def test_no_admin_url_serves_a_file_of_the_server(admin: Admin, mirror, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    from imap2api.admin.site import VIEWS
+    from imap2api.config import settings
+    from imap2api.crud import users as crud_users
+    from imap2api.db import session_scope
+
+    database = (settings.data_dir / "imap2api.sqlite3").resolve()
+    secret = tmp_path / "secret_key"
+    marker = "not-to-be-served-" + secrets.token_hex(8)
+    secret.write_text(marker)
+    # sqladmin resolved a text value as a path under the working directory: stand where both are.
+    root = Path(os.path.commonpath([database, secret.resolve()]))
+    monkeypatch.chdir(root)
+    with session_scope() as db:
+        named = crud_users.create_user(db, username=str(database.relative_to(root)), password="x" * 12)
+        named_id = named.id
+    # Mail is written by strangers: a subject naming a file of the server.
+    mirror.deliver(make_message(subject=str(secret.resolve().relative_to(root))))
+    mirror.sync()
+    [email] = mirror.emails()
+    pks = {"user": named_id, "email": email.id}
+    for view in VIEWS:
+        for column in view.model.__table__.columns:
+            for kind in ("download", "preview"):
+                path = f"/admin/{view.identity}/{pks.get(view.identity, 1)}/{column.name}/{kind}/"
+                response = admin.get(path)
+                assert response.status_code == 404, path
+                assert b"SQLite format 3" not in response.content and marker not in response.text, path
+
+
+def test_the_admin_mounts_no_file_serving_route(client) -> None:  # noqa: ANN001
+    import sqladmin
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    [admin_app] = [route.app for route in client.app.routes if getattr(route, "name", None) == "admin"]
+    package = Path(sqladmin.__file__).parent.resolve()
+    for route in admin_app.routes:
+        endpoint = getattr(route, "endpoint", None)
+        assert getattr(endpoint, "__name__", "") not in ("file_download", "file_preview"), route
+        assert "download" not in route.path and "preview" not in route.path, route.path
+        if isinstance(route, Mount):
+            # The one mount is sqladmin's own assets.
+            assert isinstance(route.app, StaticFiles), route.path
+            assert all(Path(directory).resolve().is_relative_to(package)
+                       for directory in route.app.all_directories), route.app.all_directories
 
 
 # --- users -------------------------------------------------------------------------------------
@@ -265,8 +367,8 @@ def test_revoking_tokens_locks_the_api_out(admin: Admin, client, make_user) -> N
 def server_form(owner_id: int, dovecot, mail_user: str, **overrides) -> dict:  # noqa: ANN001
     """The create form of an IMAP server pointing at the Dovecot fixture."""
     form = {"owner_id": str(owner_id), "name": "Work", "host": dovecot.host, "port": str(dovecot.port),
-            "username": mail_user, "password": "secret", "sync_limit_type": "all", "folders_to_sync": "",
-            "exclude_trash": "y", "is_active": "y", "save": "Save"}
+            "username": mail_user, "password": "secret", "tls_mode": "starttls", "sync_limit_type": "all",
+            "folders_to_sync": "", "exclude_trash": "y", "is_active": "y", "save": "Save"}
     form.update(overrides)
     return {key: value for key, value in form.items() if value is not None}
 

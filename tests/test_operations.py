@@ -83,3 +83,54 @@ def test_status_command(mirror, database) -> None:
     assert header.split()[:4] == ["ID", "OWNER", "NAME", "HOST"]
     mine = [row for row in rows if row.startswith(f"{mirror.server_id} ")]
     assert mine and "success" in mine[0] and " 1 " in mine[0]
+
+
+def test_data_directory_and_database_are_private(tmp_path) -> None:
+    """A fresh data directory is 0700 and the SQLite files 0600, whatever the umask; an existing
+    world-readable installation is tightened at start."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    def mode(path) -> int:
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    data = tmp_path / "fresh" / "data"
+    env = {**os.environ, "IMAP2API_DATA_DIR": str(data)}
+    env.pop("IMAP2API_DATABASE_URL", None)
+    env.pop("IMAP2API_SECRET_KEY", None)
+    script = ("import os; os.umask(0o022)\n"
+              "from imap2api.db import migrate, session_scope\n"
+              "from imap2api.crud import users\n"
+              "migrate()\n"
+              "with session_scope() as s: users.create_user(s, username='u', password='p')\n"
+              "from imap2api.config import settings; settings.resolved_secret_key\n"
+              "import sqlite3; c = sqlite3.connect(settings.sqlalchemy_url[10:]);"
+              "c.execute('PRAGMA journal_mode=WAL');"
+              "c.execute('CREATE TABLE IF NOT EXISTS probe (x)'); c.execute('INSERT INTO probe VALUES (1)');"
+              "c.commit(); import sys; sys.stdout.write(str(sorted(os.listdir(settings.data_dir))))\n")
+    files = subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True,
+                           text=True).stdout
+    assert "imap2api.sqlite3-wal" in files and "imap2api.sqlite3-shm" in files
+    assert mode(data) == 0o700
+    for name in ("imap2api.sqlite3", "imap2api.sqlite3-wal", "imap2api.sqlite3-shm", "secret_key"):
+        assert mode(data / name) == 0o600, name
+
+    # An installation made before: 0755 directory, 0644 database.
+    data.chmod(0o755)
+    (data / "imap2api.sqlite3").chmod(0o644)
+    subprocess.run([sys.executable, "-c", "from imap2api.db import migrate; migrate()"], env=env, check=True)
+    assert mode(data) == 0o700 and mode(data / "imap2api.sqlite3") == 0o600
+
+
+def test_list_settings_take_commas_or_json(monkeypatch) -> None:
+    from imap2api.config import Settings
+
+    monkeypatch.setenv("IMAP2API_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")
+    monkeypatch.setenv("IMAP2API_CORS_ORIGINS", "https://a.example,https://b.example")
+    read = Settings()
+    assert read.trusted_proxies == ["127.0.0.1", "10.0.0.0/8"]
+    assert read.cors_origins == ["https://a.example", "https://b.example"]
+    monkeypatch.setenv("IMAP2API_TRUSTED_PROXIES", '["192.0.2.1"]')
+    assert Settings().trusted_proxies == ["192.0.2.1"]

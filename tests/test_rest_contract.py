@@ -37,8 +37,10 @@ def test_imap_server_crud(client, auth, prefix) -> None:
     assert updated.status_code == 200
     assert updated.json()["name"] == "Updated Gmail" and updated.json()["host"] == "imap.gmail.com"
     assert updated.json()["sync_limit_type"] == "weeks" and updated.json()["sync_limit_value"] == 2
-    patched = client.patch(url, json={"port": "143", "use_ssl": "false"}, headers=auth).json()
-    assert patched["port"] == 143 and patched["use_ssl"] is False
+    # A new port or TLS setting needs the password again (tests/test_imap_server_security.py).
+    patched = client.patch(url, json={"port": "143", "use_ssl": "false", "password": "new-password"},
+                           headers=auth).json()
+    assert patched["port"] == 143 and patched["use_ssl"] is False and patched["tls_mode"] == "starttls"
     assert ISO_Z.match(patched["created_at"]) and ISO_Z.match(patched["updated_at"])
 
     assert client.delete(url, headers=auth).status_code == 204

@@ -40,3 +40,11 @@ def test_empty_and_bad_dates() -> None:
     assert parse_search("").is_empty and parse_search("   ").is_empty
     with pytest.raises(SearchSyntaxError):
         parse_search("after:yesterday")
+
+
+def test_too_many_terms_are_refused() -> None:
+    # Thousands of terms made one SQL expression too deep for SQLite (a 500): 50 is plenty.
+    assert len(parse_search(" ".join(f"w{n}" for n in range(50))).terms) == 50
+    for q in (" ".join(f"w{n}" for n in range(51)), "is:read " * 51, "in:x " * 1500):
+        with pytest.raises(SearchSyntaxError, match="at most 50 words, phrases and operators"):
+            parse_search(q)

@@ -91,8 +91,13 @@ def test_private_loopback_and_link_local_addresses_are_refused() -> None:
         assert refusal_reason(ipaddress.ip_address(address)) is not None, address
     for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"):
         assert refusal_reason(ipaddress.ip_address(address)) is None, address
-    with pytest.raises(AddressRefused, match="loopback"):
+    with pytest.raises(AddressRefused, match="127.0.0.1 is a loopback address"):
+        resolve_target("http://127.0.0.1:8080/hook", allow_private=False)
+    # A name's refusal never says what it resolves to (no DNS oracle for internal names).
+    with pytest.raises(AddressRefused) as refused:
         resolve_target("http://localhost:8080/hook", allow_private=False)
+    assert str(refused.value) == ("localhost is not a public address; deliveries there are refused "
+                                  "(IMAP2API_WEBHOOK_ALLOW_PRIVATE)")
     target = resolve_target("http://localhost:8080/hook?x=1", allow_private=True)
     assert target.ip in ("127.0.0.1", "::1") and target.host_header == "localhost:8080"
     assert target.url.host == target.ip and target.url.path == "/hook" and target.url.query == b"x=1"

@@ -1,9 +1,14 @@
-"""Who may use /admin: active admins, logged in with their password, in a signed session cookie."""
+"""Who may use /admin: active admins, logged in with their password, in a server-side session.
+
+The signed cookie carries a random session key; the database keeps its hash, so logging out (or
+the session's expiry) ends it for every copy of the cookie, not just in the browser that logged out.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 
 from sqladmin.authentication import AuthenticationBackend
 from sqlmodel import Session
@@ -12,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 
 from imap2api.config import settings
+from imap2api.crud import admin_sessions as crud_sessions
 from imap2api.crud import users as crud_users
 from imap2api.db import run_db
 from imap2api.models import User
@@ -30,20 +36,35 @@ def password_stamp(user: User) -> str:
     return hashlib.sha256(b"imap2api-admin:" + user.password_hash.encode()).hexdigest()[:20]
 
 
-def _login(session: Session, *, username: str, password: str) -> tuple[int, str] | None:
-    """(id, password stamp) of the admin these credentials log in, or None."""
+def _login(
+    session: Session, *, username: str, password: str, previous_key: str | None
+) -> dict[str, object] | None:
+    """The session data of a new login of the admin these credentials name, or None.
+
+    The browser's previous session, if any, is revoked whatever the outcome.
+    """
+    if previous_key:
+        crud_sessions.end_session(session, key=previous_key)
     user = crud_users.authenticate_user(session, username=username, password=password)
     if user is None or not user.is_admin:
         return None
-    return user.id or 0, password_stamp(user)
+    lifetime = timedelta(hours=settings.admin_session_hours)
+    key = crud_sessions.start_session(session, user_id=user.id or 0, lifetime=lifetime)
+    return {"key": key, "user_id": user.id or 0, "stamp": password_stamp(user)}
 
 
-def _still_admin(session: Session, *, user_id: int, stamp: str) -> bool:
-    """Whether the session's user is still an active admin with the same password."""
-    user = crud_users.get_user(session, user_id=user_id)
-    if user is None or not (user.is_active and user.is_admin):
+def _still_admin(session: Session, *, key: str, user_id: int, stamp: str) -> bool:
+    """Whether the session is unrevoked and unexpired, and its user still an active admin with the
+    same password."""
+    user = crud_sessions.session_user(session, key=key)
+    if user is None or user.id != user_id or not (user.is_active and user.is_admin):
         return False
     return hmac.compare_digest(password_stamp(user), stamp)
+
+
+def _session_key(request: Request) -> str | None:
+    key = request.session.get("key")
+    return key if isinstance(key, str) and key else None
 
 
 class AdminAuth(AuthenticationBackend):
@@ -69,24 +90,28 @@ class AdminAuth(AuthenticationBackend):
         username, password = form.get("username"), form.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username:
             return False
-        found = await run_db(_login, username=username, password=password)
+        found = await run_db(_login, username=username, password=password, previous_key=_session_key(request))
         request.session.clear()
         if found is None:
             return False
-        request.session.update({"user_id": found[0], "stamp": found[1]})
+        request.session.update(found)
         return True
 
     async def logout(self, request: Request) -> bool:
-        """Forget the session."""
+        """Revoke the session in the database, so no copy of the cookie opens it again."""
+        key = _session_key(request)
+        if key is not None:
+            await run_db(crud_sessions.end_session, key=key)
         request.session.clear()
         return True
 
     async def authenticate(self, request: Request) -> bool:
-        """True while the session names an active admin whose password has not changed."""
+        """True while the session is unrevoked and names an active admin whose password has not changed."""
+        key = _session_key(request)
         user_id, stamp = request.session.get("user_id"), request.session.get("stamp")
-        if not isinstance(user_id, int) or not isinstance(stamp, str):
+        if key is None or not isinstance(user_id, int) or not isinstance(stamp, str):
             return False
-        if await run_db(_still_admin, user_id=user_id, stamp=stamp):
+        if await run_db(_still_admin, key=key, user_id=user_id, stamp=stamp):
             return True
         request.session.clear()
         return False

@@ -29,8 +29,10 @@ from imap2api.db import run_db
 from imap2api.models import ImapServer, SyncRun, User
 from imap2api.validation import SYNC_LIMIT_TYPES, validate_server
 
-SERVER_FIELDS = ("name", "host", "port", "username", "use_ssl", "sync_limit_type", "sync_limit_value",
+SERVER_FIELDS = ("name", "host", "port", "username", "tls_mode", "sync_limit_type", "sync_limit_value",
                  "folders_to_sync", "exclude_trash")
+TLS_CHOICES = [("ssl", "Implicit TLS (port 993)"), ("starttls", "STARTTLS, required (port 143)"),
+               ("none", "None: password and mail in clear text")]
 
 
 class ServerForm(Form):
@@ -42,8 +44,9 @@ class ServerForm(Form):
     port = IntegerField("Port", default=993)
     username = StringField("IMAP username", [validators.InputRequired()])
     password = PasswordField("IMAP password",
-                             description="Stored encrypted. When editing, leave blank to keep it.")
-    use_ssl = BooleanField("Implicit TLS (port 993); otherwise STARTTLS when offered", default=True)
+                             description="Stored encrypted. When editing, leave blank to keep it "
+                                         "(a new host, port or TLS mode needs it again).")
+    tls_mode = SelectField("TLS", choices=TLS_CHOICES, default="ssl")
     sync_limit_type = SelectField("Sync limit", choices=[(value, value) for value in SYNC_LIMIT_TYPES])
     sync_limit_value = IntegerField("Limit value", [validators.Optional()])
     folders_to_sync = StringField("Folders to sync",
@@ -97,7 +100,7 @@ class ImapServerAdmin(AdminView, model=ImapServer):
     icon = "fa-solid fa-server"
     name = "IMAP server"
     form = ServerForm
-    form_columns = ["name", "host", "port", "username", "use_ssl", "sync_limit_type", "sync_limit_value",
+    form_columns = ["name", "host", "port", "username", "tls_mode", "sync_limit_type", "sync_limit_value",
                     "folders_to_sync", "exclude_trash", "sync_interval_seconds", "is_active"]
     form_create_rules = ["owner_id", *form_columns]
     form_edit_rules = list(form_columns)

@@ -151,15 +151,29 @@ def get_email(session: Session, *, owner_id: int, email_id: int) -> Email:
     return email
 
 
-def emails_by_thread(session: Session, *, owner_id: int, thread_ids: Sequence[str]) -> dict[str, list[Email]]:
-    """Every email of each thread (with bodies), in date order."""
-    found: dict[str, list[Email]] = {thread_id: [] for thread_id in thread_ids}
+def emails_by_thread(
+    session: Session, *, owner_id: int, thread_ids: Sequence[str], limit: int
+) -> dict[str, list[Any]]:
+    """The first ``limit`` emails of each thread, in date order, as list rows (without bodies).
+
+    A mailing-list thread can hold thousands of messages: each thread is cut in SQL, so the rows
+    read stay bounded by the limit whatever the thread's size.
+    """
+    found: dict[str, list[Any]] = {thread_id: [] for thread_id in thread_ids}
     for start in range(0, len(thread_ids), _CHUNK):
         chunk = list(thread_ids[start : start + _CHUNK])
-        rows = session.exec(
-            select(Email)
+        order = (col(Email.date), col(Email.id))
+        position = func.row_number().over(partition_by=Email.thread_id, order_by=order)
+        ranked = (
+            select(*LIST_COLUMNS)
+            .add_columns(position.label("position"))
             .where(Email.owner_id == owner_id, col(Email.thread_id).in_(chunk))
-            .order_by(col(Email.date), col(Email.id))
+            .subquery()
+        )
+        rows = session.exec(
+            select(*(ranked.c[column.name] for column in LIST_COLUMNS))
+            .where(ranked.c.position <= limit)
+            .order_by(ranked.c.date, ranked.c.id)
         )
         for email in rows:
             found[email.thread_id].append(email)
@@ -178,6 +192,16 @@ def thread_counts(session: Session, *, owner_id: int, thread_ids: Sequence[str])
         )
         counts.update(dict(rows.all()))
     return counts
+
+
+def body_chars(session: Session, *, owner_id: int, email_ids: Sequence[int]) -> int:
+    """How many characters the text and HTML bodies of the given emails hold together (read in SQL)."""
+    total = 0
+    for start in range(0, len(email_ids), _CHUNK):
+        chunk = list(email_ids[start : start + _CHUNK])
+        size = func.coalesce(func.sum(func.length(Email.body_text) + func.length(Email.body_html)), 0)
+        total += session.exec(select(size).where(Email.owner_id == owner_id, col(Email.id).in_(chunk))).one()
+    return int(total)
 
 
 def bodies(session: Session, *, owner_id: int, email_ids: Sequence[int]) -> dict[int, tuple[str, str]]:

@@ -18,6 +18,7 @@ WRITABLE = (
     "port",
     "username",
     "use_ssl",
+    "tls_mode",
     "sync_limit_type",
     "sync_limit_value",
     "folders_to_sync",
@@ -32,6 +33,7 @@ def create_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> I
         password_encrypted=encrypt_secret(data["password"]),
         **{name: data[name] for name in WRITABLE if name in data},
     )
+    _keep_tls_consistent(server, data)
     session.add(server)
     session.flush()
     return server
@@ -65,6 +67,7 @@ def update_server(
     for name in WRITABLE:
         if name in data:
             setattr(server, name, data[name])
+    _keep_tls_consistent(server, data)
     if (server.sync_limit_type, server.sync_limit_value) != limit_before:
         # The window moved: no folder may take the "nothing changed" shortcut next time.
         session.exec(
@@ -76,6 +79,17 @@ def update_server(
     session.add(server)
     session.flush()
     return server
+
+
+def _keep_tls_consistent(server: ImapServer, data: dict[str, Any]) -> None:
+    """use_ssl == (tls_mode == "ssl") even for callers that skip validation (CLI, tests) and set one."""
+    if "tls_mode" in data:
+        server.use_ssl = server.tls_mode == "ssl"
+    elif "use_ssl" in data:
+        if server.use_ssl:
+            server.tls_mode = "ssl"
+        elif server.tls_mode == "ssl":
+            server.tls_mode = "starttls"
 
 
 def delete_server(session: Session, *, owner_id: int, server_id: int) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
+from datetime import datetime, timedelta
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
+from imap2api.config import settings
+from imap2api.crud.common import Page, paginate
 from imap2api.errors import NotFound, ValidationFailed
 from imap2api.models import ApiToken, User, utcnow
 from imap2api.security import hash_password, hash_token_key, new_token_key, verify_password
@@ -13,8 +18,29 @@ from imap2api.security import hash_password, hash_token_key, new_token_key, veri
 _DUMMY_HASH = hash_password("imap2api-timing-equaliser")
 
 
+TAKEN = "A user with that username already exists."
+
+
+def normalize_username(username: str) -> str:
+    """NFKC, as Django does: ``ａｌｉｃｅ`` (fullwidth) and ``alice`` are one name."""
+    return unicodedata.normalize("NFKC", username).strip()
+
+
+def username_taken(session: Session, *, username: str, except_id: int | None = None) -> bool:
+    """Whether another user already has this name, ignoring case (``Alice`` is taken by ``alice``)."""
+    wanted = normalize_username(username).casefold()
+    return any(
+        normalize_username(name).casefold() == wanted
+        for user_id, name in session.exec(select(User.id, User.username))
+        if user_id != except_id
+    )
+
+
 def create_user(session: Session, *, username: str, password: str, is_admin: bool = False) -> User:
-    """Create a user with a hashed password."""
+    """Create a user with a hashed password; raises ValidationFailed when the name is taken."""
+    username = normalize_username(username)
+    if username_taken(session, username=username):
+        raise ValidationFailed({"username": [TAKEN]})
     user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
     session.add(user)
     session.flush()
@@ -27,8 +53,8 @@ def get_user(session: Session, *, user_id: int) -> User | None:
 
 
 def get_user_by_username(session: Session, *, username: str) -> User | None:
-    """The user with this username, if any."""
-    return session.exec(select(User).where(User.username == username)).first()
+    """The user with this username (NFKC-normalised, then exact), if any."""
+    return session.exec(select(User).where(User.username == normalize_username(username))).first()
 
 
 def set_password(session: Session, *, user: User, password: str) -> None:
@@ -57,20 +83,35 @@ def create_token(session: Session, *, user_id: int, name: str = "") -> str:
     return key
 
 
+def token_expires_at(token: ApiToken) -> datetime | None:
+    """When a token stops working (``IMAP2API_TOKEN_TTL_HOURS`` after it was issued), or None."""
+    if settings.token_ttl_hours <= 0:
+        return None
+    return token.created_at + timedelta(hours=settings.token_ttl_hours)
+
+
+def _live(token: ApiToken, now: datetime) -> bool:
+    """Whether a token has not expired."""
+    expires = token_expires_at(token)
+    return expires is None or now < expires
+
+
 def user_for_token(session: Session, *, key: str) -> User | None:
-    """The active user owning this token key, or None."""
+    """The active user owning this unexpired token key, or None."""
     row = session.exec(
         select(User, ApiToken)
         .join(ApiToken, col(ApiToken.user_id) == col(User.id))
         .where(ApiToken.key_hash == hash_token_key(key))
     ).first()
-    if row is None or not row[0].is_active:
+    now = utcnow()
+    if row is None or not row[0].is_active or not _live(row[1], now):
         return None
     user, token = row
-    now = utcnow()
     # Throttle last-used writes: once a minute is precise enough and keeps reads read-only.
     last = token.last_used_at
-    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo))).total_seconds() > 60:
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=now.tzinfo)
+    if last is None or (now - last).total_seconds() > 60:
         token.last_used_at = now
         session.add(token)
     return user
@@ -85,6 +126,21 @@ def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
     )
 
 
+def page_tokens(session: Session, *, user_id: int, page: int, page_size: int) -> Page[ApiToken]:
+    """One page of a user's tokens, newest first."""
+    statement = select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
+    return paginate(session, statement, page=page, page_size=page_size)
+
+
+def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
+    """Delete one of a user's tokens; NotFound when it is not theirs."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id:
+        raise NotFound()
+    session.delete(token)
+    session.flush()
+
+
 def revoke_tokens(session: Session, *, user_id: int) -> int:
     """Delete every token of a user; returns how many there were."""
     result = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user_id))  # type: ignore[call-overload]
@@ -92,8 +148,9 @@ def revoke_tokens(session: Session, *, user_id: int) -> int:
 
 
 def user_id_for_token_hash(session: Session, *, key_hash: str) -> int | None:
-    """The id of the user owning a token, by the token's stored hash (no side effects)."""
-    return session.exec(select(ApiToken.user_id).where(ApiToken.key_hash == key_hash)).first()
+    """The id of the user owning a live token, by the token's stored hash (no side effects)."""
+    token = session.exec(select(ApiToken).where(ApiToken.key_hash == key_hash)).first()
+    return token.user_id if token is not None and _live(token, utcnow()) else None
 
 
 # --- account management, as an admin does it ---------------------------------------------------
@@ -108,9 +165,11 @@ def save_user(
     ``acting_id`` is the admin doing it, who cannot remove their own admin rights or deactivate
     themselves. Raises ValidationFailed (blank or taken username, missing password) or NotFound.
     """
-    username = username.strip()
+    username = normalize_username(username)
     if not username or "\x00" in username:
         raise ValidationFailed({"username": ["This field may not be blank."]})
+    if username_taken(session, username=username, except_id=user_id):
+        raise ValidationFailed({"username": [TAKEN]})
     try:
         if user_id is None:
             if not password:
@@ -131,7 +190,7 @@ def save_user(
         session.add(user)
         session.flush()
     except IntegrityError:
-        raise ValidationFailed({"username": ["A user with that username already exists."]}) from None
+        raise ValidationFailed({"username": [TAKEN]}) from None
     return user
 
 

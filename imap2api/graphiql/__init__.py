@@ -14,10 +14,14 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cross_web import HTTPException
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
+
+from imap2api.graphql.websocket import WebSocketTransport
+from imap2api.nesting import TooDeeplyNested, check_graphql_depth, check_json_depth
 
 if TYPE_CHECKING:
     from imap2api.graphiql import fetch_assets
@@ -107,8 +111,27 @@ def mount_assets(app: FastAPI) -> None:
     app.mount(STATIC_PATH, _Assets(directory=STATIC_DIR, check_dir=False), name="graphiql-assets")
 
 
-class ExplorerGraphQLRouter(GraphQLRouter[Any, Any]):
-    """Strawberry's router with our explorer page instead of its CDN-loading one."""
+class ExplorerGraphQLRouter(WebSocketTransport, GraphQLRouter[Any, Any]):
+    """Strawberry's router with our explorer page instead of its CDN-loading one, and our websocket."""
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
         return explorer_page(request.scope.get("root_path", ""))
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request's JSON (its body, GET ``variables`` or ``extensions``); absurd nesting is a 400."""
+        try:
+            check_json_depth(data)
+        except TooDeeplyNested as exc:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {exc}.") from None
+        return super().parse_json(data)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """The request's operations; a document nested deeper than any real query is a 400."""
+        data = await super().parse_http_body(request)
+        for operation in data if isinstance(data, list) else [data]:
+            if isinstance(operation.query, str):
+                try:
+                    check_graphql_depth(operation.query)
+                except TooDeeplyNested as exc:
+                    raise HTTPException(400, f"Unable to parse the GraphQL document: {exc}.") from None
+        return data

@@ -47,6 +47,8 @@ class Context(BaseContext):
 
     user: User | None = None
     auth_error: Imap2ApiError | None = None
+    # The websocket an operation came over (its client address and app), None over HTTP and REST.
+    websocket: Any = field(default=None, repr=False)
     _loaders: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +62,10 @@ class Context(BaseContext):
 
             self._loaders = build_loaders(self.require_user().id or 0)
         return self._loaders
+
+    def fresh_loaders(self) -> None:
+        """Forget cached loads: a websocket's context outlives one event of a subscription."""
+        self._loaders = None
 
     def require_user(self) -> User:
         """The authenticated user, or raise the authentication error."""

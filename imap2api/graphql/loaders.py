@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from imap2api.crud import emails as crud_emails
 from imap2api.db import run_db
+from imap2api.graphql.budget import current_budget
 
 
 def _loader(owner_id: int, fetch: Any, default: Any) -> DataLoader:
@@ -25,12 +27,42 @@ def _thread_counts(session: Any, *, owner_id: int, keys: list[str]) -> dict[str,
     return crud_emails.thread_counts(session, owner_id=owner_id, thread_ids=keys)
 
 
-def _thread_emails(session: Any, *, owner_id: int, keys: list[str]) -> dict[str, list[Any]]:
-    return crud_emails.emails_by_thread(session, owner_id=owner_id, thread_ids=keys)
+ThreadKey = tuple[str, int]
 
 
-def _bodies(session: Any, *, owner_id: int, keys: list[int]) -> dict[int, tuple[str, str]]:
+def _thread_emails(session: Any, *, owner_id: int, keys: list[ThreadKey]) -> dict[ThreadKey, list[Any]]:
+    """Keys are (thread id, how many members): the first that many of each thread."""
+    by_limit: dict[int, list[str]] = defaultdict(list)
+    for thread_id, limit in keys:
+        by_limit[limit].append(thread_id)
+    found: dict[ThreadKey, list[Any]] = {}
+    for limit, thread_ids in by_limit.items():
+        members = crud_emails.emails_by_thread(session, owner_id=owner_id, thread_ids=thread_ids, limit=limit)
+        found.update({(thread_id, limit): rows for thread_id, rows in members.items()})
+    return found
+
+
+def _bodies_within(
+    session: Any, *, owner_id: int, keys: list[int], max_chars: int
+) -> dict[int, tuple[str, str]] | None:
+    """The bodies, or None when together they hold more than ``max_chars`` (then none is read)."""
+    if max_chars > 0 and crud_emails.body_chars(session, owner_id=owner_id, email_ids=keys) > max_chars:
+        return None
     return crud_emails.bodies(session, owner_id=owner_id, email_ids=keys)
+
+
+def _bodies_loader(owner_id: int) -> DataLoader:
+    """Bodies of a batch of emails, fetched only when they fit the operation's body budget."""
+
+    async def load(keys: list[int]) -> list[Any]:
+        budget = current_budget()
+        limit = budget.remaining if budget.limit > 0 else 0
+        found = await run_db(_bodies_within, owner_id=owner_id, keys=list(keys), max_chars=limit)
+        if found is None:
+            raise budget.error()
+        return [found.get(key, ("", "")) for key in keys]
+
+    return DataLoader(load_fn=load)
 
 
 def _attachments(session: Any, *, owner_id: int, keys: list[int]) -> dict[int, list[Any]]:
@@ -53,6 +85,6 @@ def build_loaders(owner_id: int) -> Loaders:
     return Loaders(
         thread_count=_loader(owner_id, _thread_counts, 0),
         thread_emails=_loader(owner_id, _thread_emails, list),
-        bodies=_loader(owner_id, _bodies, ("", "")),
+        bodies=_bodies_loader(owner_id),
         attachments=_loader(owner_id, _attachments, list),
     )

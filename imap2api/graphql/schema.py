@@ -11,6 +11,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from imap2api.graphql.budget import BodyBudgetExtension
+from imap2api.graphql.cost import QueryCostLimiter
 from imap2api.graphql.errors import ErrorPolicy
 from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
 from imap2api.graphql.resolvers.emails import EmailQuery
@@ -49,5 +51,8 @@ schema = Imap2ApiSchema(
         # REST routes send the same few documents over and over: parse and validate each once.
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        # After validation (a valid document, whatever the variables): the estimate, then the budget.
+        QueryCostLimiter,
+        BodyBudgetExtension,
     ],
 )

@@ -9,10 +9,13 @@ from datetime import date
 # word, "phrase", op:word, op:"phrase", each optionally negated with a leading "-".
 _TOKEN = re.compile(r'(-)?(?:([A-Za-z]+):)?(?:"([^"]*)"?|(\S+))')
 TEXT_FIELDS = {"from": "sender", "to": "recipient", "subject": "subject"}
+# Each term is a condition in one SQL expression: thousands of them pass SQLite's expression-depth
+# limit (a 500) and make PostgreSQL plan for long. No real search needs more.
+MAX_TERMS = 50
 
 
 class SearchSyntaxError(ValueError):
-    """Raised when an operator's value cannot be understood (e.g. ``after:yesterday``)."""
+    """Raised when a search cannot be understood (e.g. ``after:yesterday``), or has too many terms."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,11 @@ def _date(value: str, operator: str) -> date:
 def parse_search(q: str) -> SearchQuery:
     """Parse a search string; unknown operators are searched for as plain text (``foo:bar``)."""
     query = SearchQuery()
-    for match in _TOKEN.finditer(q or ""):
+    for count, match in enumerate(_TOKEN.finditer(q or ""), start=1):
+        if count > MAX_TERMS:
+            raise SearchSyntaxError(
+                f"Too many search terms: at most {MAX_TERMS} words, phrases and operators are allowed."
+            )
         negated = bool(match.group(1))
         operator = (match.group(2) or "").lower()
         quoted = match.group(3)

@@ -17,6 +17,9 @@ STATUS_BY_CODE = {
     "PERMISSION_DENIED": 403,
     "NOT_FOUND": 404,
     "VALIDATION_ERROR": 400,
+    # The answer would pass a per-request bound: the same request would fail again, so a 4xx.
+    "RESULT_TOO_LARGE": 400,
+    "QUERY_TOO_COMPLEX": 400,
 }
 
 

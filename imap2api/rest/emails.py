@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from imap2api.config import settings
+from imap2api.graphql.types.email import MAX_ATTACHMENTS
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
 from imap2api.rest.pagination import page_number, page_size, paginated
@@ -22,8 +24,10 @@ router = APIRouter(prefix="/emails", tags=["emails"], route_class=JSONRoute)
 
 LIST_FIELDS = "id messageId subject sender senderName recipient cc date folder threadId threadCount imapServer seen flagged hasAttachments"
 THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"
+# thread_emails lists the whole rest of the thread (as apidoc shows), up to IMAP2API_MAX_THREAD_EMAILS.
 DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml createdAt updatedAt inReplyTo references flags size
-  attachments {{ filename contentType size contentId inline }} threadEmails {{ {THREAD_FIELDS} }}"""
+  attachments(limit: {MAX_ATTACHMENTS}) {{ filename contentType size contentId inline }}
+  threadEmails(limit: $members) {{ {THREAD_FIELDS} }}"""
 LIST_VARIABLES = """$q: String, $folder: String, $imapServer: ID, $dateFrom: String, $dateTo: String,
   $ordering: String, $page: Int!, $pageSize: Int"""
 LIST_ARGUMENTS = """q: $q, folder: $folder, imapServer: $imapServer, dateFrom: $dateFrom, dateTo: $dateTo,
@@ -32,7 +36,7 @@ PAGE = f"count page hasNext hasPrevious results {{ {LIST_FIELDS} }}"
 
 LIST = f"query({LIST_VARIABLES}, $thread: Boolean!) {{ emails({LIST_ARGUMENTS}, thread: $thread) {{ {PAGE} }} }}"
 THREADS = f"query({LIST_VARIABLES}) {{ threads({LIST_ARGUMENTS}) {{ {PAGE} }} }}"
-DETAIL = f"query($id: ID!) {{ email(id: $id) {{ {DETAIL_FIELDS} }} }}"
+DETAIL = f"query($id: ID!, $members: Int!) {{ email(id: $id) {{ {DETAIL_FIELDS} }} }}"
 THREAD = f"query($id: ID!) {{ emailThread(emailId: $id) {{ {THREAD_FIELDS} }} }}"
 FOLDERS = "query($imapServer: ID) { folders(imapServer: $imapServer) }"
 STATISTICS = "query($imapServer: ID) { statistics(imapServer: $imapServer) { totalEmails totalThreads folders { name count } } }"
@@ -176,7 +180,8 @@ async def statistics(request: Request, user: CurrentUser) -> dict[str, Any]:
 @router.get("/{email_id}/", response_model=None, responses=documented(EmailDetail))
 async def get_email(email_id: str, user: CurrentUser) -> dict[str, Any]:
     """One email with its bodies and the rest of its thread."""
-    return to_rest_detail((await execute(DETAIL, {"id": email_id}, user=user))["email"])
+    variables = {"id": email_id, "members": settings.max_thread_emails}
+    return to_rest_detail((await execute(DETAIL, variables, user=user))["email"])
 
 
 @router.get("/{email_id}/thread/", response_model=None, responses=documented(list[ThreadEmail]))

@@ -12,11 +12,12 @@ from imap2api.rest.errors import ApiError
 from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
 from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
 from imap2api.rest.wire import JSONRoute, coerce_fields, iso_z, read_body
+from imap2api.validation import TLS_MODES
 
 router = APIRouter(prefix="/imap-servers", tags=["imap-servers"], route_class=JSONRoute)
 
 SERVER_FIELDS = """
-  id name host port username useSsl syncLimitType syncLimitValue foldersToSync excludeTrash
+  id name host port username useSsl tlsMode syncLimitType syncLimitValue foldersToSync excludeTrash
   lastSync lastSyncStatus lastError createdAt updatedAt
 """
 FIELD_TYPES: dict[str, type] = {
@@ -26,6 +27,7 @@ FIELD_TYPES: dict[str, type] = {
     "username": str,
     "password": str,
     "use_ssl": bool,
+    "tls_mode": str,
     "sync_limit_type": str,
     "sync_limit_value": int,
     "folders_to_sync": str,
@@ -33,6 +35,7 @@ FIELD_TYPES: dict[str, type] = {
 }
 TO_GRAPHQL = {
     "use_ssl": "useSsl",
+    "tls_mode": "tlsMode",
     "sync_limit_type": "syncLimitType",
     "sync_limit_value": "syncLimitValue",
     "folders_to_sync": "foldersToSync",
@@ -57,6 +60,7 @@ def to_rest(server: dict[str, Any]) -> dict[str, Any]:
         "port": server["port"],
         "username": server["username"],
         "use_ssl": server["useSsl"],
+        "tls_mode": server["tlsMode"].lower(),
         "sync_limit_type": server["syncLimitType"],
         "sync_limit_value": server["syncLimitValue"],
         "folders_to_sync": server["foldersToSync"],
@@ -72,6 +76,11 @@ def to_rest(server: dict[str, Any]) -> dict[str, Any]:
 async def _input(request: Request) -> dict[str, Any]:
     """The request body as a GraphQL ImapServerInput."""
     data = coerce_fields(await read_body(request), FIELD_TYPES)
+    mode = data.get("tls_mode")
+    if mode is not None:
+        if mode not in TLS_MODES:
+            raise ApiError(400, {"tls_mode": [f'"{mode}" is not a valid choice.']})
+        data["tls_mode"] = mode.upper()  # the GraphQL enum's name
     return {TO_GRAPHQL.get(name, name): value for name, value in data.items()}
 
 

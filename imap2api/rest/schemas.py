@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,8 +27,15 @@ class ImapServerIn(BaseModel):
     host: str = Field(max_length=255)
     port: int = Field(993, ge=1, le=65535)
     username: str = Field(max_length=255)
-    password: str = Field(json_schema_extra={"writeOnly": True})
-    use_ssl: bool = True
+    password: str = Field(
+        json_schema_extra={"writeOnly": True},
+        description="required again on an update that changes host, port, use_ssl or tls_mode",
+    )
+    use_ssl: bool = Field(True, description="true: implicit TLS (tls_mode ssl); false: tls_mode starttls")
+    tls_mode: Literal["ssl", "starttls", "none"] = Field(
+        "ssl", description="ssl (implicit TLS), starttls (required) or none (clear text); wins over use_ssl, "
+        "which decides when it is left out",
+    )
     sync_limit_type: str = Field("all", pattern="^(all|last_n|days|weeks|months)$")
     sync_limit_value: int | None = Field(None, ge=1)
     folders_to_sync: str = ""
@@ -44,6 +51,7 @@ class ImapServerOut(BaseModel):
     port: int
     username: str
     use_ssl: bool
+    tls_mode: Literal["ssl", "starttls", "none"]
     sync_limit_type: str
     sync_limit_value: int | None
     folders_to_sync: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from imap2api import nesting
 from imap2api.rest.errors import ApiError
 
 _TRUE = {True, "1", "true", "True", "TRUE", "yes", "on", "t", "y"}
@@ -26,8 +26,8 @@ async def read_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = nesting.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:  # TooDeeplyNested included
         raise ApiError(400, {"detail": f"JSON parse error - {exc}"}) from exc
     if not isinstance(data, dict):
         kind = type(data).__name__

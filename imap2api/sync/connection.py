@@ -1,9 +1,12 @@
-"""Opening an IMAP connection: implicit TLS, STARTTLS when offered, or plain; failures become typed errors."""
+"""Opening an IMAP connection: implicit TLS, required STARTTLS, or clear text if chosen; typed failures."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
+import logging
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,21 +16,38 @@ from imapclient.exceptions import LoginError
 
 from imap2api.config import settings
 from imap2api.errors import SyncFailed
+from imap2api.sync.credentials import UNSENDABLE, imap_login_argument, server_text
+from imap2api.validation import TLS_MODES
 
 
 @dataclass(frozen=True)
 class ImapAccount:
-    """What is needed to log in to a mailbox."""
+    """What is needed to log in to a mailbox; ``tls_mode`` is ssl, starttls or none."""
 
     host: str
     port: int
     username: str
     password: str
-    use_ssl: bool
+    tls_mode: str = "ssl"
+
+
+_LOGGING_IN = threading.local()
+
+
+class _HideLogin(logging.Filter):
+    """Drops imapclient's debug lines while this thread sends LOGIN: they show the password (raw commands
+    are logged as sent, literals included, unlike imapclient's own login)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every line logged outside of ``_login``."""
+        return not getattr(_LOGGING_IN, "active", False)
+
+
+logging.getLogger("imapclient.imapclient").addFilter(_HideLogin())
 
 
 def tls_context() -> ssl.SSLContext:
-    """The TLS context for IMAP: system CAs (or ``IMAP2API_IMAP_CA_FILE``), verification on unless disabled."""
+    """The TLS context for IMAP: system CAs or ``IMAP2API_IMAP_CA_FILE``, verification on unless disabled."""
     context = ssl.create_default_context(cafile=settings.imap_ca_file or None)
     if not settings.imap_tls_verify:
         context.check_hostname = False
@@ -42,13 +62,21 @@ def _fail(account: ImapAccount, code: str, reason: str) -> SyncFailed:
 
 def open_connection(account: ImapAccount) -> IMAPClient:
     """Connect and log in, or raise SyncFailed with a code saying what went wrong."""
+    if UNSENDABLE.search(account.username) or UNSENDABLE.search(account.password):
+        # Stored before validation refused them: sent, a line break would start a command of its own.
+        raise _fail(account, "IMAP_CREDENTIALS_INVALID",
+                    "the stored IMAP username or password contains a line break or NUL character and was "
+                    "not sent; enter the password (and username) again")
+    if account.tls_mode not in TLS_MODES:
+        raise _fail(account, "IMAP_TLS_REQUIRED", f"unknown tls_mode {account.tls_mode!r}; not connecting")
+    implicit = account.tls_mode == "ssl"
     timeout = SocketTimeout(connect=settings.imap_timeout_seconds, read=settings.imap_timeout_seconds)
     try:
         client = IMAPClient(
             account.host,
             port=account.port,
-            ssl=account.use_ssl,
-            ssl_context=tls_context() if account.use_ssl else None,
+            ssl=implicit,
+            ssl_context=tls_context() if implicit else None,
             timeout=timeout,
         )
     except ssl.SSLError as exc:
@@ -56,21 +84,24 @@ def open_connection(account: ImapAccount) -> IMAPClient:
     except TimeoutError as exc:
         raise _fail(account, "IMAP_TIMEOUT", "timed out connecting to the IMAP server") from exc
     except (imaplib.IMAP4.error, imaplib.IMAP4.abort) as exc:
-        # A plain client talking to a TLS port reads garbage instead of a greeting.
-        hint = " (is use_ssl right for this port?)" if not account.use_ssl else ""
-        raise _fail(account, "IMAP_PROTOCOL_ERROR", f"unexpected greeting from the server{hint}: {exc}") from exc
+        # Never quote what was read: the host may be any service the worker can reach (SSH, Redis...),
+        # and its banner would end up in last_error for the caller to read.
+        hint = " (is tls_mode right for this port?)" if not implicit else ""
+        raise _fail(account, "IMAP_PROTOCOL_ERROR",
+                    f"the server did not answer like an IMAP server{hint}") from exc
     except OSError as exc:
         raise _fail(account, "IMAP_CONNECTION_FAILED", f"could not connect: {exc.strerror or exc}") from exc
     client.normalise_times = False  # keep INTERNALDATE timezone-aware
     try:
-        if not account.use_ssl and client.has_capability("STARTTLS"):
-            client.starttls(tls_context())
-        client.login(account.username, account.password)
+        _secure_and_log_in(client, account)
         if client.has_capability("CONDSTORE"):
             client.enable("CONDSTORE")
+    except SyncFailed:
+        _close(client)
+        raise
     except LoginError as exc:
         _close(client)
-        raise _fail(account, "IMAP_AUTH_FAILED", f"login failed for {account.username!r}: {_text(exc)}") from exc
+        raise _fail(account, "IMAP_AUTH_FAILED", f"login failed for {account.username!r}: {exc}") from exc
     except ssl.SSLError as exc:
         _close(client)
         raise _fail(account, "IMAP_TLS_FAILED", f"STARTTLS failed: {exc.reason or exc}") from exc
@@ -79,14 +110,37 @@ def open_connection(account: ImapAccount) -> IMAPClient:
         raise _fail(account, "IMAP_TIMEOUT", "the IMAP server stopped answering") from exc
     except (imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as exc:
         _close(client)
-        raise _fail(account, "IMAP_PROTOCOL_ERROR", f"IMAP error while logging in: {_text(exc)}") from exc
+        raise _fail(account, "IMAP_PROTOCOL_ERROR",
+                    "the server did not answer like an IMAP server while logging in") from exc
     return client
 
 
-def _text(exc: BaseException) -> str:
-    """An exception's message, with imaplib's bytes decoded."""
-    arg = exc.args[0] if exc.args else exc
-    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+def _secure_and_log_in(client: IMAPClient, account: ImapAccount) -> None:
+    """STARTTLS unless the mode is ssl or none, then LOGIN; clear text only when tls_mode is none."""
+    if account.tls_mode == "starttls":
+        if not client.has_capability("STARTTLS"):
+            # No STARTTLS may also mean someone on the path stripped it: never fall back to clear text.
+            raise _fail(account, "IMAP_TLS_REQUIRED",
+                        'the server does not offer STARTTLS, so the password would travel in clear text; '
+                        'use tls_mode "ssl" with the server\'s implicit-TLS port, or tls_mode "none" to '
+                        'allow clear text')
+        client.starttls(tls_context())
+    _login(client, account.username, account.password)
+
+
+def _login(client: IMAPClient, username: str, password: str) -> None:
+    """LOGIN with both credentials as IMAP strings (imapclient's login sends the username unquoted)."""
+    arguments = [imap_login_argument(username), imap_login_argument(password)]
+    _LOGGING_IN.active = True
+    try:
+        typ, data = client._raw_command(b"LOGIN", arguments, uid=False)  # noqa: SLF001 - sends literals
+    finally:
+        _LOGGING_IN.active = False
+    if typ != "OK":
+        raise LoginError(server_text(data))
+    # What imaplib's own login would have done: commands are now allowed, capabilities change.
+    client._imap.state = "AUTH"  # noqa: SLF001
+    client._cached_capabilities = None  # noqa: SLF001
 
 
 def _close(client: IMAPClient) -> None:
@@ -94,10 +148,8 @@ def _close(client: IMAPClient) -> None:
     try:
         client.logout()
     except Exception:  # noqa: BLE001 - the connection may already be gone
-        try:
+        with contextlib.suppress(Exception):
             client.shutdown()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 @contextmanager

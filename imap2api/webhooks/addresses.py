@@ -115,9 +115,12 @@ def resolve_target(url: str, *, allow_private: bool | None = None) -> Target:
             chosen = address
             break
     if chosen is None:
-        first = addresses[0]
-        raise AddressRefused(f"{parsed.host} resolves to {first}, {refusal_reason(first)}; "
-                             "deliveries there are refused (IMAP2API_WEBHOOK_ALLOW_PRIVATE)")
+        # Say what an IP literal is, but never what a name resolves to: that would let a caller map
+        # internal DNS names through webhook errors.
+        literal = len(addresses) == 1 and str(addresses[0]) == host
+        what = refusal_reason(addresses[0]) if literal else "not a public address"
+        raise AddressRefused(f"{parsed.host} is {what}; deliveries there are refused "
+                             "(IMAP2API_WEBHOOK_ALLOW_PRIVATE)")
     return Target(
         url=parsed.copy_with(host=str(chosen)),
         ip=str(chosen),

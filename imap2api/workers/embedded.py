@@ -31,14 +31,19 @@ def start_embedded_worker() -> Worker:
     return _worker
 
 
-def stop_embedded_worker() -> None:
-    """Stop the in-process worker and scheduler, letting running jobs finish."""
+def stop_embedded_worker(timeout_seconds: float | None = None) -> None:
+    """Stop the in-process worker and scheduler, letting running jobs finish for ``timeout_seconds``.
+
+    The default is ``IMAP2API_SHUTDOWN_TIMEOUT_SECONDS``. A job still running then is left to die
+    with the process (worker threads are daemons); its sync run is marked ``WORKER_LOST`` later.
+    """
     global _worker, _scheduler
     if _scheduler is not None:
         _scheduler.stop()
         _scheduler = None
     if _worker is not None:
-        _worker.stop()
+        seconds = settings.shutdown_timeout_seconds if timeout_seconds is None else timeout_seconds
+        _worker.stop(timeout=max(1, int(seconds * 1000)))
         # A stopped Worker leaves its middleware on the broker; a later start would stack another.
         broker = _worker.broker
         broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not _worker]

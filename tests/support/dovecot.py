@@ -128,8 +128,12 @@ class DovecotServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, root: Path | str | None = None, binary: str | None = None) -> None:
-        """Prepare (but do not start) a server; ``root`` defaults to a fresh temp dir."""
+    def __init__(self, root: Path | str | None = None, binary: str | None = None, tls: bool = True) -> None:
+        """Prepare (but do not start) a server; ``root`` defaults to a fresh temp dir.
+
+        ``tls=False``: no TLS at all, so no STARTTLS in CAPABILITY and no ``ssl_port`` (0).
+        """
+        self.tls = tls
         self._given_root = Path(root) if root is not None else None
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
@@ -178,6 +182,8 @@ class DovecotServer:
 
         self._choose_users()
         self.port, self.ssl_port = _free_ports(2)
+        if not self.tls:
+            self.ssl_port = 0
         self.ca_cert_path = self.root / "cert.pem"
         _write_self_signed_cert(self.ca_cert_path, self.root / "key.pem")
         self.passwd_dir = self.root / "passwd.d"
@@ -284,9 +290,7 @@ last_valid_uid = 0
 first_valid_gid = 1
 last_valid_gid = 0
 
-ssl = yes
-ssl_cert = <{self.ca_cert_path}
-ssl_key = <{root}/key.pem
+{self._ssl_config()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # A user added after start must be able to log in at once.
@@ -319,11 +323,7 @@ service imap-login {{
     address = {self.host}
     port = {self.port}
   }}
-  inet_listener imaps {{
-    address = {self.host}
-    port = {self.ssl_port}
-    ssl = yes
-  }}
+{self._imaps_listener()}
 }}
 service anvil {{
   chroot =
@@ -332,6 +332,17 @@ service anvil {{
   }}
 }}
 """
+
+    def _ssl_config(self) -> str:
+        if not self.tls:
+            return "ssl = no"
+        return f"ssl = yes\nssl_cert = <{self.ca_cert_path}\nssl_key = <{self.root}/key.pem"
+
+    def _imaps_listener(self) -> str:
+        if not self.tls:
+            return ""
+        return (f"  inet_listener imaps {{\n    address = {self.host}\n    port = {self.ssl_port}\n"
+                "    ssl = yes\n  }")
 
     def _wait_for_greeting(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT

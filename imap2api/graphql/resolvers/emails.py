@@ -15,7 +15,7 @@ from imap2api.crud.common import clamp_page_size
 from imap2api.errors import NotFound, ValidationFailed
 from imap2api.graphql.context import Context
 from imap2api.graphql.ids import parse_id
-from imap2api.graphql.types.email import EmailType, FolderCount, Statistics, to_gql_email
+from imap2api.graphql.types.email import WHOLE_THREAD, EmailType, FolderCount, Statistics, to_gql_email
 from imap2api.graphql.types.pagination import Page, to_gql_page
 from imap2api.mail.search import SearchSyntaxError, parse_search
 
@@ -86,10 +86,13 @@ def _list(session: Session, *, owner_id: int, args: dict[str, Any], threaded: bo
     )
 
 
-def _thread_of(session: Session, *, owner_id: int, email_id: int) -> list[Any]:
-    """Every email of the thread an email belongs to."""
+def _thread_of(session: Session, *, owner_id: int, email_id: int, limit: int) -> list[Any]:
+    """The first ``limit`` emails of the thread an email belongs to."""
     email = crud_emails.get_email(session, owner_id=owner_id, email_id=email_id)
-    return crud_emails.emails_by_thread(session, owner_id=owner_id, thread_ids=[email.thread_id])[email.thread_id]
+    threads = crud_emails.emails_by_thread(
+        session, owner_id=owner_id, thread_ids=[email.thread_id], limit=limit
+    )
+    return threads[email.thread_id]
 
 
 def _server_scope(session: Session, *, owner_id: int, imap_server: str | None) -> int | None:
@@ -158,20 +161,26 @@ class EmailQuery:
         user = info.context.require_user()
         return to_gql_email(await info.context.db(crud_emails.get_email, owner_id=user.id, email_id=parse_id(id)))
 
-    @strawberry.field(description="The emails of a thread (by thread id), in date order.")
-    async def thread(self, info: Info, id: str) -> list[EmailType]:
+    @strawberry.field(description="The emails of a thread (by thread id), in date order: the first `limit` "
+                      "(default and most: IMAP2API_MAX_THREAD_EMAILS).", metadata=WHOLE_THREAD.metadata)
+    async def thread(self, info: Info, id: str, limit: int | None = None) -> list[EmailType]:
         """A thread's emails; an unknown thread id is not found."""
         user = info.context.require_user()
-        members = await info.context.loaders.thread_emails.load(id)
+        members = await info.context.loaders.thread_emails.load((id, WHOLE_THREAD.clamp(limit)))
         if not members or members[0].owner_id != user.id:
             raise NotFound()
         return [to_gql_email(row) for row in members]
 
-    @strawberry.field(description="The thread an email belongs to, in date order (the email included).")
-    async def email_thread(self, info: Info, email_id: strawberry.ID) -> list[EmailType]:
-        """The whole thread of an email."""
+    @strawberry.field(description="The thread an email belongs to, in date order (the email included): the "
+                      "first `limit` (default and most: IMAP2API_MAX_THREAD_EMAILS).",
+                      metadata=WHOLE_THREAD.metadata)
+    async def email_thread(
+        self, info: Info, email_id: strawberry.ID, limit: int | None = None
+    ) -> list[EmailType]:
+        """The thread of an email."""
         user = info.context.require_user()
-        members = await info.context.db(_thread_of, owner_id=user.id, email_id=parse_id(email_id))
+        members = await info.context.db(_thread_of, owner_id=user.id, email_id=parse_id(email_id),
+                                        limit=WHOLE_THREAD.clamp(limit))
         return [to_gql_email(row) for row in members]
 
     @strawberry.field(description="Names of the mirrored folders, INBOX first.")

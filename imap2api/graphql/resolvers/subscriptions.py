@@ -12,7 +12,7 @@ from imap2api.crud import emails as crud_emails
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.errors import NotFound
-from imap2api.graphql.context import Context, authenticate
+from imap2api.graphql.context import Context
 from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.email import EmailType, to_gql_email
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
@@ -23,13 +23,8 @@ KEEPALIVE_SECONDS = 30
 
 
 async def _subscriber(info: Info) -> User:
-    """The user of a subscription: from the socket's headers or from connection_init's payload."""
-    context = info.context
-    if context.user is None and isinstance(context.connection_params, dict):
-        params = {key.lower(): value for key, value in context.connection_params.items()}
-        header = params.get("authorization") or (f"Token {params['token']}" if params.get("token") else None)
-        context.user, context.auth_error = await authenticate(header)
-    return context.require_user()
+    """The user of a subscription (the socket logs in at connect: see imap2api.graphql.websocket)."""
+    return info.context.require_user()
 
 
 @strawberry.type
@@ -49,6 +44,7 @@ class Subscription:
                     email = await info.context.db(crud_emails.get_email, owner_id=user.id, email_id=message["id"])
                 except NotFound:
                     continue  # already gone again
+                info.context.fresh_loaders()  # this email's thread count, not one cached earlier
                 yield to_gql_email(email)
 
     @strawberry.subscription(description="A sync run's state now and at every stored batch, until it ends.")
@@ -59,6 +55,7 @@ class Subscription:
         async with pubsub.bus().subscribe(pubsub.run_channel(run_number)) as queue:
             while True:
                 run = await info.context.db(crud_runs.get_run, run_id=run_number, owner_id=user.id)
+                info.context.fresh_loaders()
                 yield to_gql_sync_run(run)
                 if run.status not in crud_runs.ACTIVE:
                     return

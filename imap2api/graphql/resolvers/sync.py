@@ -11,12 +11,15 @@ from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.errors import SyncFailed
 from imap2api.graphql.context import Context
+from imap2api.graphql.cost import ListSize
 from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
 from imap2api.models import SyncRun
+from imap2api.timeouts import extend_deadline
 from imap2api.workers.sync import request_sync, wait_for_run
 
 Info = strawberry.Info[Context, None]
+SYNC_RUNS = ListSize("limit", default=lambda: 20, maximum=lambda: 100)
 
 
 def _runs_of(session: Session, *, owner_id: int, server_id: int, limit: int) -> list[SyncRun]:
@@ -36,7 +39,8 @@ class SyncQuery:
         run = await info.context.db(crud_runs.get_run, run_id=parse_id(id), owner_id=user.id)
         return to_gql_sync_run(run)
 
-    @strawberry.field(description="The newest sync runs of a server, newest first.")
+    @strawberry.field(description="The newest sync runs of a server, newest first.",
+                      metadata=SYNC_RUNS.metadata)
     async def sync_runs(self, info: Info, imap_server: strawberry.ID, limit: int = 20) -> list[SyncRunType]:
         """Recent runs of a server (at most 100)."""
         user = info.context.require_user()
@@ -56,6 +60,8 @@ class SyncMutation:
         user = info.context.require_user()
         run = await run_in_threadpool(request_sync, server_id=parse_id(id), owner_id=user.id)
         if wait:
+            # Waiting is this request's job: its time bound is the wait, plus the usual bound for the rest.
+            extend_deadline(settings.sync_wait_timeout_seconds + settings.request_timeout_seconds)
             run = await run_in_threadpool(wait_for_run, run.id, timeout=settings.sync_wait_timeout_seconds)
             if run.status == "error":
                 raise SyncFailed(run.error, code=run.error_code or "SYNC_FAILED", run_id=run.id)

@@ -7,7 +7,19 @@ from typing import Any
 
 import strawberry
 
+from imap2api.config import settings
+from imap2api.graphql.budget import current_budget
 from imap2api.graphql.context import Context
+from imap2api.graphql.cost import ListSize
+
+# The parser keeps at most this many parts of a message (imap2api.mail.parse), so no email has more.
+MAX_ATTACHMENTS = 1000
+# How many members a thread field returns (thread and emailThread: the whole thread, up to the maximum).
+THREAD_EMAILS = ListSize("limit", default=lambda: settings.page_size,
+                         maximum=lambda: settings.max_thread_emails)
+WHOLE_THREAD = ListSize("limit", default=lambda: settings.max_thread_emails,
+                        maximum=lambda: settings.max_thread_emails)
+ATTACHMENTS = ListSize("limit", default=lambda: 100, maximum=lambda: MAX_ATTACHMENTS)
 
 
 @strawberry.type(name="Attachment")
@@ -66,24 +78,41 @@ class EmailType:
 
     @strawberry.field(description="The text/plain body.")
     async def body_text(self, info: strawberry.Info[Context, None]) -> str:
-        """Loaded in one query for the whole page, only when selected."""
-        return (self._bodies or await info.context.loaders.bodies.load(int(self.id)))[0]
+        """Loaded in one query for the whole page, only when selected; spends the body budget."""
+        return await self._body(info, 0)
 
     @strawberry.field(description="The text/html body.")
     async def body_html(self, info: strawberry.Info[Context, None]) -> str:
-        """Loaded in one query for the whole page, only when selected."""
-        return (self._bodies or await info.context.loaders.bodies.load(int(self.id)))[1]
+        """Loaded in one query for the whole page, only when selected; spends the body budget."""
+        return await self._body(info, 1)
 
-    @strawberry.field(description="Attachment metadata.")
-    async def attachments(self, info: strawberry.Info[Context, None]) -> list[AttachmentType]:
+    async def _body(self, info: strawberry.Info[Context, None], index: int) -> str:
+        """The text (0) or HTML (1) body, counted against the operation's body budget."""
+        body = (self._bodies or await info.context.loaders.bodies.load(int(self.id)))[index]
+        current_budget().spend(len(body))
+        return body
+
+    @strawberry.field(description="Attachment metadata, in stored order: the first `limit` (default 100, "
+                      f"at most {MAX_ATTACHMENTS}, as many as a message may have).",
+                      metadata=ATTACHMENTS.metadata)
+    async def attachments(
+        self, info: strawberry.Info[Context, None], limit: int | None = None
+    ) -> list[AttachmentType]:
         """The attachments of this email."""
-        return [to_gql_attachment(row) for row in await info.context.loaders.attachments.load(int(self.id))]
+        rows = await info.context.loaders.attachments.load(int(self.id))
+        return [to_gql_attachment(row) for row in rows[: ATTACHMENTS.clamp(limit)]]
 
-    @strawberry.field(description="The other emails of this thread, in date order.")
-    async def thread_emails(self, info: strawberry.Info[Context, None]) -> list[EmailType]:
-        """Every email sharing this thread id, except this one."""
-        members = await info.context.loaders.thread_emails.load(self.thread_id)
-        return [to_gql_email(row) for row in members if str(row.id) != str(self.id)]
+    @strawberry.field(description="The other emails of this thread, in date order: the first `limit` "
+                      "(default IMAP2API_PAGE_SIZE, at most IMAP2API_MAX_THREAD_EMAILS).",
+                      metadata=THREAD_EMAILS.metadata)
+    async def thread_emails(
+        self, info: strawberry.Info[Context, None], limit: int | None = None
+    ) -> list[EmailType]:
+        """The emails sharing this thread id, except this one."""
+        size = THREAD_EMAILS.clamp(limit)
+        # One more than asked: this email may be among the first members, and is left out.
+        members = await info.context.loaders.thread_emails.load((self.thread_id, size + 1))
+        return [to_gql_email(row) for row in members if str(row.id) != str(self.id)][:size]
 
 
 def to_gql_email(row: Any) -> EmailType:

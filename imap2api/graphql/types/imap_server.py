@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
 
 from imap2api.models import ImapServer
+
+
+@strawberry.enum(name="TlsMode", description="How the connection to the IMAP server is protected.")
+class TlsMode(Enum):
+    """ssl: implicit TLS; starttls: STARTTLS, required; none: clear text, only when chosen."""
+
+    SSL = "ssl"
+    STARTTLS = "starttls"
+    NONE = "none"
 
 
 @strawberry.type(name="ImapServer")
@@ -20,6 +30,7 @@ class ImapServerType:
     port: int
     username: str
     use_ssl: bool
+    tls_mode: TlsMode
     sync_limit_type: str
     sync_limit_value: int | None
     folders_to_sync: str
@@ -40,6 +51,7 @@ def to_gql_imap_server(server: ImapServer) -> ImapServerType:
         port=server.port,
         username=server.username,
         use_ssl=server.use_ssl,
+        tls_mode=TlsMode(server.tls_mode),
         sync_limit_type=server.sync_limit_type,
         sync_limit_value=server.sync_limit_value,
         folders_to_sync=server.folders_to_sync,
@@ -58,7 +70,9 @@ class ImapServerInput:
 
     ``syncLimitType`` is one of all, last_n, days, weeks, months (a month is 30 days);
     ``syncLimitValue`` is required and positive for all but ``all``. ``foldersToSync`` is a
-    comma-separated list of exact folder names (blank: every folder).
+    comma-separated list of exact folder names (blank: every folder). ``tlsMode`` wins over
+    ``useSsl`` (true: SSL, false: STARTTLS); a contradicting pair is refused. Changing host, port,
+    useSsl or tlsMode needs ``password`` in the same input.
     """
 
     name: str | None = strawberry.UNSET
@@ -67,6 +81,7 @@ class ImapServerInput:
     username: str | None = strawberry.UNSET
     password: str | None = strawberry.UNSET
     use_ssl: bool | None = strawberry.UNSET
+    tls_mode: TlsMode | None = strawberry.UNSET
     sync_limit_type: str | None = strawberry.UNSET
     sync_limit_value: int | None = strawberry.UNSET
     folders_to_sync: str | None = strawberry.UNSET
@@ -76,7 +91,7 @@ class ImapServerInput:
 def input_fields(data: Any) -> dict[str, Any]:
     """The fields of an input object that were actually given (null included)."""
     return {
-        name: value
+        name: value.value if isinstance(value, Enum) else value
         for name, value in vars(data).items()
         if value is not strawberry.UNSET
     }

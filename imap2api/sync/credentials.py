@@ -1,0 +1,32 @@
+"""Credentials on the IMAP wire: quoted strings or literals that no byte of a password can break out of."""
+
+from __future__ import annotations
+
+import re
+
+from imapclient.imapclient import _literal
+
+# Never sent: CR or LF would end the command inside a quoted string, and NUL is not allowed even in a literal.
+UNSENDABLE = re.compile(r"[\r\n\x00]")
+_MAX_SERVER_TEXT = 200
+
+
+def imap_login_argument(value: str) -> bytes:
+    """``value`` as an IMAP string: quoted (``\\`` and ``"`` escaped) if printable ASCII, else a literal.
+
+    A literal is sent as ``{n}`` and then the n bytes (UTF-8) uninterpreted; imapclient's raw commands
+    send any ``_literal`` (and any 8-bit argument) that way.
+    """
+    if UNSENDABLE.search(value):
+        raise ValueError("CR, LF and NUL cannot be sent in an IMAP credential")
+    raw = value.encode("utf-8")
+    if all(0x20 <= byte < 0x7F for byte in raw):
+        return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return _literal(raw)
+
+
+def server_text(data: list[bytes | tuple | None] | None) -> str:
+    """The text of a tagged response, printable and short enough for an error message."""
+    parts = [item.decode("utf-8", errors="replace") for item in data or [] if isinstance(item, bytes)]
+    text = "".join(ch if ch.isprintable() else " " for ch in " ".join(parts)).strip()
+    return text[:_MAX_SERVER_TEXT] or "no reason given"

@@ -1,0 +1,55 @@
+"""Running `imap2api serve` as a real process: a fresh data directory, a free port, a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def served(root: Path, **settings: str) -> Iterator[str]:
+    """`imap2api serve` on SQLite in ``root`` with ``IMAP2API_<NAME>`` settings; yields its base URL."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
+    env.update({"IMAP2API_DATA_DIR": str(root / "data"), "IMAP2API_SCHEDULER_ENABLED": "false",
+                **{f"IMAP2API_{name.upper()}": value for name, value in settings.items()}})
+    log = (root / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "imap2api.cli", "serve", "--port", str(port)], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"imap2api serve exited: {(root / 'serve.log').read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
