@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +44,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
 def make_private_files(database: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would follow the umask, usually 0644) and
     tighten existing ones; SQLite gives its -wal and -shm files the database file's mode."""
-    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    # O_EXCL: never open (and close) a database file that exists. Closing any descriptor of it drops
+    # every POSIX lock this process holds on it, SQLite's included, and corrupts the database.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for path in (database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm"))):
         if path.exists() and path.stat().st_mode & 0o077:
             path.chmod(0o600)

@@ -36,8 +36,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop both."""
-    with op.batch_alter_table("imap_servers") as batch:
-        batch.drop_column("tls_mode")
+    # Native DROP COLUMN (SQLite 3.35+), not batch mode: recreating imap_servers with foreign keys
+    # on would cascade-delete every folder and email of every server.
+    op.drop_column("imap_servers", "tls_mode")
     op.drop_index("ix_admin_sessions_key_hash", "admin_sessions")
     op.drop_index("ix_admin_sessions_user_id", "admin_sessions")
     op.drop_table("admin_sessions")
