@@ -573,9 +573,10 @@ def change_mailbox(dovecot, user: str, corpus: Corpus) -> None:  # noqa: ANN001
 # stages do not nest (commit happens after the insert, outside it), so they add up; "other" is the
 # rest of run_sync (sessions, folder state, lease, run rows). Missing attributes are skipped.
 _STAGES = [
-    ("IMAP: SELECT", "imap2api.sync.folder", "select"),
-    ("IMAP: UID SEARCH", "imap2api.sync.folder", "uid_search"),
+    ("IMAP: EXAMINE", "imap2api.sync.folder", "examine"),
+    ("IMAP: UID SEARCH", "imap2api.sync.changes", "uid_search"),
     ("IMAP: UID FETCH sizes / flags", "imap2api.sync.folder", "uid_fetch"),
+    ("IMAP: UID FETCH sizes / flags", "imap2api.sync.changes", "uid_fetch"),
     ("IMAP: UID FETCH bodies (incl. imapclient parse)", "imap2api.sync.batch", "_fetch"),
     ("MIME parse (parse_message)", "imap2api.sync.batch", "parse_message"),
     ("row building (email_row)", "imap2api.sync.batch", "email_row"),

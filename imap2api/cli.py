@@ -47,11 +47,18 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
 
 @main.command()
 @click.option("--processes", type=int, default=None, help="Worker processes [IMAP2API_WORKER_PROCESSES].")
-@click.option("--threads", type=int, default=None, help="Threads per process [IMAP2API_WORKER_THREADS].")
+@click.option("--threads", type=int, default=None,
+              help="Threads per process for webhooks and the search index [IMAP2API_WORKER_THREADS].")
 def worker(processes: int | None, threads: int | None) -> None:
-    """Run Dramatiq worker processes against Redis, and the sync scheduler (IMAP2API_REDIS_URL must be set)."""
+    """Run worker processes against Redis, and the sync scheduler (IMAP2API_REDIS_URL must be set).
+
+    Each process runs the lanes of imap2api.workers.lanes: requested syncs, scheduled syncs and other
+    jobs, each on threads of its own.
+    """
     import signal
     import subprocess
+    import threading
+    import time
 
     if not settings.redis_url:
         raise click.UsageError(
@@ -59,25 +66,37 @@ def worker(processes: int | None, threads: int | None) -> None:
             "without Redis, `imap2api serve` runs the worker in-process."
         )
     _setup_logging()
-    argv = [
-        sys.executable, "-m", "dramatiq", "imap2api.workers.actors",
-        "--processes", str(processes or settings.worker_processes),
-        "--threads", str(threads or settings.worker_threads),
-    ]
-    dramatiq_process = subprocess.Popen(argv)
-    # Forward stop signals to Dramatiq, which lets running jobs finish.
+    argv = [sys.executable, "-m", "imap2api.workers.process",
+            "--threads", str(threads or settings.worker_threads)]
+    children = [subprocess.Popen(argv) for _ in range(processes or settings.worker_processes)]
+    stopping = threading.Event()
+
+    def stop(number: int, _frame: object = None) -> None:
+        # Forwarded to every process, which lets its running jobs finish (SHUTDOWN_TIMEOUT_SECONDS).
+        stopping.set()
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(number)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda number, _frame: dramatiq_process.send_signal(number))
+        signal.signal(signum, stop)
     scheduler = None
     if settings.scheduler_enabled:
         from imap2api.workers.scheduler import Scheduler
 
         scheduler = Scheduler()
         scheduler.start()
-    code = dramatiq_process.wait()
+    first_exit = None
+    while any(child.poll() is None for child in children):
+        ended = [child.returncode for child in children if child.returncode is not None]
+        if ended and first_exit is None and not stopping.is_set():
+            # A process ended on its own (it crashed): stop the rest, so that a supervisor restarts all.
+            first_exit = ended[0] or 1
+            stop(signal.SIGTERM)
+        time.sleep(0.5)
     if scheduler is not None:
         scheduler.stop()
-    sys.exit(code)
+    sys.exit(first_exit or next((child.returncode for child in children if child.returncode), 0))
 
 
 @main.command("migrate")
@@ -123,6 +142,7 @@ def sync(server_id: int) -> None:
     from imap2api.db import migrate, session_scope
     from imap2api.errors import NotFound
     from imap2api.sync.engine import LeaseBusy, run_sync
+    from imap2api.sync.lease import ServerGone
 
     _setup_logging()
     migrate()
@@ -142,6 +162,10 @@ def sync(server_id: int) -> None:
             finished = run_sync(run.id, on_progress=progress)
         except LeaseBusy as exc:
             raise click.ClickException(f"{exc}; try again when it is done") from None
+        except ServerGone as exc:
+            raise click.ClickException(str(exc)) from None
+    if finished.status in crud_runs.ACTIVE:
+        raise click.ClickException("this sync stalled past its lease and another worker took it over")
     if finished.status != "success":
         raise click.ClickException(f"sync failed [{finished.error_code}]: {finished.error}")
     click.echo(

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str | None = None
     redis_url: str | None = None
+    # Every Redis key and channel starts with "<prefix>:", so deployments (and tests) can share a Redis.
+    redis_prefix: str = Field(default="imap2api", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     secret_key: str | None = None
 
     # NoDecode: a comma-separated value is split by _split_lists, not parsed as JSON first.
@@ -51,10 +53,13 @@ class Settings(BaseSettings):
     imap_ca_file: str | None = None
     sync_max_message_bytes: int = 25_000_000
     sync_wait_timeout_seconds: float = 600.0
+    sync_run_timeout_seconds: float = 3600.0
 
     worker_processes: int = 2
     worker_threads: int = 4
     embedded_worker_threads: int = 2
+    sync_worker_threads: int = 8
+    sync_request_threads: int = 4
 
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 10.0

@@ -8,6 +8,10 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstrai
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+# SQLite's AUTOINCREMENT: a deleted row's id is never handed out again (migration 0008), as with
+# PostgreSQL's sequences; without it SQLite gives a new row the highest id + 1, a deleted one's.
+IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
@@ -43,6 +47,7 @@ class User(SQLModel, table=True):
     """A person or program that owns IMAP servers and webhooks."""
 
     __tablename__ = "users"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=150, unique=True, index=True)
@@ -56,6 +61,7 @@ class ApiToken(SQLModel, table=True):
     """An API token; only its SHA-256 is stored, the key is shown once."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
@@ -70,6 +76,7 @@ class AdminSession(SQLModel, table=True):
     """A login at /admin; the cookie carries the key, only its SHA-256 is stored, logout deletes it."""
 
     __tablename__ = "admin_sessions"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
@@ -82,6 +89,7 @@ class ImapServer(SQLModel, table=True):
     """An IMAP account of a user, with the apidoc fields and its scheduling state."""
 
     __tablename__ = "imap_servers"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
@@ -113,7 +121,7 @@ class Folder(SQLModel, table=True):
     """Sync state of one mailbox on a server: what was seen, so the next sync fetches only changes."""
 
     __tablename__ = "folders"
-    __table_args__ = (UniqueConstraint("imap_server_id", "name"),)
+    __table_args__ = (UniqueConstraint("imap_server_id", "name"), IDS_NEVER_REUSED)
 
     id: int | None = Field(default=None, primary_key=True)
     imap_server_id: int = Field(foreign_key="imap_servers.id", index=True, ondelete="CASCADE")
@@ -139,6 +147,7 @@ class Email(SQLModel, table=True):
         Index("ix_emails_owner_date", "owner_id", "date"),
         Index("ix_emails_owner_thread_date", "owner_id", "thread_id", "date"),
         Index("ix_emails_owner_folder", "owner_id", "folder"),
+        IDS_NEVER_REUSED,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -178,6 +187,7 @@ class Attachment(SQLModel, table=True):
     """Metadata of an attachment; the bytes stay on the IMAP server."""
 
     __tablename__ = "attachments"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     email_id: int = Field(foreign_key="emails.id", index=True, ondelete="CASCADE")
@@ -195,6 +205,7 @@ class ThreadKey(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("imap_server_id", "message_id"),
         Index("ix_thread_keys_thread", "imap_server_id", "thread_id"),
+        IDS_NEVER_REUSED,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -214,6 +225,7 @@ class SyncRun(SQLModel, table=True):
             sqlite_where=text("status IN ('queued', 'running')"),
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
+        IDS_NEVER_REUSED,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -238,6 +250,7 @@ class Webhook(SQLModel, table=True):
     """An endpoint a user wants events POSTed to, signed per Standard Webhooks."""
 
     __tablename__ = "webhooks"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
@@ -273,6 +286,7 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_webhook_deliveries_event", "event_id", "webhook_id"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: int | None = Field(default=None, primary_key=True)

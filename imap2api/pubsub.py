@@ -18,7 +18,11 @@ from typing import Any
 from imap2api.config import settings
 
 log = logging.getLogger("imap2api.pubsub")
-PREFIX = "imap2api:"
+
+
+def redis_channel(channel: str) -> str:
+    """The Redis channel of a bus channel: under IMAP2API_REDIS_PREFIX, as every key of ours is."""
+    return f"{settings.redis_prefix}:{channel}"
 
 
 class LocalBus:
@@ -37,6 +41,11 @@ class LocalBus:
                 loop.call_soon_threadsafe(queue.put_nowait, message)
             except RuntimeError:  # the subscriber's loop has closed
                 pass
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many subscriptions ``channel`` has in this process."""
+        with self._lock:
+            return len(self._subscribers.get(channel, ()))
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue]:
@@ -63,7 +72,7 @@ class RedisBus:
     def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Publish; a Redis outage loses the hint, never the data (it is committed already)."""
         try:
-            self._client.publish(PREFIX + channel, json.dumps(message, default=str))
+            self._client.publish(redis_channel(channel), json.dumps(message, default=str))
         except Exception:  # noqa: BLE001
             log.warning("could not publish to Redis channel %s", channel, exc_info=True)
 
@@ -74,7 +83,7 @@ class RedisBus:
 
         client = redis.asyncio.Redis.from_url(self.url)
         pubsub = client.pubsub()
-        await pubsub.subscribe(PREFIX + channel)
+        await pubsub.subscribe(redis_channel(channel))
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
 
         async def pump() -> None:

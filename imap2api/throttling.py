@@ -72,7 +72,7 @@ class Throttle:
     def __init__(self) -> None:
         if settings.redis_url:
             storage = storage_from_string(f"async+{settings.redis_url}", implementation="redispy",
-                                          key_prefix="imap2api-throttle")
+                                          key_prefix=f"{settings.redis_prefix}:throttle")
         else:
             storage = storage_from_string("async+memory://")
         self.limiter = MovingWindowRateLimiter(storage)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from imap2api.errors import ValidationFailed
+from imap2api.hostnames import InvalidHost, canonical_host
 
 SYNC_LIMIT_TYPES = ("all", "last_n", "days", "weeks", "months")
 TLS_MODES = ("ssl", "starttls", "none")
@@ -44,10 +45,12 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     """
     errors: dict[str, list[str]] = {}
     clean = dict(data)
+    for name in REQUIRED_ON_CREATE:
+        # Absent on create: required; null at any time: refused here, or it reaches a NOT NULL column.
+        if clean.get(name) is None and (name in clean or current is None):
+            errors.setdefault(name, []).append("This field may not be null." if name in clean
+                                               else "This field is required.")
     if current is None:
-        for name in REQUIRED_ON_CREATE:
-            if clean.get(name) is None:
-                errors.setdefault(name, []).append("This field is required.")
         for name, default in SERVER_DEFAULTS.items():
             if clean.get(name) is None and name != "sync_limit_value":
                 clean[name] = default
@@ -66,6 +69,11 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     if "password" in clean and clean["password"] is not None and clean["password"] == "":
         errors.setdefault("password", []).append("This field may not be blank.")
     _reject_control_characters(clean, errors)
+    if clean.get("host") and "host" not in errors:
+        try:
+            clean["host"] = canonical_host(clean["host"])
+        except InvalidHost as exc:
+            errors["host"] = [str(exc)]
     for name in ("port", "use_ssl", "tls_mode", "exclude_trash", "sync_limit_type", "folders_to_sync"):
         if name in clean and clean[name] is None:
             errors.setdefault(name, []).append("This field may not be null.")
@@ -134,7 +142,9 @@ def _require_password_for_new_destination(
     the stored password could still have it sent to a server of their choice, or in clear text."""
     if clean.get("password"):
         return
-    if any(name in clean and clean[name] != current.get(name) for name in DESTINATION_FIELDS):
+    # A field already refused (null, not a hostname...) is no new destination: its own error says enough.
+    if any(name in clean and name not in errors and clean[name] is not None
+           and clean[name] != current.get(name) for name in DESTINATION_FIELDS):
         errors.setdefault("password", []).append(PASSWORD_AGAIN)
 
 

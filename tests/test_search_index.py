@@ -8,6 +8,8 @@ queue: its trigram indexes are the database's business.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.messages import make_message
@@ -106,7 +108,7 @@ def test_the_worker_indexes_after_a_sync_and_the_scheduler_catches_up(database: 
 
     mirror.deliver(make_message(subject="Worker indexed"))
     run = request_sync(server_id=mirror.server_id, owner_id=mirror.owner_id)
-    assert wait_for_run(run.id, timeout=60).status == "success"
+    assert asyncio.run(wait_for_run(run.id, timeout=60)).status == "success"
     wait_until(lambda: pending(database) == 0, what="the indexer after the sync")
     # A CLI or crashed sync leaves mail queued: the scheduler's tick sends the indexer.
     mirror.deliver(make_message(subject="Scheduler indexed"))

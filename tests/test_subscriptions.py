@@ -50,7 +50,8 @@ def test_sync_progress_until_done(client, mirror) -> None:
     ws, socket = _open(client, headers=mirror.headers)
     try:
         socket.send_json({"id": "p", "type": "subscribe", "payload": {
-            "query": "subscription($r: ID!) { syncProgress(runId: $r) { status progressDone progressTotal } }",
+            "query": "subscription($r: ID!) { syncProgress(runId: $r) { status progressDone progressTotal "
+                     "foldersSynced } }",
             "variables": {"r": str(run.id)}}})
         first = socket.receive_json()["payload"]["data"]["syncProgress"]
         assert first["status"] == "queued"
@@ -65,9 +66,13 @@ def test_sync_progress_until_done(client, mirror) -> None:
         worker.join()
     finally:
         ws.__exit__(None, None, None)
-    assert states[-1] == {"status": "success", "progressDone": 30, "progressTotal": 30}
+    assert states[-1] == {"status": "success", "progressDone": 30, "progressTotal": 30, "foldersSynced": 4}
     done = [state["progressDone"] for state in states]
     assert done == sorted(done)
+    # A client can draw a bar: every frame has its total, and folders count up as they finish.
+    assert all(state["progressDone"] <= state["progressTotal"] for state in states)
+    folders = [state["foldersSynced"] for state in states]
+    assert folders == sorted(folders)
 
 
 def test_subscriptions_need_a_token_and_ownership(client, mirror, auth) -> None:

@@ -293,3 +293,37 @@ def test_sqlite_statistics_follow_the_mailbox(mirror, database) -> None:
         assert refresh_statistics(session) is False  # unchanged since: nothing to do
         # Never the search index's own tables: stale, they make indexing slower with every batch.
         assert session.exec(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl LIKE 'emails_fts%'")).one()[0] == 0
+
+
+def test_progress_has_its_total_before_the_first_message(mirror, monkeypatch) -> None:
+    from imap2api.config import settings
+    from imap2api.crud import servers as crud_servers
+    from imap2api.crud import sync_runs as crud_runs
+    from imap2api.db import session_scope
+    from imap2api.sync.engine import run_sync
+
+    monkeypatch.setattr(settings, "sync_batch_messages", 10)
+    mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [make_message(subject=f"i{n}") for n in range(25)])
+    for folder in ("Sent", "Archive"):
+        mirror.dovecot.add_messages(mirror.mail_user, folder, [make_message(subject=f"{folder}{n}")
+                                                              for n in range(5)])
+    with session_scope() as session:
+        server = crud_servers.get_server(session, owner_id=mirror.owner_id, server_id=mirror.server_id)
+        run_id = crud_runs.start_run(session, server=server, trigger="test")[0].id
+    frames = []
+
+    def seen(done: int, total: int) -> None:
+        # The run row as an API reader sees it at this moment.
+        with session_scope() as session:
+            row = crud_runs.get_run(session, run_id=run_id)
+            frames.append((row.progress_done, row.progress_total, row.folders_synced))
+
+    run = run_sync(run_id, on_progress=seen)
+    assert run.status == "success"
+    # Four folders: INBOX, Sent, Archive and the empty Drafts (Trash and Junk are not synced).
+    assert (run.progress_done, run.progress_total, run.folders_synced) == (35, 35, 4)
+    assert all(done <= total for done, total, _ in frames)
+    assert {total for done, total, _ in frames if done} == {35}  # known before the first message is stored
+    folders = [folders for *_, folders in frames]
+    assert folders == sorted(folders)
+    assert any(0 < done < total and folders >= 2 for done, total, folders in frames)  # as folders finish

@@ -23,7 +23,9 @@ from tests.support.services import (
     POSTGRES_ADMIN_URL,
     REDIS_TEST_URL,
     create_postgres_database,
+    delete_redis_keys,
     drop_postgres_database,
+    redis_keys,
     require_service,
 )
 
@@ -52,9 +54,10 @@ def _stop(process: subprocess.Popen) -> None:
 class Topology:
     """Handles on the running processes."""
 
-    def __init__(self, apis: list[str], logs: Path) -> None:
+    def __init__(self, apis: list[str], logs: Path, redis_prefix: str) -> None:
         self.apis = apis
         self.logs = logs
+        self.redis_prefix = redis_prefix
 
     def log_text(self) -> str:
         return "".join(path.read_text(errors="replace") for path in sorted(self.logs.glob("*.log")))
@@ -69,9 +72,6 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
     """Two API processes and two worker processes on a throw-away PostgreSQL database and Redis."""
     require_service("postgresql", POSTGRES_ADMIN_URL)
     require_service("redis", REDIS_TEST_URL)
-    import redis
-
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
     logs = tmp_path_factory.mktemp("topology")
     name = f"imap2api_topology_{secrets.token_hex(4)}"
     env = {
@@ -79,6 +79,8 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
         "IMAP2API_DATA_DIR": str(logs / "data"),
         "IMAP2API_DATABASE_URL": create_postgres_database(name),
         "IMAP2API_REDIS_URL": REDIS_TEST_URL,
+        # That Redis may be an operator's: our keys live under a prefix of this run only, and only they go.
+        "IMAP2API_REDIS_PREFIX": f"imap2api-test-{secrets.token_hex(6)}",
         "IMAP2API_WORKER_PROCESSES": "1",
         "IMAP2API_WORKER_THREADS": "2",
         "IMAP2API_SCHEDULER_ENABLED": "false",
@@ -101,10 +103,11 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        yield Topology(apis, logs)
+        yield Topology(apis, logs, env["IMAP2API_REDIS_PREFIX"])
     finally:
         for process in processes:
             _stop(process)
+        delete_redis_keys(REDIS_TEST_URL, env["IMAP2API_REDIS_PREFIX"])
         drop_postgres_database(name)
 
 
@@ -175,6 +178,14 @@ def test_the_rate_limit_budget_is_shared(topology) -> None:
     used_b = int(second.headers["X-RateLimit-Remaining"])
     assert used_b == used_a - 1  # the second process saw the first one's request
     assert first.headers["X-RateLimit-Limit"] == second.headers["X-RateLimit-Limit"] == "1000"
+
+
+def test_redis_keys_live_under_the_prefix_of_the_run(topology) -> None:
+    # Rate-limit counters and Dramatiq's keys sit under this run's prefix: the only keys the fixture deletes.
+    httpx.get(topology.apis[0] + "/api/emails/")
+    keys = redis_keys(REDIS_TEST_URL, topology.redis_prefix)
+    assert any(key.startswith(f"{topology.redis_prefix}:throttle:") for key in keys), keys
+    assert f"{topology.redis_prefix}:__heartbeats__" in keys, keys  # the workers' Dramatiq broker
 
 
 def test_no_process_logged_a_crash(topology) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from imap2api.models import Attachment, Email, Folder, utcnow
@@ -64,12 +64,67 @@ def save_folder_state(
     )
 
 
-def stored_flags(session: Session, *, folder_id: int, uidvalidity: int) -> dict[int, str]:
-    """UID → flags of the mirrored messages of one folder generation."""
-    rows = session.exec(
-        select(Email.uid, Email.flags).where(Email.folder_id == folder_id, Email.uidvalidity == uidvalidity)
+def stored_flags(
+    session: Session, *, folder_id: int, uidvalidity: int, uids: Iterable[int] | None = None
+) -> dict[int, str]:
+    """UID → flags of the mirrored messages of one folder generation (only ``uids``, when given)."""
+    statement = select(Email.uid, Email.flags).where(
+        Email.folder_id == folder_id, Email.uidvalidity == uidvalidity
     )
-    return dict(rows.all())
+    if uids is None:
+        return dict(session.exec(statement).all())
+    found: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(uids))):
+        found.update(session.exec(statement.where(col(Email.uid).in_(chunk))).all())
+    return found
+
+
+def count_emails(session: Session, *, folder_id: int, uidvalidity: int) -> int:
+    """How many messages of one folder generation are mirrored."""
+    statement = select(func.count()).select_from(Email).where(
+        Email.folder_id == folder_id, Email.uidvalidity == uidvalidity
+    )
+    return int(session.exec(statement).one())
+
+
+def stored_uids_from(session: Session, *, folder_id: int, uidvalidity: int, first_uid: int) -> set[int]:
+    """The mirrored UIDs of one folder generation from ``first_uid`` up."""
+    statement = select(Email.uid).where(
+        Email.folder_id == folder_id, Email.uidvalidity == uidvalidity, col(Email.uid) >= first_uid
+    )
+    return set(session.exec(statement).all())
+
+
+def highest_uid(session: Session, *, folder_id: int, uidvalidity: int) -> int | None:
+    """The highest mirrored UID of one folder generation, or None when it holds nothing."""
+    statement = select(func.max(Email.uid)).where(
+        Email.folder_id == folder_id, Email.uidvalidity == uidvalidity
+    )
+    value = session.exec(statement).one()
+    return int(value) if value is not None else None
+
+
+def delete_uid_ranges(
+    session: Session, *, folder_id: int, uidvalidity: int, ranges: Sequence[tuple[int, int]]
+) -> tuple[int, list[str]]:
+    """Remove the mirrored messages whose UIDs fall in ``ranges`` (low, high inclusive).
+
+    Returns how many went and their Message-IDs. Ranges are never expanded into UID lists: one
+    may cover four billion UIDs, of which the mirror holds a handful.
+    """
+    count, removed = 0, []
+    # Fewer ranges than IN values per statement: SQLite parses ORs as a tree of bounded depth.
+    for start in range(0, len(ranges), 100):
+        chunk = ranges[start : start + 100]
+        in_ranges = or_(*(col(Email.uid).between(low, high) for low, high in chunk))
+        condition = (col(Email.folder_id) == folder_id) & (col(Email.uidvalidity) == uidvalidity) & in_ranges
+        rows = session.exec(select(Email.id, Email.message_id).where(condition)).all()
+        ids = [email_id for email_id, _ in rows]
+        count += len(ids)
+        removed += [mid for _, mid in rows if mid]
+        for id_chunk in _chunks(ids):
+            session.exec(delete(Email).where(col(Email.id).in_(id_chunk)))  # type: ignore[call-overload]
+    return count, removed
 
 
 def _message_ids_then_delete(session: Session, condition: Any) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from imap2api.errors import NotFound
 from imap2api.models import ImapServer, SyncRun, utcnow
 
 ACTIVE = ("queued", "running")
+LOST = "the worker running this sync stopped before it finished"
 
 
 def _active_run(session: Session, server_id: int) -> SyncRun | None:
@@ -28,9 +30,14 @@ def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[Sy
     """The server's active run, or a new queued one; the flag says whether it is new.
 
     Two API processes asking at the same instant both try the insert; the partial unique index
-    on active runs (migration 0005) lets one win, and the other joins the winner's run.
+    on active runs (migration 0005) lets one win, and the other joins the winner's run. A running
+    run whose lease has lapsed is failed instead of joined: its worker is gone, and nobody would
+    finish it before the scheduler noticed.
     """
     active = _active_run(session, server.id or 0)
+    if active is not None and active.status == "running" and _lease_lapsed_now(session, server.id or 0):
+        fail_lost_runs(session, run_ids=[active.id or 0])
+        active = None
     if active is not None:
         return active, False
     run = SyncRun(imap_server_id=server.id or 0, trigger=trigger)
@@ -87,22 +94,42 @@ def acquire_lease(session: Session, *, server_id: int, holder: str, seconds: int
     return result.rowcount == 1
 
 
-def renew_lease(session: Session, *, server_id: int, holder: str, seconds: int) -> None:
-    """Push the lease's expiry forward while the holder works."""
-    session.exec(
+def renew_lease(session: Session, *, server_id: int, holder: str, seconds: int) -> bool:
+    """Push the lease's expiry forward while the holder works; False when it is not the holder's
+    any more (taken over after it lapsed, or the server was deleted)."""
+    result = session.exec(
         update(ImapServer)  # type: ignore[call-overload]
         .where(col(ImapServer.id) == server_id, col(ImapServer.lease_owner) == holder)
         .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
     )
+    return result.rowcount == 1
 
 
-def release_lease(session: Session, *, server_id: int, holder: str) -> None:
-    """Give the lease back."""
-    session.exec(
+def release_lease(session: Session, *, server_id: int, holder: str) -> bool:
+    """Give the lease back if it is still the holder's; True when it was."""
+    result = session.exec(
         update(ImapServer)  # type: ignore[call-overload]
         .where(col(ImapServer.id) == server_id, col(ImapServer.lease_owner) == holder)
         .values(lease_owner=None, lease_expires_at=None)
     )
+    return result.rowcount == 1
+
+
+def _lease_lapsed_now(session: Session, server_id: int) -> bool:
+    """Whether the server's lease is free or expired, read after the run was: a worker takes the lease and
+    marks its run running in one commit, so a ``server`` row read before the run may not show it yet."""
+    expires = session.exec(select(ImapServer.lease_expires_at).where(ImapServer.id == server_id)).first()
+    return expires is None or expires < utcnow()
+
+
+def fail_lost_runs(session: Session, *, run_ids: Sequence[int]) -> None:
+    """Mark running runs as failed with ``WORKER_LOST`` (one that finished meanwhile keeps its outcome)."""
+    if run_ids:
+        session.exec(
+            update(SyncRun)  # type: ignore[call-overload]
+            .where(col(SyncRun.id).in_(run_ids), col(SyncRun.status) == "running")
+            .values(status="error", error=LOST, error_code="WORKER_LOST", finished_at=utcnow())
+        )
 
 
 def fail_abandoned_runs(session: Session) -> int:
@@ -116,16 +143,32 @@ def fail_abandoned_runs(session: Session) -> int:
             or_(col(ImapServer.lease_expires_at).is_(None), col(ImapServer.lease_expires_at) < now),
         )
     ).all()
-    for run_id in abandoned:
-        update_run(
-            session,
-            run_id=run_id,
-            status="error",
-            error="the worker running this sync stopped before it finished",
-            error_code="WORKER_LOST",
-            finished_at=now,
-        )
+    fail_lost_runs(session, run_ids=[run_id for run_id in abandoned if run_id is not None])
     return len(abandoned)
+
+
+def fail_runs_of_dead_holders(session: Session, *, is_dead: Callable[[str], bool]) -> int:
+    """Fail the running runs whose lease holder ``is_dead`` says is gone, and free their leases at once
+    instead of when they lapse; returns how many runs failed."""
+    held = session.exec(
+        select(ImapServer.id, ImapServer.lease_owner).where(col(ImapServer.lease_owner).is_not(None))
+    ).all()
+    failed = 0
+    for server_id, holder in held:
+        if holder is None or not is_dead(holder):
+            continue
+        running = session.exec(
+            select(SyncRun.id).where(SyncRun.imap_server_id == server_id, SyncRun.status == "running")
+        ).all()
+        fail_lost_runs(session, run_ids=[run_id for run_id in running if run_id is not None])
+        release_lease(session, server_id=server_id or 0, holder=holder)
+        failed += len(running)
+    return failed
+
+
+def queued_runs(session: Session) -> list[SyncRun]:
+    """Every queued run, oldest first."""
+    return list(session.exec(select(SyncRun).where(SyncRun.status == "queued").order_by(col(SyncRun.id))))
 
 
 def claim_due_servers(session: Session, *, default_interval: int, limit: int = 100) -> list[int]:
@@ -153,3 +196,13 @@ def claim_due_servers(session: Session, *, default_interval: int, limit: int = 1
         if result.rowcount == 1:
             claimed.append(server_id)
     return claimed
+
+
+def promote_run(session: Session, *, run_id: int) -> bool:
+    """Mark a queued scheduled run as asked for (trigger manual); True for the one caller that did it."""
+    result = session.exec(
+        update(SyncRun)  # type: ignore[call-overload]
+        .where(col(SyncRun.id) == run_id, SyncRun.status == "queued", SyncRun.trigger == "schedule")
+        .values(trigger="manual")
+    )
+    return result.rowcount == 1

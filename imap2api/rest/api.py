@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imap2api.rest import emails, imap_servers, tokens, webhooks
+from imap2api.rest.methods import add_options_and_head
 
 api_router = APIRouter()
-api_router.include_router(imap_servers.router)
-api_router.include_router(emails.router)
-api_router.include_router(webhooks.router)
-api_router.include_router(tokens.router)
+for module in (imap_servers, emails, webhooks, tokens):
+    add_options_and_head(module.router)
+    api_router.include_router(module.router)

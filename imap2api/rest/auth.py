@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from imap2api.rest.deps import execute
 from imap2api.rest.errors import ApiError
+from imap2api.rest.methods import add_options_and_head
 from imap2api.rest.wire import JSONRoute, read_body
 
 router = APIRouter(tags=["auth"], route_class=JSONRoute)
@@ -61,3 +62,6 @@ async def obtain_token(request: Request) -> dict[str, str]:
         raise ApiError(400, wrong_type)
     result = await execute(TOKEN_AUTH, fields)
     return {"token": result["tokenAuth"]["token"]}
+
+
+add_options_and_head(router, names={"/api-token-auth/": "Obtain Auth Token"})  # DRF's view name

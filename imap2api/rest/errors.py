@@ -9,8 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 log = logging.getLogger("imap2api.rest")
+# DRF lists allowed methods in Django's http_method_names order.
+METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 
 
 class ApiError(Exception):
@@ -31,6 +34,26 @@ def not_authenticated(detail: str) -> ApiError:
 def not_found() -> ApiError:
     """The 404 for an object that does not exist or is someone else's."""
     return ApiError(404, {"detail": "Not found."})
+
+
+def ordered(methods: set[str]) -> list[str]:
+    """Methods in DRF's order; any other method after them, alphabetically."""
+    return [method for method in METHOD_ORDER if method in methods] + sorted(methods - set(METHOD_ORDER))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method a route of the app answers on the request's path: Starlette's own ``Allow`` names
+    only the first route whose path matched, and each method of a resource is a route of its own."""
+    methods = set()
+    for method in METHOD_ORDER:
+        # Asked of the routes as the router asks them; nested dicts copied, as matching writes to them.
+        probe = {key: dict(value) if isinstance(value, dict) else value
+                 for key, value in request.scope.items()}
+        probe["method"] = method
+        if any(not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL
+               for route in request.app.router.routes):
+            methods.add(method)
+    return ordered(methods)
 
 
 def _validation_body(exc: RequestValidationError) -> dict[str, list[str]]:
@@ -55,13 +78,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             detail = f'Method "{request.method}" not allowed.'
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
         elif exc.status_code == 404:
             detail = "Not found."
         else:
             detail = str(exc.detail)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

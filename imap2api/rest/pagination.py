@@ -17,22 +17,38 @@ PAGE_PARAMETERS = [
 ]
 
 
+# GraphQL's Int is 32-bit: a larger page is past the end of any list, a larger page size is capped anyway.
+MAX_PAGE = 2**31 - 1
+
+
+def invalid_page() -> ApiError:
+    """DRF's answer for a page that is not a number, below 1 or past the end."""
+    return ApiError(404, {"detail": "Invalid page."})
+
+
 def page_number(raw: str | None) -> int:
-    """The page asked for: 1 by default, ``LAST_PAGE`` for "last"; anything else is a 404."""
+    """The page asked for: 1 by default, ``LAST_PAGE`` for "last" only; anything else below 1 is a 404.
+
+    GraphQL reads ``page: -1`` as the last page; on REST only ``page=last`` means that (as in DRF), so a
+    negative number must never reach the query.
+    """
     if raw is None or raw == "":
         return 1
     if raw == "last":
         return LAST_PAGE
     try:
-        return int(raw)
+        number = int(raw)
     except ValueError:
-        raise ApiError(404, {"detail": "Invalid page."}) from None
+        raise invalid_page() from None
+    if not 1 <= number <= MAX_PAGE:
+        raise invalid_page()
+    return number
 
 
 def page_size(raw: str | None) -> int | None:
-    """The page size asked for; an unusable value falls back to the default, as in DRF."""
+    """The page size asked for; an unusable value means the default, a huge one the cap (as in DRF)."""
     try:
-        return int(raw) if raw else None
+        return max(0, min(int(raw), MAX_PAGE)) if raw else None
     except ValueError:
         return None
 

@@ -18,6 +18,7 @@ from imap2api.db import session_scope
 from imap2api.mail import ParsedMessage, parse_message, thread_keys
 from imap2api.models import utcnow
 from imap2api.sync.imap import flags_text, uid_fetch, uid_set
+from imap2api.sync.lease import keep_lease
 from imap2api.sync.progress import RunState
 
 
@@ -120,6 +121,8 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
     """Store a prepared batch: rows, thread keys, events and progress commit together."""
     rows = prepared.rows
     with session_scope() as session:
+        # First: a worker that lost the lease, or whose server was deleted, stores nothing more.
+        keep_lease(session, server_id=state.server_id, holder=state.holder)
         assignment = crud_threads.assign_threads(session, server_id=state.server_id, keys_per_message=prepared.keys)
         for row, thread_id in zip(rows, assignment.thread_ids, strict=True):
             row["thread_id"] = thread_id
@@ -130,9 +133,7 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
         id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
         _record_events(session, state, id_by_row, arrivals, assignment)
         crud_runs.update_run(session, run_id=state.run_id, progress_done=state.done + len(rows),
-                             messages_new=state.new + len(rows))
-        crud_runs.renew_lease(session, server_id=state.server_id, holder=state.holder,
-                              seconds=settings.sync_lease_seconds)
+                             progress_total=state.total, messages_new=state.new + len(rows))
     state.add_done(len(rows), prepared.size)
     # Live subscribers hear of it only now that the rows are committed and readable.
     for row in arrivals:

@@ -16,7 +16,9 @@ from imapclient.exceptions import LoginError
 
 from imap2api.config import settings
 from imap2api.errors import SyncFailed
+from imap2api.hostnames import InvalidHost, ascii_host
 from imap2api.sync.credentials import UNSENDABLE, imap_login_argument, server_text
+from imap2api.sync.imap import enable_extensions, no_delay
 from imap2api.validation import TLS_MODES
 
 
@@ -60,8 +62,25 @@ def _fail(account: ImapAccount, code: str, reason: str) -> SyncFailed:
     return SyncFailed(f"{reason} ({account.host}:{account.port})", code=code)
 
 
-def open_connection(account: ImapAccount) -> IMAPClient:
-    """Connect and log in, or raise SyncFailed with a code saying what went wrong."""
+def _host_invalid(account: ImapAccount) -> SyncFailed:
+    """The SyncFailed for a stored host that is no hostname (ascii(): it may hold any character)."""
+    return SyncFailed(f"the stored host {ascii(account.host)} is not a valid hostname or IP address; "
+                      "correct it", code="IMAP_HOST_INVALID")
+
+
+def _sendable_host(account: ImapAccount) -> str:
+    """The host in the ASCII form DNS and TLS need; a host stored before validation refused it fails here."""
+    try:
+        return ascii_host(account.host)
+    except InvalidHost:
+        raise _host_invalid(account) from None
+
+
+def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IMAPClient:
+    """Connect and log in, or raise SyncFailed with a code saying what went wrong.
+
+    ``timeout`` bounds the connect and each read (default ``IMAP2API_IMAP_TIMEOUT_SECONDS``).
+    """
     if UNSENDABLE.search(account.username) or UNSENDABLE.search(account.password):
         # Stored before validation refused them: sent, a line break would start a command of its own.
         raise _fail(account, "IMAP_CREDENTIALS_INVALID",
@@ -70,14 +89,15 @@ def open_connection(account: ImapAccount) -> IMAPClient:
     if account.tls_mode not in TLS_MODES:
         raise _fail(account, "IMAP_TLS_REQUIRED", f"unknown tls_mode {account.tls_mode!r}; not connecting")
     implicit = account.tls_mode == "ssl"
-    timeout = SocketTimeout(connect=settings.imap_timeout_seconds, read=settings.imap_timeout_seconds)
+    host = _sendable_host(account)
+    seconds = settings.imap_timeout_seconds if timeout is None else timeout
     try:
         client = IMAPClient(
-            account.host,
+            host,
             port=account.port,
             ssl=implicit,
             ssl_context=tls_context() if implicit else None,
-            timeout=timeout,
+            timeout=SocketTimeout(connect=seconds, read=seconds),
         )
     except ssl.SSLError as exc:
         raise _fail(account, "IMAP_TLS_FAILED", f"TLS handshake failed: {exc.reason or exc}") from exc
@@ -91,11 +111,14 @@ def open_connection(account: ImapAccount) -> IMAPClient:
                     f"the server did not answer like an IMAP server{hint}") from exc
     except OSError as exc:
         raise _fail(account, "IMAP_CONNECTION_FAILED", f"could not connect: {exc.strerror or exc}") from exc
+    except (UnicodeError, ValueError) as exc:
+        # The resolver's or TLS's IDNA codec refused the name: the same failure, whatever slipped past.
+        raise _host_invalid(account) from exc
     client.normalise_times = False  # keep INTERNALDATE timezone-aware
+    no_delay(client)
     try:
         _secure_and_log_in(client, account)
-        if client.has_capability("CONDSTORE"):
-            client.enable("CONDSTORE")
+        enable_extensions(client)
     except SyncFailed:
         _close(client)
         raise
@@ -153,9 +176,9 @@ def _close(client: IMAPClient) -> None:
 
 
 @contextmanager
-def connected(account: ImapAccount) -> Iterator[IMAPClient]:
+def connected(account: ImapAccount, *, timeout: float | None = None) -> Iterator[IMAPClient]:
     """A logged-in client, logged out afterwards."""
-    client = open_connection(account)
+    client = open_connection(account, timeout=timeout)
     try:
         yield client
     finally:

@@ -7,7 +7,9 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
 
 from imap2api import pubsub
 from imap2api.config import settings
@@ -17,14 +19,16 @@ from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
-from imap2api.errors import SyncFailed
+from imap2api.errors import NotFound, SyncFailed
 from imap2api.logs import log_context
 from imap2api.models import ImapServer, SyncRun, utcnow
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sync.connection import ImapAccount, connected
-from imap2api.sync.folder import FolderVanished, sync_folder
+from imap2api.sync.folder import sync_folders
 from imap2api.sync.folders import list_remote_folders, select_folders
+from imap2api.sync.lease import LeaseLost, ServerGone, give_back_lease, server_exists
 from imap2api.sync.progress import RunState
+from imap2api.sync.run_timeout import RunTimeout
 
 log = logging.getLogger("imap2api.sync")
 
@@ -51,6 +55,8 @@ def run_sync(run_id: int, *, on_progress: Callable[[int, int], None] | None = No
     """Execute a queued sync run; returns the finished run (status success or error).
 
     Raises LeaseBusy when another worker is syncing the same server: the caller retries later.
+    Raises ServerGone when the server was deleted (before or during the run): nothing is stored.
+    A worker whose lease lapsed and was taken over stops and returns the run as it is.
     """
     with log_context(sync_run=run_id):
         return _run(run_id, on_progress)
@@ -60,10 +66,14 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
     """``run_sync`` inside its log context."""
     holder = holder_name()
     with session_scope() as session:
-        run = crud_runs.get_run(session, run_id=run_id)
-        if run.status not in crud_runs.ACTIVE:
-            return run  # already done: actors may be delivered twice
-        server = crud_servers.get_server(session, owner_id=None, server_id=run.imap_server_id)
+        try:
+            run = crud_runs.get_run(session, run_id=run_id)
+            if run.status not in crud_runs.ACTIVE:
+                return run  # already done: actors may be delivered twice
+            server = crud_servers.get_server(session, owner_id=None, server_id=run.imap_server_id)
+        except NotFound:
+            # Runs go with their server (ON DELETE CASCADE): this one was deleted with it.
+            raise ServerGone(f"the server of sync run {run_id} was deleted") from None
         if not crud_runs.acquire_lease(session, server_id=server.id or 0, holder=holder,
                                        seconds=settings.sync_lease_seconds):
             raise LeaseBusy(f"server {server.id} is being synced by another worker")
@@ -73,19 +83,29 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
         limit_type=server.sync_limit_type, limit_value=server.sync_limit_value, on_progress=on_progress,
     )
     try:
-        _mirror(server, state)
+        with RunTimeout(settings.sync_run_timeout_seconds) as bound:
+            _mirror(server, state, bound)
+    except LeaseLost as exc:
+        log.warning("sync run %s of server %s stopped: %s", run_id, server.id, exc)
+        return _current(run_id)
+    except ServerGone:
+        raise
     except SyncFailed as exc:
         log.warning("sync run %s of server %s failed: %s", run_id, server.id, exc.message)
         return _finish(state, status="error", error=exc.message, code=exc.code)
     except Exception as exc:  # noqa: BLE001 - a sync must end in a stored outcome, never a crash
+        if _deleted(state.server_id):
+            # The delete cascaded under the sync: its foreign-key errors are that, not a crash.
+            raise ServerGone(f"server {state.server_id} was deleted during its sync") from None
         log.exception("sync run %s of server %s crashed", run_id, server.id)
         return _finish(state, status="error", error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED")
     return _finish(state, status="success")
 
 
-def _mirror(server: ImapServer, state: RunState) -> None:
-    """Walk the server's folders and mirror each one."""
-    with connected(_account(server)) as client:
+def _mirror(server: ImapServer, state: RunState, bound: RunTimeout) -> None:
+    """Walk the server's folders and mirror each one, within the run's time bound."""
+    timeout = bound.imap_timeout(settings.imap_timeout_seconds)
+    with connected(_account(server), timeout=timeout) as client, bound.watching(client):
         remote = list_remote_folders(client)
         chosen = select_folders(remote, folders_to_sync=server.folders_to_sync,
                                 exclude_trash=server.exclude_trash)
@@ -96,41 +116,62 @@ def _mirror(server: ImapServer, state: RunState) -> None:
             dropped = [folder.id for name, folder in stored.items() if name not in chosen_names]
             if dropped:
                 state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
-        for folder in chosen:
-            try:
-                sync_folder(client, state, folder)
-            except FolderVanished:
-                log.info("folder %r vanished during the sync; skipped", folder.name)
-                continue
-            state.folders += 1
+        sync_folders(client, state, chosen)
+
+
+def _current(run_id: int) -> SyncRun:
+    """The run as stored."""
+    with session_scope() as session:
+        return crud_runs.get_run(session, run_id=run_id)
+
+
+def _deleted(server_id: int) -> bool:
+    """Whether the server is gone from the database."""
+    with session_scope() as session:
+        return not server_exists(session, server_id)
 
 
 def _finish(state: RunState, *, status: str, error: str = "", code: str = "") -> SyncRun:
-    """Store the outcome on the run and the server, announce sync.completed, release the lease."""
+    """Release the lease, store the outcome on the run and the server, announce sync.completed.
+
+    Only the lease's holder does: one whose lease lapsed and was taken over leaves the run, the
+    server and the lease to the worker that took over (and raises ServerGone if the server went).
+    """
     now = utcnow()
-    with session_scope() as session:
-        crud_runs.update_run(session, run_id=state.run_id, status=status, error=error, error_code=code,
-                             finished_at=now, progress_done=state.done, progress_total=state.total,
-                             **state.counts())
-        server = session.get(ImapServer, state.server_id)
-        if server is not None:
-            server.last_sync_status = status
-            server.last_error = error
-            if status == "success":
-                server.last_sync = now
-            interval = server.sync_interval_seconds or settings.sync_interval_seconds
-            server.next_sync_at = now + timedelta(seconds=interval)
-            server.lease_owner = server.lease_expires_at = None
-            session.add(server)
-        crud_events.record_event(
-            session, owner_id=state.owner_id, server_id=state.server_id, type="sync.completed",
-            data={"imap_server": state.server_id, "sync_run": state.run_id, "status": status,
-                  "error": error, "error_code": code, "duration_seconds": round(state.duration, 3),
-                  **state.counts()},
-        )
-        finished = crud_runs.get_run(session, run_id=state.run_id)
+    try:
+        with session_scope() as session:
+            give_back_lease(session, server_id=state.server_id, holder=state.holder)
+            _store_outcome(session, state, now, status=status, error=error, code=code)
+            finished = crud_runs.get_run(session, run_id=state.run_id)
+    except LeaseLost as exc:
+        log.warning("sync run %s of server %s ended as %s, but %s: its outcome is left to that worker",
+                    state.run_id, state.server_id, status, exc)
+        return _current(state.run_id)
     if status == "success" and state.new:
         with session_scope() as session:
             crud_maintenance.refresh_statistics(session)
     pubsub.publish(pubsub.run_channel(state.run_id), {"status": status})
     return finished
+
+
+def _store_outcome(session: Session, state: RunState, now: datetime, *, status: str, error: str,
+                   code: str) -> None:
+    """The run's counts and outcome, the server's last sync and next one, the sync.completed event."""
+    crud_runs.update_run(session, run_id=state.run_id, status=status, error=error, error_code=code,
+                         finished_at=now, progress_done=state.done, progress_total=state.total,
+                         **state.counts())
+    server = session.get(ImapServer, state.server_id)
+    if server is not None:
+        server.last_sync_status = status
+        server.last_error = error
+        if status == "success":
+            server.last_sync = now
+        interval = server.sync_interval_seconds or settings.sync_interval_seconds
+        server.next_sync_at = now + timedelta(seconds=interval)
+        session.add(server)
+    crud_events.record_event(
+        session, owner_id=state.owner_id, server_id=state.server_id, type="sync.completed",
+        data={"imap_server": state.server_id, "sync_run": state.run_id, "status": status,
+              "error": error, "error_code": code, "duration_seconds": round(state.duration, 3),
+              **state.counts()},
+    )

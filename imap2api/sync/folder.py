@@ -1,79 +1,99 @@
-"""Mirroring one folder: what changed since the last sync, fetched in bounded batches."""
+"""Mirroring a run's folders: every folder's changes first (so the run's total is known), then new mail."""
 
 from __future__ import annotations
 
-import imaplib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from imapclient import IMAPClient
+from sqlmodel import Session
 
+from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import mirror as crud_mirror
+from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
+from imap2api.models import Folder
 from imap2api.sync.batch import prepare_batch, store_batch
+from imap2api.sync.changes import apply_listed_changes, apply_reported_changes
+from imap2api.sync.examine import FolderStatus, FolderVanished, KnownState, examine
 from imap2api.sync.folders import RemoteFolder
-from imap2api.sync.imap import flags_text, uid_fetch, uid_search, uid_set
+from imap2api.sync.imap import uid_fetch, uid_set
+from imap2api.sync.lease import keep_lease
 from imap2api.sync.pipeline import pipelined
 from imap2api.sync.progress import RunState
 
-log = logging.getLogger("imap2api.sync")
+__all__ = ["FolderVanished", "sync_folders"]
 
-DAYS_PER_UNIT = {"days": 1, "weeks": 7, "months": 30}
+log = logging.getLogger("imap2api.sync")
 
 
 @dataclass(frozen=True)
-class FolderStatus:
-    """What SELECT told us about a folder."""
+class FolderPlan:
+    """A folder whose expunges and flag changes are mirrored, with its new mail still to fetch."""
 
-    uidvalidity: int
-    uidnext: int | None
-    exists: int
-    highestmodseq: int | None
-
-
-class FolderVanished(Exception):
-    """Raised when a listed folder can no longer be selected (deleted meanwhile)."""
+    remote: RemoteFolder
+    folder_id: int
+    status: FolderStatus  # as at planning; its uidnext is what the next sync starts from
+    new_uids: list[int]
+    previous_uidnext: int | None  # mail from here up is news (None: this generation's first sync)
 
 
-def select(client: IMAPClient, name: str) -> FolderStatus:
-    """SELECT a folder read-only (EXAMINE), so nothing on the server changes."""
-    try:
-        info = client.select_folder(name, readonly=True)
-    except imaplib.IMAP4.error as exc:
-        raise FolderVanished(name) from exc
-    return FolderStatus(
-        uidvalidity=int(info[b"UIDVALIDITY"]),
-        uidnext=info.get(b"UIDNEXT"),
-        exists=int(info.get(b"EXISTS", 0)),
-        highestmodseq=info.get(b"HIGHESTMODSEQ"),
-    )
+def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder]) -> None:
+    """Mirror ``folders``: plan each (changes applied, new UIDs counted), then fetch the new mail.
+
+    The run's progress total is complete before the first message is fetched, and
+    ``folders_synced`` grows as each folder is done.
+    """
+    with session_scope() as session:
+        stored = crud_mirror.folders_of(session, server_id=state.server_id)
+    plans = []
+    for remote in folders:
+        try:
+            plan = plan_folder(client, state, remote, stored.get(remote.name))
+        except FolderVanished:
+            log.info("folder %r vanished during the sync; skipped", remote.name)
+            continue
+        if plan is None:
+            state.folder_done()  # unchanged; counted in the run row with the next write
+        elif plan.new_uids:
+            plans.append(plan)
+        else:
+            _finish_folder(state, plan)
+    state.add_total(sum(len(plan.new_uids) for plan in plans))
+    with session_scope() as session:
+        keep_lease(session, server_id=state.server_id, holder=state.holder)
+        crud_runs.update_run(session, run_id=state.run_id, **state.progress())
+    _announce_progress(state)
+    for plan in plans:
+        try:
+            fetched = fetch_new_mail(client, state, plan)
+        except FolderVanished:
+            log.info("folder %r vanished during the sync; skipped", plan.remote.name)
+            state.drop_total(len(plan.new_uids))
+            continue
+        if fetched:
+            _finish_folder(state, plan)
 
 
-def wanted_uids(client: IMAPClient, *, limit_type: str, limit_value: int | None, exists: int) -> set[int]:
-    """The UIDs the mirror should hold for this folder under the server's sync limit."""
-    if exists == 0:
-        return set()
-    if limit_type in DAYS_PER_UNIT and limit_value:
-        since = datetime.now(UTC) - timedelta(days=limit_value * DAYS_PER_UNIT[limit_type])
-        return set(uid_search(client, ["SINCE", since.date()]))
-    uids = uid_search(client, "ALL")
-    if limit_type == "last_n" and limit_value:
-        uids = sorted(uids)[-limit_value:]
-    return set(uids)
+def _known_state(folder: Folder | None) -> KnownState | None:
+    """What QRESYNC needs from the folder's last completed sync, when the mirror has all of it."""
+    if folder is None or folder.uidvalidity is None or folder.highestmodseq is None or folder.uidnext is None:
+        return None
+    return KnownState(uidvalidity=folder.uidvalidity, highestmodseq=folder.highestmodseq,
+                      uidnext=folder.uidnext)
 
 
-def _unchanged(folder: Any, status: FolderStatus, limit_type: str) -> bool:
-    """Whether SELECT alone proves nothing changed since the last completed sync.
+def _unchanged(folder: Folder, status: FolderStatus, limit_type: str) -> bool:
+    """Whether EXAMINE alone proves nothing changed since the last completed sync.
 
     New mail moves UIDNEXT, expunges lower EXISTS, flag changes move HIGHESTMODSEQ. Without
     CONDSTORE flags could have changed unseen, and time-based limits move with the clock.
     """
     return (
         folder.uidvalidity == status.uidvalidity
+        and status.uidnext is not None
         and folder.uidnext == status.uidnext
         and folder.message_count == status.exists
         and status.highestmodseq is not None
@@ -82,96 +102,92 @@ def _unchanged(folder: Any, status: FolderStatus, limit_type: str) -> bool:
     )
 
 
-def sync_folder(client: IMAPClient, state: RunState, remote: RemoteFolder) -> None:
-    """Bring one folder's mirror up to date."""
-    status = select(client, remote.name)
+def plan_folder(
+    client: IMAPClient, state: RunState, remote: RemoteFolder, folder: Folder | None
+) -> FolderPlan | None:
+    """Examine a folder, mirror its expunges and flag changes, and list its new mail; None if unchanged."""
+    status, changes = examine(client, remote.name, _known_state(folder))
     with session_scope() as session:
-        folder = crud_mirror.ensure_folder(
-            session,
-            server_id=state.server_id,
-            name=remote.name,
-            delimiter=remote.delimiter,
+        keep_lease(session, server_id=state.server_id, holder=state.holder)
+        row = crud_mirror.ensure_folder(
+            session, server_id=state.server_id, name=remote.name, delimiter=remote.delimiter,
             special_use=remote.special_use,
         )
-        if _unchanged(folder, status, state.limit_type):
-            return
-        same_generation = folder.uidvalidity == status.uidvalidity
-        # Mail only counts as "arrived" when this folder generation was fully synced before.
-        previous_uidnext = folder.uidnext if same_generation else None
-        previous_modseq = folder.highestmodseq if same_generation else None
+        if _unchanged(row, status, state.limit_type):
+            return None
+        folder_id = row.id or 0
+        same_generation = row.uidvalidity == status.uidvalidity
         # A recreated folder (new UIDVALIDITY) is replaced, never merged with its old mirror.
         state.removed_message_ids.update(
-            crud_mirror.delete_stale_generations(session, folder_id=folder.id, uidvalidity=status.uidvalidity)
+            crud_mirror.delete_stale_generations(session, folder_id=folder_id, uidvalidity=status.uidvalidity)
         )
-        stored = crud_mirror.stored_flags(session, folder_id=folder.id, uidvalidity=status.uidvalidity)
-    folder_id = folder.id or 0
+        # Mail only counts as "arrived" when this folder generation was fully synced before.
+        previous_uidnext = _arrival_boundary(session, row, status) if same_generation else None
+        previous_modseq = row.highestmodseq if same_generation else None
+    new_uids = None
+    if changes is not None and previous_uidnext is not None and state.limit_type == "all":
+        new_uids = apply_reported_changes(client, state, folder_id, status, changes, previous_uidnext)
+    uidnext = status.uidnext
+    if new_uids is None:
+        new_uids, seen_below = apply_listed_changes(client, state, folder_id, status, changes,
+                                                    previous_modseq)
+        # No UIDNEXT from the server at all: the next sync counts mail above what this one saw as new.
+        uidnext = uidnext or max(seen_below, previous_uidnext or 1)
+    planned = FolderStatus(uidvalidity=status.uidvalidity, uidnext=uidnext, exists=status.exists,
+                           highestmodseq=status.highestmodseq)
+    return FolderPlan(remote=remote, folder_id=folder_id, status=planned, new_uids=new_uids,
+                      previous_uidnext=previous_uidnext)
 
-    wanted = wanted_uids(
-        client, limit_type=state.limit_type, limit_value=state.limit_value, exists=status.exists
-    )
-    gone = sorted(set(stored) - wanted)
-    if gone:
-        with session_scope() as session:
-            state.removed_message_ids.update(
-                crud_mirror.delete_uids(session, folder_id=folder_id, uidvalidity=status.uidvalidity, uids=gone)
-            )
-        state.deleted += len(gone)
 
-    kept = set(stored) & wanted
-    _sync_flags(client, state, folder_id, status, stored, kept, previous_modseq)
+def _arrival_boundary(session: Session, folder: Folder, status: FolderStatus) -> int:
+    """The UID from which mail in this folder is new since its last sync.
 
-    new_uids = sorted(wanted - set(stored))
-    state.add_total(len(new_uids))
+    The UIDNEXT stored then, or for a folder synced before imap2api kept one for servers that
+    never send it, the highest UID mirrored then plus one.
+    """
+    if folder.uidnext is not None:
+        return folder.uidnext
+    highest = crud_mirror.highest_uid(session, folder_id=folder.id or 0, uidvalidity=status.uidvalidity)
+    return (highest or 0) + 1
+
+
+def fetch_new_mail(client: IMAPClient, state: RunState, plan: FolderPlan) -> bool:
+    """Fetch and store a planned folder's new mail in batches; False if the folder was recreated meanwhile."""
+    status, _ = examine(client, plan.remote.name)
+    if status.uidvalidity != plan.status.uidvalidity:
+        log.info("folder %r was recreated during the sync; left for the next one", plan.remote.name)
+        state.drop_total(len(plan.new_uids))
+        return False
+    done_before = state.done
     prepared = (
-        prepare_batch(client, state, folder_id=folder_id, folder_name=remote.name,
+        prepare_batch(client, state, folder_id=plan.folder_id, folder_name=plan.remote.name,
                       uidvalidity=status.uidvalidity, batch=batch)
-        for batch in _batches(client, new_uids)
+        for batch in _batches(client, plan.new_uids)
     )
     # The IMAP client is used only by the producer thread while the pipeline runs.
-    pipelined(prepared, lambda batch: store_batch(state, batch, previous_uidnext=previous_uidnext))
+    pipelined(prepared, lambda batch: store_batch(state, batch, previous_uidnext=plan.previous_uidnext))
+    state.drop_total(len(plan.new_uids) - (state.done - done_before))  # expunged before they were fetched
+    return True
 
+
+def _finish_folder(state: RunState, plan: FolderPlan) -> None:
+    """Record the folder's state for the next sync, and the run's progress, in one transaction."""
+    status = plan.status
     with session_scope() as session:
+        keep_lease(session, server_id=state.server_id, holder=state.holder)
         crud_mirror.save_folder_state(
-            session,
-            folder_id=folder_id,
-            uidvalidity=status.uidvalidity,
-            uidnext=status.uidnext,
-            highestmodseq=status.highestmodseq,
-            message_count=status.exists,
+            session, folder_id=plan.folder_id, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
+            highestmodseq=status.highestmodseq, message_count=status.exists,
         )
+        state.folder_done()
+        crud_runs.update_run(session, run_id=state.run_id, **state.progress())
+    _announce_progress(state)
 
 
-def _sync_flags(
-    client: IMAPClient,
-    state: RunState,
-    folder_id: int,
-    status: FolderStatus,
-    stored: dict[int, str],
-    kept: set[int],
-    previous_modseq: int | None,
-) -> None:
-    """Pick up flag changes: CHANGEDSINCE where the server has CONDSTORE, a FLAGS sweep otherwise."""
-    if not kept:
-        return
-    if status.highestmodseq is not None and previous_modseq is not None:
-        if status.highestmodseq == previous_modseq:
-            return
-        response = uid_fetch(client, "1:*", ["FLAGS"], [f"CHANGEDSINCE {previous_modseq}"])
-    else:
-        response = uid_fetch(client, uid_set(kept), ["FLAGS"])
-    changes = {}
-    for uid, data in response.items():
-        if uid not in kept or b"FLAGS" not in data:
-            continue
-        flags = flags_text(data[b"FLAGS"])
-        if flags != stored.get(uid):
-            changes[uid] = flags
-    if changes:
-        with session_scope() as session:
-            crud_mirror.set_flags(
-                session, folder_id=folder_id, uidvalidity=status.uidvalidity, flags_by_uid=changes
-            )
-        state.updated += len(changes)
+def _announce_progress(state: RunState) -> None:
+    """Tell the progress listener and live subscribers; the run row is committed already."""
+    state.report()
+    pubsub.publish(pubsub.run_channel(state.run_id), {"done": state.done, "total": state.total})
 
 
 def _batches(client: IMAPClient, uids: list[int]) -> Iterator[list[tuple[int, int]]]:

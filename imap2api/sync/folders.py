@@ -20,7 +20,7 @@ class RemoteFolder:
     """A selectable folder as the server lists it."""
 
     name: str
-    delimiter: str
+    delimiter: str  # "" when the server has none (LIST answers NIL)
     special_use: str  # "\\Sent", "\\Trash"... or ""
 
     @property
@@ -42,9 +42,9 @@ def list_remote_folders(client: IMAPClient) -> list[RemoteFolder]:
         special = next((flag.decode() for flag in flags if flag in SPECIAL_USE), "")
         if isinstance(name, bytes):  # undecodable modified UTF-7: keep it readable
             name = name.decode("utf-8", errors="replace")
-        folders.append(
-            RemoteFolder(name=name, delimiter=(delimiter or b"").decode() or "/", special_use=special)
-        )
+        # NIL delimiter: a flat namespace, where "/" is just a character of the name.
+        separator = delimiter.decode(errors="replace") if isinstance(delimiter, bytes) else (delimiter or "")
+        folders.append(RemoteFolder(name=name, delimiter=separator, special_use=special))
     return folders
 
 

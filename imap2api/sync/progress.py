@@ -31,19 +31,30 @@ class RunState:
     announced_message_ids: set[str] = field(default_factory=set)
 
     def add_total(self, count: int) -> None:
-        """More messages to fetch were found."""
+        """More messages to fetch were found (the caller reports once the run row has them)."""
         self.total += count
-        self._report()
+
+    def drop_total(self, count: int) -> None:
+        """Messages counted to be fetched went before they could be (expunged, folder recreated)."""
+        self.total = max(self.done, self.total - count)
+
+    def folder_done(self) -> None:
+        """One more folder is mirrored."""
+        self.folders += 1
 
     def add_done(self, count: int, size: int) -> None:
         """A batch was stored."""
         self.done += count
         self.new += count
         self.bytes_fetched += size
-        self._report()
+        self.report()
 
-    def _report(self) -> None:
-        """Tell the progress listener, if any."""
+    def progress(self) -> dict[str, int]:
+        """The run row's progress columns and counts as they stand."""
+        return {"progress_done": self.done, "progress_total": self.total, **self.counts()}
+
+    def report(self) -> None:
+        """Tell the progress listener, if any (call after the matching run row is committed)."""
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)
 

@@ -26,7 +26,7 @@ def make_broker() -> dramatiq.Broker:
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=settings.redis_url, middleware=_middleware(), namespace="imap2api")
+        return RedisBroker(url=settings.redis_url, middleware=_middleware(), namespace=settings.redis_prefix)
     broker = StubBroker(middleware=_middleware())
     broker.emit_after("process_boot")
     return broker

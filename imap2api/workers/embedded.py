@@ -7,28 +7,33 @@ import logging
 from dramatiq import Worker
 
 from imap2api.config import settings
+from imap2api.workers.lanes import start_lanes, stop_lanes
 from imap2api.workers.scheduler import Scheduler
 
 log = logging.getLogger("imap2api.workers")
 
-_worker: Worker | None = None
+_workers: list[Worker] | None = None  # one per lane (see imap2api.workers.lanes)
 _scheduler: Scheduler | None = None
 
 
-def start_embedded_worker() -> Worker:
-    """Start worker threads on the stub broker, and the scheduler thread (idempotent)."""
-    global _worker, _scheduler
-    if _worker is None:
+def start_embedded_worker() -> list[Worker]:
+    """Start the worker lanes on the stub broker, and the scheduler thread (idempotent)."""
+    global _workers, _scheduler
+    if _workers is None:
         from imap2api.workers import actors  # noqa: F401 - declares the actors on the broker
         from imap2api.workers.broker import broker
+        from imap2api.workers.recovery import recover_runs
 
-        _worker = Worker(broker, worker_threads=settings.embedded_worker_threads, worker_timeout=100)
-        _worker.start()
-        log.info("embedded worker started with %d threads", settings.embedded_worker_threads)
+        # Before any request can join one: the runs a dead predecessor left are failed or requeued.
+        try:
+            recover_runs()
+        except Exception:  # noqa: BLE001 - e.g. the database still starting: their leases lapse instead
+            log.exception("could not recover the sync runs of a previous process")
+        _workers = start_lanes(broker, job_threads=settings.embedded_worker_threads, worker_timeout=100)
     if _scheduler is None and settings.scheduler_enabled:
         _scheduler = Scheduler()
         _scheduler.start()
-    return _worker
+    return _workers
 
 
 def stop_embedded_worker(timeout_seconds: float | None = None) -> None:
@@ -37,14 +42,11 @@ def stop_embedded_worker(timeout_seconds: float | None = None) -> None:
     The default is ``IMAP2API_SHUTDOWN_TIMEOUT_SECONDS``. A job still running then is left to die
     with the process (worker threads are daemons); its sync run is marked ``WORKER_LOST`` later.
     """
-    global _worker, _scheduler
+    global _workers, _scheduler
     if _scheduler is not None:
         _scheduler.stop()
         _scheduler = None
-    if _worker is not None:
+    if _workers is not None:
         seconds = settings.shutdown_timeout_seconds if timeout_seconds is None else timeout_seconds
-        _worker.stop(timeout=max(1, int(seconds * 1000)))
-        # A stopped Worker leaves its middleware on the broker; a later start would stack another.
-        broker = _worker.broker
-        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not _worker]
-        _worker = None
+        stop_lanes(_workers, seconds)
+        _workers = None

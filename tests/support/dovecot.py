@@ -128,12 +128,22 @@ class DovecotServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, root: Path | str | None = None, binary: str | None = None, tls: bool = True) -> None:
+    def __init__(
+        self, root: Path | str | None = None, binary: str | None = None, tls: bool = True, *,
+        capabilities: str = "", prefix: str = "", separator: str = "/",
+    ) -> None:
         """Prepare (but do not start) a server; ``root`` defaults to a fresh temp dir.
 
         ``tls=False``: no TLS at all, so no STARTTLS in CAPABILITY and no ``ssl_port`` (0).
+        ``capabilities``: the CAPABILITY list to announce instead of Dovecot's (``imap_capability``),
+        to look like a server without CONDSTORE, QRESYNC, MOVE... ``prefix``/``separator``: the
+        namespace, e.g. ``"INBOX."`` and ``"."`` as on Courier (the folder helpers below assume the
+        default; use IMAP for other folders then).
         """
         self.tls = tls
+        self.capabilities = capabilities
+        self.prefix = prefix
+        self.separator = separator
         self._given_root = Path(root) if root is not None else None
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
@@ -312,10 +322,11 @@ userdb {{
 
 namespace inbox {{
   inbox = yes
-  separator = /
-  prefix =
+  separator = {self.separator}
+  prefix = {self.prefix}
 {mailboxes}
 }}
+{f"imap_capability = {self.capabilities}" if self.capabilities else ""}
 
 service imap-login {{
   chroot =

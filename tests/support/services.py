@@ -62,3 +62,26 @@ def drop_postgres_database(name: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     connection.close()
+
+
+def redis_keys(url: str, prefix: str) -> list[str]:
+    """The keys under ``prefix:`` in that Redis (SCAN, never KEYS: it may be a busy production one)."""
+    import redis
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
+    finally:
+        client.close()
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Delete the keys under ``prefix:`` and nothing else: the Redis may hold an operator's data."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()

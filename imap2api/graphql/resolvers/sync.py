@@ -62,7 +62,8 @@ class SyncMutation:
         if wait:
             # Waiting is this request's job: its time bound is the wait, plus the usual bound for the rest.
             extend_deadline(settings.sync_wait_timeout_seconds + settings.request_timeout_seconds)
-            run = await run_in_threadpool(wait_for_run, run.id, timeout=settings.sync_wait_timeout_seconds)
+            # Waited on the run's channel, not in a thread: the thread pool serves every request's queries.
+            run = await wait_for_run(run.id or 0, timeout=settings.sync_wait_timeout_seconds)
             if run.status == "error":
                 raise SyncFailed(run.error, code=run.error_code or "SYNC_FAILED", run_id=run.id)
         return to_gql_sync_run(run)

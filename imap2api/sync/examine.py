@@ -1,0 +1,135 @@
+"""Opening a folder read-only (EXAMINE): its status, and with QRESYNC what changed since a known state."""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+from dataclasses import dataclass, field
+
+from imapclient import IMAPClient
+from imapclient.exceptions import ProtocolError
+
+from imap2api.sync.imap import extension_enabled, fetched_by_uid, flags_text, uid_ranges
+
+log = logging.getLogger("imap2api.sync")
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    """What EXAMINE (and, where it said nothing of UIDNEXT, STATUS) told us about a folder."""
+
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+    highestmodseq: int | None
+
+
+@dataclass
+class Changes:
+    """What QRESYNC reported since the mirror's state: expunged UIDs (as ranges) and changed flags."""
+
+    vanished: list[tuple[int, int]] = field(default_factory=list)
+    flags: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnownState:
+    """The folder as the mirror saw it at its last completed sync."""
+
+    uidvalidity: int
+    highestmodseq: int
+    uidnext: int
+
+
+class FolderVanished(Exception):
+    """Raised when a listed folder can no longer be selected (deleted meanwhile)."""
+
+
+def examine(
+    client: IMAPClient, name: str, known: KnownState | None = None
+) -> tuple[FolderStatus, Changes | None]:
+    """EXAMINE ``name``; with QRESYNC enabled and a ``known`` state, also what changed since (RFC 7162).
+
+    Changes is None when there is nothing to compare with or the server did not answer with
+    QRESYNC data (a new UIDVALIDITY, say): the caller then lists the folder.
+    """
+    qresync = known is not None and extension_enabled(client, "QRESYNC")
+    imap = client._imap  # noqa: SLF001 - imapclient has no EXAMINE with parameters
+    try:
+        if qresync and known is not None:
+            imap.untagged_responses = {}  # as imaplib's select does: only this answer counts
+            typ, data = imap._simple_command(  # noqa: SLF001
+                "EXAMINE", client._normalise_folder(name),  # noqa: SLF001
+                f"(QRESYNC ({known.uidvalidity} {known.highestmodseq}))",
+            )
+            if typ != "OK":
+                imap.state = "AUTH"
+                raise FolderVanished(name)
+            imap.state, imap.is_readonly = "SELECTED", True
+            info = client._process_select_response(imap.untagged_responses)  # noqa: SLF001
+        else:
+            info = client.select_folder(name, readonly=True)
+    except imaplib.IMAP4.abort:
+        raise  # the connection is gone, not the folder: the run fails instead of dropping the rest
+    except imaplib.IMAP4.error as exc:
+        raise FolderVanished(name) from exc
+    status = _status(client, name, info)
+    changes = None
+    if qresync and known is not None and status.uidvalidity == known.uidvalidity:
+        changes = _reported_changes(client, below=max(status.uidnext or 0, known.uidnext))
+    return status, changes
+
+
+def _status(client: IMAPClient, name: str, info: dict[bytes, object]) -> FolderStatus:
+    """The FolderStatus of an EXAMINE answer, asking STATUS for UIDNEXT where the answer had none."""
+    uidnext = info.get(b"UIDNEXT")
+    if uidnext is None:
+        # Courier, for one, leaves UIDNEXT out of SELECT; without it new mail could not be told from
+        # old. STATUS is asked before any UID SEARCH, so nothing below this UIDNEXT is left unseen.
+        uidnext = _status_uidnext(client, name)
+    modseq = info.get(b"HIGHESTMODSEQ")
+    if not extension_enabled(client, "CONDSTORE"):
+        modseq = None  # a server may send it unasked; without CONDSTORE we cannot use CHANGEDSINCE
+    return FolderStatus(
+        uidvalidity=int(info[b"UIDVALIDITY"]),  # type: ignore[call-overload]
+        uidnext=int(uidnext) if isinstance(uidnext, int) else None,
+        exists=int(info.get(b"EXISTS", 0)),  # type: ignore[call-overload]
+        highestmodseq=int(modseq) if isinstance(modseq, int) else None,
+    )
+
+
+def _status_uidnext(client: IMAPClient, name: str) -> int | None:
+    """UIDNEXT from ``STATUS name (UIDNEXT)``; None if the server will not say."""
+    try:
+        value = client.folder_status(name, [b"UIDNEXT"]).get(b"UIDNEXT")
+    except (imaplib.IMAP4.error, ProtocolError, ValueError, IndexError, TypeError):
+        return None  # refused, or an answer imapclient cannot read: no UIDNEXT then
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def _reported_changes(client: IMAPClient, *, below: int) -> Changes | None:
+    """The VANISHED (EARLIER) and FETCH responses of a QRESYNC EXAMINE; None if they make no sense.
+
+    No UID at or above the folder's UIDNEXT exists, which bounds whatever ranges a server sends.
+    """
+    untagged = client._imap.untagged_responses  # noqa: SLF001
+    changes = Changes()
+    for line in untagged.pop("VANISHED", []):
+        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
+        text = text.strip()
+        if text.upper().startswith("(EARLIER)"):
+            text = text[len("(EARLIER)"):].strip()
+        ranges = uid_ranges(text, below=below)
+        if ranges is None:
+            log.info("unparsable VANISHED response %r; listing the folder instead", text[:100])
+            return None
+        changes.vanished += ranges
+    try:
+        fetched = fetched_by_uid(untagged.pop("FETCH", []), client.normalise_times)
+    except ProtocolError:
+        log.info("unparsable FETCH responses to a QRESYNC EXAMINE; listing the folder instead")
+        return None
+    for uid, data in fetched.items():
+        if b"FLAGS" in data:
+            changes.flags[uid] = flags_text(data[b"FLAGS"])
+    return changes
