@@ -22,9 +22,7 @@ import argparse
 import os
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 
@@ -158,40 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 100:
         parser.error("--messages must be at least 100")
 
-    from bench.sync import _prepare_environment
+    from bench.sync import bench_environment
 
-    data_dir = tempfile.mkdtemp(prefix="imap2api-bench-")
-    _prepare_environment(data_dir)
-    from tests.support.dovecot import DovecotServer, find_dovecot
-
-    if find_dovecot() is None:
-        print("dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
-        return 2
-    pg_name = None
-    try:
-        from imap2api.config import reload_settings
-        from imap2api.db import dispose_engines, migrate
-
-        database_url = None
-        if args.database == "postgresql":
-            from tests.support.services import create_postgres_database
-
-            pg_name = f"imap2api_bench_resync_{os.getpid()}_{secrets.token_hex(3)}"
-            database_url = create_postgres_database(pg_name)
-        with DovecotServer() as dovecot:
-            reload_settings(data_dir=data_dir, database_url=database_url)
-            dispose_engines()
-            migrate()
-            _run(args, profiles, dovecot)
-    finally:
-        from imap2api.db import dispose_engines
-
-        dispose_engines()
-        if pg_name is not None:
-            from tests.support.services import drop_postgres_database
-
-            drop_postgres_database(pg_name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with bench_environment(args.database, "resync") as dovecot:
+        if dovecot is None:
+            return 2
+        _run(args, profiles, dovecot)
     return 0
 
 

@@ -17,6 +17,7 @@ one process against a throw-away Dovecot (tests/support/dovecot.py) and a throw-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import math
 import os
@@ -30,6 +31,7 @@ import textwrap
 import time
 import tracemalloc
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy as email_policy
@@ -37,6 +39,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from typing import Any
 
 # Targets (see bench/README.md).
 TARGET_RATE_RATIO = 0.70  # full sync msgs/s ÷ raw limit msgs/s, at least
@@ -676,6 +679,47 @@ def _prepare_environment(data_dir: str) -> None:
     os.environ["IMAP2API_SCHEDULER_ENABLED"] = "false"
 
 
+@contextlib.contextmanager
+def bench_environment(database: str, label: str) -> Iterator[Any]:
+    """A scratch data directory, database (SQLite, or a fresh PostgreSQL one) and Dovecot, migrated;
+    yields the Dovecot server, None when Dovecot is not installed. Everything is removed afterwards."""
+    data_dir = tempfile.mkdtemp(prefix="imap2api-bench-")
+    _prepare_environment(data_dir)
+    from tests.support.dovecot import DovecotServer, find_dovecot
+
+    if find_dovecot() is None:
+        print("dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
+        yield None
+        return
+    pg_name = None
+    try:
+        from imap2api.config import reload_settings
+        from imap2api.db import dispose_engines, migrate
+
+        database_url = None
+        if database == "postgresql":
+            from tests.support.services import create_postgres_database
+
+            pg_name = f"imap2api_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
+            database_url = create_postgres_database(pg_name)
+        with DovecotServer() as dovecot:
+            os.environ["IMAP2API_IMAP_CA_FILE"] = str(dovecot.ca_cert_path)
+            reload_settings(data_dir=data_dir, database_url=database_url,
+                            imap_ca_file=str(dovecot.ca_cert_path))
+            dispose_engines()
+            migrate()
+            yield dovecot
+    finally:
+        from imap2api.db import dispose_engines
+
+        dispose_engines()
+        if pg_name is not None:
+            from tests.support.services import drop_postgres_database
+
+            drop_postgres_database(pg_name)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the whole benchmark and print the summary; 0 whatever the numbers say."""
     parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__.splitlines()[0])
@@ -689,41 +733,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--messages must be at least 8")
     n, quarter = args.messages, max(2, args.messages // 4)
 
-    data_dir = tempfile.mkdtemp(prefix="imap2api-bench-")
-    _prepare_environment(data_dir)
-    from tests.support.dovecot import DovecotServer, find_dovecot
+    with bench_environment(args.database, "sync") as dovecot:
+        if dovecot is None:
+            return 2
+        from imap2api.config import settings
 
-    if find_dovecot() is None:
-        print("dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
-        return 2
-
-    pg_name = None
-    try:
-        from imap2api.config import reload_settings, settings
-        from imap2api.db import dispose_engines, migrate
-
-        database_url = None
-        if args.database == "postgresql":
-            from tests.support.services import create_postgres_database
-
-            pg_name = f"imap2api_bench_sync_{os.getpid()}_{secrets.token_hex(3)}"
-            database_url = create_postgres_database(pg_name)
-        with DovecotServer() as dovecot:
-            os.environ["IMAP2API_IMAP_CA_FILE"] = str(dovecot.ca_cert_path)
-            reload_settings(data_dir=data_dir, database_url=database_url,
-                            imap_ca_file=str(dovecot.ca_cert_path))
-            dispose_engines()
-            migrate()
-            _run(args, n, quarter, dovecot, settings)
-    finally:
-        from imap2api.db import dispose_engines
-
-        dispose_engines()
-        if pg_name is not None:
-            from tests.support.services import drop_postgres_database
-
-            drop_postgres_database(pg_name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        _run(args, n, quarter, dovecot, settings)
     return 0
 
 
