@@ -128,8 +128,8 @@ def createuser(username: str, password: str | None, admin: bool) -> None:
     try:
         with session_scope() as session:
             user = crud_users.create_user(session, username=username, password=password, is_admin=admin)
-    except ValidationFailed:
-        raise click.ClickException(f"user {username!r} already exists (names are compared ignoring case)") from None
+    except ValidationFailed as exc:
+        raise click.ClickException(" ".join(exc.fields["username"])) from None
     click.echo(f"created {'admin ' if admin else ''}user {user.username}")
 
 
@@ -159,7 +159,7 @@ def sync(server_id: int) -> None:
             bar.update(done - bar.pos)
 
         try:
-            finished = run_sync(run.id, on_progress=progress)
+            finished = run_sync(run.id or 0, on_progress=progress)
         except LeaseBusy as exc:
             raise click.ClickException(f"{exc}; try again when it is done") from None
         except ServerGone as exc:

@@ -138,4 +138,4 @@ def pending_migrations(url: str | None = None) -> list[str]:
     heads = set(script.get_heads())
     if current == heads:
         return []
-    return [rev.revision for rev in script.iterate_revisions(list(heads), list(current) or "base")]
+    return [rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current) or "base")]

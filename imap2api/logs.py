@@ -14,7 +14,8 @@ from typing import Any
 
 from imap2api.config import settings
 
-_context: ContextVar[dict[str, Any]] = ContextVar("imap2api_log_context", default={})
+# The default is never mutated: log_context sets a new dict each time.
+_context: ContextVar[dict[str, Any]] = ContextVar("imap2api_log_context", default={})  # noqa: B039
 
 
 @contextmanager

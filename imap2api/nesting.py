@@ -13,10 +13,12 @@ from typing import Any
 
 MAX_DEPTH = 64
 
-# Strings are skipped whole (a bracket inside one does not nest), then brackets counted.
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
-_JSON_BYTES = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
-_GRAPHQL_TOKENS = re.compile(r'"""(?:\\"""|[^"]|"(?!""))*"""|"(?:[^"\\\n\r]|\\.)*"|#[^\n\r]*|[\[\]{}()]')
+# Strings are skipped whole (a bracket inside one does not nest), then brackets counted. A string's
+# closing quote is optional: an unterminated one then ends the scan instead of being retried from every
+# later quote, which took quadratic time (a hostile 1 MB body would hold the event loop for hours).
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
+_JSON_BYTES = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
+_GRAPHQL_TOKENS = re.compile(r'"""(?:\\"""|[^"]|"(?!""))*(?:""")?|"(?:[^"\\\n\r]|\\.)*"?|#[^\n\r]*|[\[\]{}()]')
 
 
 class TooDeeplyNested(ValueError):

@@ -8,6 +8,7 @@ hints sent after a commit; subscribers read the committed rows themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -37,10 +38,8 @@ class LocalBus:
         with self._lock:
             targets = list(self._subscribers.get(channel, ()))
         for loop, queue in targets:
-            try:
+            with contextlib.suppress(RuntimeError):  # the subscriber's loop has closed
                 loop.call_soon_threadsafe(queue.put_nowait, message)
-            except RuntimeError:  # the subscriber's loop has closed
-                pass
 
     def subscriber_count(self, channel: str) -> int:
         """How many subscriptions ``channel`` has in this process."""
@@ -50,7 +49,8 @@ class LocalBus:
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue]:
         """A queue receiving the channel's messages while the context is open."""
-        entry = (asyncio.get_running_loop(), asyncio.Queue(maxsize=1000))
+        entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]] = (
+            asyncio.get_running_loop(), asyncio.Queue(maxsize=1000))
         with self._lock:
             self._subscribers.setdefault(channel, set()).add(entry)
         try:

@@ -121,3 +121,14 @@ def test_graphql_depth_is_measured_outside_strings_and_comments(source, deep) ->
             check_graphql_depth(source)
     else:
         check_graphql_depth(source)
+
+
+@pytest.mark.timeout(60)
+def test_an_unterminated_string_is_scanned_once() -> None:
+    # Every escaped quote used to restart the string match to the end of the text: quadratic time,
+    # hours of a blocked event loop for one 1 MB body (the body limit), before any login.
+    json_text = '"' + '\\"' * 400_000 + "[" * 70
+    for value in (json_text, json_text.encode()):
+        check_json_depth(value)  # the brackets are inside the (unterminated) string
+    check_graphql_depth('{ a(s: "' + '\\"' * 400_000 + "{" * 70)
+    check_graphql_depth('{ a(s: """' + '\\"""' * 200_000 + "{" * 70)

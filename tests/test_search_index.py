@@ -126,7 +126,7 @@ def _copy_email_in_sql(*, server_id: int, subject: str) -> None:
     from imap2api.db import session_scope
 
     with session_scope() as session:
-        columns = [name for name in session.execute(text("SELECT * FROM emails LIMIT 0")).keys()
+        columns = [name for name in session.execute(text("SELECT * FROM emails LIMIT 0")).keys()  # noqa: SIM118 - a Result, not a dict
                    if name != "id"]
         chosen = {"subject": ":subject", "uid": "uid + 100000", "message_id": "'<copy@example.com>'"}
         names = ", ".join(f'"{name}"' for name in columns)

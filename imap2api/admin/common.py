@@ -82,6 +82,10 @@ def preformatted(model: Any, attribute: str) -> Markup:
 class IdFilter(ForeignKeyFilter):
     """A foreign-key filter that ignores a non-numeric value instead of failing the page."""
 
+    def __init__(self, foreign_key: Any, foreign_display_field: Any, **options: Any) -> None:
+        # SQLModel types a column attribute as its value (int, str): sqladmin's hints cannot see it.
+        super().__init__(foreign_key, foreign_display_field, **options)
+
     async def get_filtered_query(self, query: Any, value: Any, model: Any) -> Any:
         """Filter by the id, or not at all when it is not a number."""
         if value is not None and not str(value).isdigit() and value not in ("", "__all"):

@@ -102,8 +102,8 @@ class ImapServerAdmin(AdminView, model=ImapServer):
     form = ServerForm
     form_columns = ["name", "host", "port", "username", "tls_mode", "sync_limit_type", "sync_limit_value",
                     "folders_to_sync", "exclude_trash", "sync_interval_seconds", "is_active"]
-    form_create_rules = ["owner_id", *form_columns]
-    form_edit_rules = list(form_columns)
+    form_create_rules = ["owner_id", *form_columns]  # type: ignore[list-item]
+    form_edit_rules = list(form_columns)  # type: ignore[arg-type]
     column_list = ["id", "name", "owner_id", "host", "username", "is_active", "last_sync", "last_sync_status",
                    "last_error"]
     column_details_exclude_list = ["password_encrypted"]

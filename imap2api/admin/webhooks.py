@@ -44,7 +44,7 @@ SECRET_LABEL = "Copy it now: it is shown only this once. Receivers verify signat
 
 def optional_id(value: object) -> int | None:
     """A select's value as an id; the empty choice ("all servers") is None."""
-    return None if value in (None, "", "None") else int(value)  # type: ignore[arg-type]
+    return None if value in (None, "", "None") else int(str(value))
 
 
 class WebhookForm(Form):
@@ -142,8 +142,8 @@ class WebhookAdmin(AdminView, model=Webhook):
     icon = "fa-solid fa-paper-plane"
     form = WebhookForm
     form_columns = ["url", "events", "imap_server_id", "is_active"]
-    form_create_rules = ["owner_id", *form_columns]
-    form_edit_rules = list(form_columns)
+    form_create_rules = ["owner_id", *form_columns]  # type: ignore[list-item]
+    form_edit_rules = list(form_columns)  # type: ignore[arg-type]
     column_list = ["id", "owner_id", "url", "events", "imap_server_id", "is_active", "disabled_reason"]
     column_details_exclude_list = ["secret_encrypted"]
     column_labels = {"owner_id": "Owner", "imap_server_id": "Only for server", "is_active": "Active"}

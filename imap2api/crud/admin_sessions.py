@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, delete, select
 
 from imap2api.models import AdminSession, User, utcnow
-
-
-def hash_session_key(key: str) -> str:
-    """The stored form of a session key (the key is random, so a plain SHA-256 suffices)."""
-    return hashlib.sha256(key.encode()).hexdigest()
+from imap2api.security import hash_token_key
 
 
 def delete_expired_sessions(session: Session, *, now: datetime | None = None) -> int:
@@ -31,7 +26,7 @@ def start_session(session: Session, *, user_id: int, lifetime: timedelta) -> str
     delete_expired_sessions(session)
     key = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(AdminSession(user_id=user_id, key_hash=hash_session_key(key), created_at=now,
+    session.add(AdminSession(user_id=user_id, key_hash=hash_token_key(key), created_at=now,
                              expires_at=now + lifetime))
     session.flush()
     return key
@@ -42,11 +37,11 @@ def session_user(session: Session, *, key: str) -> User | None:
     return session.exec(
         select(User)
         .join(AdminSession, col(AdminSession.user_id) == col(User.id))
-        .where(AdminSession.key_hash == hash_session_key(key), col(AdminSession.expires_at) > utcnow())
+        .where(AdminSession.key_hash == hash_token_key(key), col(AdminSession.expires_at) > utcnow())
     ).first()
 
 
 def end_session(session: Session, *, key: str) -> bool:
     """Revoke the session with this key; True when it existed."""
-    statement = delete(AdminSession).where(col(AdminSession.key_hash) == hash_session_key(key))
+    statement = delete(AdminSession).where(col(AdminSession.key_hash) == hash_token_key(key))
     return bool(session.exec(statement).rowcount)  # type: ignore[call-overload]

@@ -22,7 +22,8 @@ _CHUNK = 500
 SEARCHED = ("subject", "sender", "recipient", "body_text")
 ORDERINGS = {"date", "subject", "sender", "folder", "created_at"}
 # Lists never load bodies: they can be megabytes each; details ask for them separately.
-LIST_COLUMNS = tuple(column for column in Email.__table__.columns if column.name not in ("body_text", "body_html"))
+LIST_COLUMNS = tuple(column for column in Email.__table__.columns  # type: ignore[attr-defined]
+                     if column.name not in ("body_text", "body_html"))
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _term_condition(term: TextTerm, dialect: str, entity: Any = Email) -> Column
         # FTS5 trigram: case-insensitive (Unicode-folded) substring match from the index, plus
         # the emails still queued for it (checked directly), so results never lag the indexer.
         match = " OR ".join(f"{{{name}}} : {_fts_phrase(term.text)}" for name in fields) if term.fields else _fts_phrase(term.text)
-        indexed = (
+        indexed: Any = (
             select(literal_column("rowid"))
             .select_from(text("emails_fts"))
             .where(text("emails_fts MATCH :match").bindparams(bindparam("match", match, unique=True)))
@@ -121,8 +122,9 @@ def _newest_per_thread(filters: EmailFilters, dialect: str) -> ColumnElement[boo
     """
     newer = aliased(Email)
     return ~exists().where(
-        newer.thread_id == Email.thread_id,
-        or_(newer.date > Email.date, and_(newer.date == Email.date, newer.id > Email.id)),
+        col(newer.thread_id) == col(Email.thread_id),
+        or_(col(newer.date) > col(Email.date),
+            and_(col(newer.date) == col(Email.date), col(newer.id) > col(Email.id))),
         *_conditions(filters, dialect, newer),
     )
 
@@ -139,7 +141,7 @@ def list_emails(
     if threaded:
         statement = statement.where(_newest_per_thread(filters, dialect))
         # One row per thread: counting threads needs no per-thread pick.
-        count = session.exec(select(func.count(distinct(Email.thread_id))).where(and_(*conditions))).one()
+        count = session.exec(select(func.count(distinct(col(Email.thread_id)))).where(and_(*conditions))).one()
     return paginate(session, statement.order_by(*_order_by(ordering)), page=page, page_size=page_size, count=count)
 
 
@@ -212,7 +214,7 @@ def bodies(session: Session, *, owner_id: int, email_ids: Sequence[int]) -> dict
         rows = session.exec(
             select(Email.id, Email.body_text, Email.body_html).where(Email.owner_id == owner_id, col(Email.id).in_(chunk))
         )
-        found.update({email_id: (body_text, body_html) for email_id, body_text, body_html in rows})
+        found.update({email_id or 0: (body_text, body_html) for email_id, body_text, body_html in rows})
     return found
 
 
@@ -248,7 +250,7 @@ def statistics(session: Session, *, owner_id: int, server_id: int | None = None)
     if server_id is not None:
         conditions.append(col(Email.imap_server_id) == server_id)
     total, threads = session.exec(
-        select(func.count(), func.count(distinct(Email.thread_id))).where(*conditions)
+        select(func.count(), func.count(distinct(col(Email.thread_id)))).where(*conditions)
     ).one()
     per_folder = session.exec(
         select(Email.folder, func.count()).where(*conditions).group_by(Email.folder).order_by(Email.folder)

@@ -30,7 +30,7 @@ def prune_history(session: Session, *, before: datetime) -> Pruned:
     - finished sync runs, except each server's latest, so its last result stays readable.
     """
     old_events = (
-        select(Event.id)
+        select(col(Event.id))
         .where(col(Event.created_at) < before, col(Event.dispatched_at).is_not(None))
         .where(~exists().where(col(WebhookDelivery.event_id) == col(Event.id),
                                col(WebhookDelivery.status).in_(UNFINISHED_DELIVERIES)))

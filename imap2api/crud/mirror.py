@@ -165,12 +165,18 @@ def delete_folders(session: Session, *, folder_ids: Sequence[int]) -> list[str]:
 def set_flags(session: Session, *, folder_id: int, uidvalidity: int, flags_by_uid: dict[int, str]) -> int:
     """Store new flags for messages of a folder; returns how many rows changed."""
     now = utcnow()
+    # One UPDATE per flag string, not per message: "mark all read" on 50k messages is a few statements.
+    by_flags: dict[str, list[int]] = {}
     for uid, flags in flags_by_uid.items():
-        session.exec(
-            update(Email)  # type: ignore[call-overload]
-            .where(col(Email.folder_id) == folder_id, col(Email.uidvalidity) == uidvalidity, col(Email.uid) == uid)
-            .values(updated_at=now, **flag_columns(flags))
-        )
+        by_flags.setdefault(flags, []).append(uid)
+    for flags, uids in by_flags.items():
+        for start in range(0, len(uids), 500):  # bounded IN lists
+            session.exec(
+                update(Email)  # type: ignore[call-overload]
+                .where(col(Email.folder_id) == folder_id, col(Email.uidvalidity) == uidvalidity,
+                       col(Email.uid).in_(uids[start:start + 500]))
+                .values(updated_at=now, **flag_columns(flags))
+            )
     return len(flags_by_uid)
 
 

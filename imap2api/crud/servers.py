@@ -47,6 +47,11 @@ def get_server(session: Session, *, owner_id: int | None, server_id: int) -> Ima
     return server
 
 
+def server_exists(session: Session, *, server_id: int) -> bool:
+    """Whether the server is still stored (read afresh, never from the session's identity map)."""
+    return session.exec(select(ImapServer.id).where(ImapServer.id == server_id)).first() is not None
+
+
 def list_servers(session: Session, *, owner_id: int, page: int, page_size: int) -> Page[ImapServer]:
     """One page of a user's servers, oldest first."""
     statement = select(ImapServer).where(ImapServer.owner_id == owner_id).order_by(col(ImapServer.id))
@@ -55,13 +60,13 @@ def list_servers(session: Session, *, owner_id: int, page: int, page_size: int) 
 
 def server_ids(session: Session, *, owner_id: int) -> list[int]:
     """Ids of a user's servers."""
-    return list(session.exec(select(ImapServer.id).where(ImapServer.owner_id == owner_id)))
+    return [server_id or 0 for server_id in session.exec(select(col(ImapServer.id)).where(ImapServer.owner_id == owner_id))]
 
 
 def update_server(
-    session: Session, *, owner_id: int, server_id: int, data: dict[str, Any]
+    session: Session, *, owner_id: int | None, server_id: int, data: dict[str, Any]
 ) -> ImapServer:
-    """Apply validated changes; only the given fields change."""
+    """Apply validated changes; only the given fields change (``owner_id`` None: an admin's change)."""
     server = get_server(session, owner_id=owner_id, server_id=server_id)
     limit_before = (server.sync_limit_type, server.sync_limit_value)
     for name in WRITABLE:
@@ -92,7 +97,7 @@ def _keep_tls_consistent(server: ImapServer, data: dict[str, Any]) -> None:
             server.tls_mode = "starttls"
 
 
-def delete_server(session: Session, *, owner_id: int, server_id: int) -> None:
+def delete_server(session: Session, *, owner_id: int | None, server_id: int) -> None:
     """Delete a server; its folders, mail and runs go with it (ON DELETE CASCADE)."""
     server = get_server(session, owner_id=owner_id, server_id=server_id)
     session.delete(server)

@@ -194,7 +194,7 @@ def claim_due_servers(session: Session, *, default_interval: int, limit: int = 1
             .values(next_sync_at=now + timedelta(seconds=interval or default_interval))
         )
         if result.rowcount == 1:
-            claimed.append(server_id)
+            claimed.append(server_id or 0)
     return claimed
 
 
@@ -202,7 +202,7 @@ def promote_run(session: Session, *, run_id: int) -> bool:
     """Mark a queued scheduled run as asked for (trigger manual); True for the one caller that did it."""
     result = session.exec(
         update(SyncRun)  # type: ignore[call-overload]
-        .where(col(SyncRun.id) == run_id, SyncRun.status == "queued", SyncRun.trigger == "schedule")
+        .where(col(SyncRun.id) == run_id, col(SyncRun.status) == "queued", col(SyncRun.trigger) == "schedule")
         .values(trigger="manual")
     )
     return result.rowcount == 1

@@ -26,6 +26,22 @@ def normalize_username(username: str) -> str:
     return unicodedata.normalize("NFKC", username).strip()
 
 
+USERNAME_MAX = 150  # users.username is VARCHAR(150)
+
+
+def clean_username(session: Session, *, username: str, except_id: int | None = None) -> str:
+    """The username to store: NFKC-normalised, not blank, no NUL, fits the column, not taken (ignoring
+    case); raises ValidationFailed. Length is checked after NFKC, which can lengthen a name."""
+    username = normalize_username(username)
+    if not username or "\x00" in username:
+        raise ValidationFailed({"username": ["This field may not be blank."]})
+    if len(username) > USERNAME_MAX:
+        raise ValidationFailed({"username": [f"Ensure this field has no more than {USERNAME_MAX} characters."]})
+    if username_taken(session, username=username, except_id=except_id):
+        raise ValidationFailed({"username": [TAKEN]})
+    return username
+
+
 def username_taken(session: Session, *, username: str, except_id: int | None = None) -> bool:
     """Whether another user already has this name, ignoring case (``Alice`` is taken by ``alice``)."""
     wanted = normalize_username(username).casefold()
@@ -37,10 +53,8 @@ def username_taken(session: Session, *, username: str, except_id: int | None = N
 
 
 def create_user(session: Session, *, username: str, password: str, is_admin: bool = False) -> User:
-    """Create a user with a hashed password; raises ValidationFailed when the name is taken."""
-    username = normalize_username(username)
-    if username_taken(session, username=username):
-        raise ValidationFailed({"username": [TAKEN]})
+    """Create a user with a hashed password; raises ValidationFailed for a name ``clean_username`` refuses."""
+    username = clean_username(session, username=username)
     user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
     session.add(user)
     session.flush()
@@ -117,15 +131,6 @@ def user_for_token(session: Session, *, key: str) -> User | None:
     return user
 
 
-def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
-    """A user's tokens (hashes and prefixes only), newest first."""
-    return list(
-        session.exec(
-            select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
-        )
-    )
-
-
 def page_tokens(session: Session, *, user_id: int, page: int, page_size: int) -> Page[ApiToken]:
     """One page of a user's tokens, newest first."""
     statement = select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
@@ -165,11 +170,8 @@ def save_user(
     ``acting_id`` is the admin doing it, who cannot remove their own admin rights or deactivate
     themselves. Raises ValidationFailed (blank or taken username, missing password) or NotFound.
     """
-    username = normalize_username(username)
-    if not username or "\x00" in username:
-        raise ValidationFailed({"username": ["This field may not be blank."]})
-    if username_taken(session, username=username, except_id=user_id):
-        raise ValidationFailed({"username": [TAKEN]})
+    if user_id is not None:  # a new user's name is checked by create_user
+        username = clean_username(session, username=username, except_id=user_id)
     try:
         if user_id is None:
             if not password:

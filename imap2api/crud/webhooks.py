@@ -152,7 +152,7 @@ def create_test_delivery(session: Session, *, owner_id: int, webhook_id: int) ->
     return delivery
 
 
-def create_redelivery(session: Session, *, owner_id: int, delivery_id: int) -> WebhookDelivery:
+def create_redelivery(session: Session, *, owner_id: int | None, delivery_id: int) -> WebhookDelivery:
     """A new pending attempt of the same event to the same webhook (a fresh retry chain)."""
     previous = get_delivery(session, owner_id=owner_id, delivery_id=delivery_id)
     _require_active(get_webhook(session, owner_id=owner_id, webhook_id=previous.webhook_id))
@@ -262,7 +262,7 @@ def claim_overdue_deliveries(session: Session, *, grace_seconds: float, limit: i
             .values(status="pending", next_attempt_at=now)
         )
         if result.rowcount == 1:
-            claimed.append(delivery_id)
+            claimed.append(delivery_id or 0)
     return claimed
 
 

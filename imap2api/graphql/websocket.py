@@ -29,17 +29,16 @@ from strawberry.types.unset import UNSET, UnsetType
 from imap2api.config import settings
 from imap2api.graphql.context import Context, authenticate
 from imap2api.nesting import TooDeeplyNested, check_json_depth
-from imap2api.throttling import Throttle
+from imap2api.throttling import Throttle, Verdict
 from imap2api.timeouts import RequestTimedOut, run_within
 
 PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
 MAX_TOKENS = 2000  # as the schema's MaxTokensLimiter
 
 
-def _throttled(operation_id: str, wait: int) -> ErrorMessage:
-    """The message an operation over budget gets, in DRF's words."""
-    message = f"Request was throttled. Expected available in {wait} seconds."
-    error = GraphQLError(message, extensions={"code": "THROTTLED", "retryAfter": wait})
+def _throttled(operation_id: str, verdict: Verdict) -> ErrorMessage:
+    """The message an operation over budget gets, in DRF's words (as an HTTP 429's detail)."""
+    error = GraphQLError(verdict.detail, extensions={"code": "THROTTLED", "retryAfter": verdict.wait})
     return {"id": operation_id, "type": "error", "payload": [error.formatted]}
 
 
@@ -66,11 +65,11 @@ class BudgetedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 and message["id"] not in self.operations):
             verdict = await self._spend()
             if not verdict.allowed:
-                await self.send_message(_throttled(message["id"], verdict.wait))
+                await self.send_message(_throttled(message["id"], verdict))
                 return
         await super().handle_subscribe(message)
 
-    async def _spend(self) -> Any:
+    async def _spend(self) -> Verdict:
         """Spend from the socket user's budget, or from its client address's."""
         websocket = self.context.websocket
         throttle: Throttle = websocket.app.state.throttle
@@ -98,7 +97,7 @@ class BudgetedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class WebSocketTransport:
     """Router mixin: graphql-transport-ws only, budgeted, authenticated at ``connection_init``."""
 
-    graphql_transport_ws_handler_class = BudgetedTransportWSHandler
+    graphql_transport_ws_handler_class: type[BaseGraphQLTransportWSHandler[Any, Any]] = BudgetedTransportWSHandler
 
     def decode_json(self, data: str | bytes) -> object:
         """A websocket message; one nested absurdly deep closes the socket (4400) like bad JSON."""

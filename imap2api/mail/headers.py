@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import decode_params, getaddresses, parsedate_tz, unquote
 from functools import lru_cache
+from typing import Any
 
 __all__ = [
     "clean",
@@ -281,7 +282,7 @@ def header_param(value: str | None, name: str, fallback: str | None = None) -> s
     text = header_text(value, fallback)
     if name not in text.lower():
         return None
-    params = _split_params(text)
+    params: list[Any] = _split_params(text)
     with contextlib.suppress(Exception):  # mixed numbered and unnumbered continuations raise
         params = decode_params(params)
     for key, val in params[1:]:

@@ -158,7 +158,8 @@ def _leaves(message: Message) -> Iterator[tuple[Message, Message | None]]:
         seen += 1
         if part.is_multipart() and part.get_content_maintype() != "message":
             children = part.get_payload()
-            stack.extend((child, part) for child in reversed(children) if isinstance(child, Message))
+            if isinstance(children, list):
+                stack.extend((child, part) for child in reversed(children) if isinstance(child, Message))
         else:
             yield part, parent
 
@@ -248,7 +249,8 @@ def _take_body(
         return
     if bodies.texts:
         same_mixed = parent is bodies.text_parent and parent is not None
-        if not same_mixed or parent.get_content_subtype() != "mixed" or bodies.text_chars >= bodies.limit:
+        if not same_mixed or parent is None or parent.get_content_subtype() != "mixed" \
+                or bodies.text_chars >= bodies.limit:
             return
     text = _text(part, headers, bodies)
     if not text.strip():

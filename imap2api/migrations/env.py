@@ -56,7 +56,7 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _migrate(connectable)
         return
-    engine = make_engine(url)
+    engine = make_engine(url or "")
     with engine.connect() as connection:
         _migrate(connection)
     engine.dispose()

@@ -26,7 +26,7 @@ from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sync.connection import ImapAccount, connected
 from imap2api.sync.folder import sync_folders
 from imap2api.sync.folders import list_remote_folders, select_folders
-from imap2api.sync.lease import LeaseLost, ServerGone, give_back_lease, server_exists
+from imap2api.sync.lease import LeaseLost, ServerGone, give_back_lease, keep_lease
 from imap2api.sync.progress import RunState
 from imap2api.sync.run_timeout import RunTimeout
 
@@ -76,6 +76,10 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
             raise ServerGone(f"the server of sync run {run_id} was deleted") from None
         if not crud_runs.acquire_lease(session, server_id=server.id or 0, holder=holder,
                                        seconds=settings.sync_lease_seconds):
+            if run.status == "running":
+                # This very run is under way elsewhere (a promoted run's second message, or a message
+                # delivered twice): nothing to wait for, so no LeaseBusy retry every few seconds.
+                return run
             raise LeaseBusy(f"server {server.id} is being synced by another worker")
         crud_runs.update_run(session, run_id=run_id, status="running", started_at=utcnow(), error="", error_code="")
     state = RunState(
@@ -110,10 +114,11 @@ def _mirror(server: ImapServer, state: RunState, bound: RunTimeout) -> None:
         chosen = select_folders(remote, folders_to_sync=server.folders_to_sync,
                                 exclude_trash=server.exclude_trash)
         with session_scope() as session:
+            keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
             stored = crud_mirror.folders_of(session, server_id=state.server_id)
             chosen_names = {folder.name for folder in chosen}
             # Folders gone from the server, or no longer selected, leave the mirror.
-            dropped = [folder.id for name, folder in stored.items() if name not in chosen_names]
+            dropped = [folder.id or 0 for name, folder in stored.items() if name not in chosen_names]
             if dropped:
                 state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
         sync_folders(client, state, chosen)
@@ -128,7 +133,7 @@ def _current(run_id: int) -> SyncRun:
 def _deleted(server_id: int) -> bool:
     """Whether the server is gone from the database."""
     with session_scope() as session:
-        return not server_exists(session, server_id)
+        return not crud_servers.server_exists(session, server_id=server_id)
 
 
 def _finish(state: RunState, *, status: str, error: str = "", code: str = "") -> SyncRun:

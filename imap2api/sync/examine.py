@@ -12,6 +12,7 @@ from imapclient.exceptions import ProtocolError
 from imap2api.sync.imap import extension_enabled, fetched_by_uid, flags_text, uid_ranges
 
 log = logging.getLogger("imap2api.sync")
+MAX_VANISHED_RANGES = 1000
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,10 @@ def _reported_changes(client: IMAPClient, *, below: int) -> Changes | None:
             log.info("unparsable VANISHED response %r; listing the folder instead", text[:100])
             return None
         changes.vanished += ranges
+        if len(changes.vanished) > MAX_VANISHED_RANGES:
+            # Each range costs queries: a server answering 1,3,5,… is cheaper listed than believed.
+            log.info("more than %d VANISHED ranges; listing the folder instead", MAX_VANISHED_RANGES)
+            return None
     try:
         fetched = fetched_by_uid(untagged.pop("FETCH", []), client.normalise_times)
     except ProtocolError:

@@ -59,7 +59,9 @@ def select_folders(
     if wanted:
         by_name = {folder.name: folder for folder in folders}
         # INBOX is case-insensitive per RFC 3501; every other name is exact.
-        by_name.update({"INBOX": by_name[name] for name in list(by_name) if name.upper() == "INBOX"})
+        inbox = next((folder for name, folder in by_name.items() if name.upper() == "INBOX"), None)
+        if inbox is not None:
+            by_name["INBOX"] = inbox
         return [by_name[name] for name in dict.fromkeys(wanted) if name in by_name]
     if exclude_trash:
         return [folder for folder in folders if not folder.is_trash]

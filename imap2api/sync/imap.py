@@ -83,7 +83,8 @@ def uid_set(uids: Iterable[int]) -> str:
     """``[1, 2, 3, 7, 9, 10]`` → ``"1:3,7,9:10"``: keeps commands short for large folders."""
     ordered = sorted(set(uids))
     parts: list[str] = []
-    start = prev = None
+    start: int | None = None
+    prev = 0
     for uid in ordered:
         if start is None:
             start = prev = uid

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from imap2api.config import settings
+from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
-from imap2api.models import ImapServer
 
 
 class LeaseLost(Exception):
@@ -17,14 +17,9 @@ class ServerGone(Exception):
     """Raised when the server, and its runs with it, was deleted: nothing is left to sync or to report to."""
 
 
-def server_exists(session: Session, server_id: int) -> bool:
-    """Whether the server is still stored (read afresh, never from the session's identity map)."""
-    return session.exec(select(ImapServer.id).where(ImapServer.id == server_id)).first() is not None
-
-
 def _gone_or_lost(session: Session, server_id: int, holder: str) -> Exception:
     """Why ``holder`` no longer holds the lease: the server was deleted, or someone else took it."""
-    if not server_exists(session, server_id):
+    if not crud_servers.server_exists(session, server_id=server_id):
         return ServerGone(f"server {server_id} was deleted during its sync")
     return LeaseLost(f"the lease of server {server_id} passed from {holder} to another worker")
 

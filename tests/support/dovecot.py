@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import grp
 import ipaddress
@@ -226,14 +227,10 @@ class DovecotServer:
             # SIGTERM to the master alone lets it shut its children down cleanly; the
             # group-wide SIGKILL then catches anything that survived.
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             proc.wait()
         if cleanup and self._given_root is None and self.root != Path() and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)

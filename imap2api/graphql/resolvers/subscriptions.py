@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -59,7 +60,5 @@ class Subscription:
                 yield to_gql_sync_run(run)
                 if run.status not in crud_runs.ACTIVE:
                     return
-                try:
+                with contextlib.suppress(TimeoutError):  # re-read anyway: a hint may have been lost
                     await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    pass  # re-read anyway: a hint may have been lost
