@@ -36,8 +36,12 @@ test: install
 	  else echo "dovecot is not installed: IMAP tests will be skipped (apt-get install dovecot-imapd)"; fi; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## ruff (lint and format) and mypy; .ci/run runs this before the tests.
 lint: install
-	$(BIN)/pip install --quiet ruff && $(BIN)/ruff check imap2api tests bench
+	$(BIN)/pip install --quiet ruff mypy
+	$(BIN)/ruff check imap2api tests bench
+	$(BIN)/ruff format --check imap2api tests bench
+	$(BIN)/mypy imap2api
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -46,7 +46,9 @@ TARGET_REST_RATIO = 1.3  # REST p50 ÷ GraphQL p50 for the same page / search, a
 SLOW_P50_MS = 50.0  # any case above this p50 is listed as slow
 MIN_SAMPLES = 15  # timed requests per case even past its time budget
 
-POSTGRES_ADMIN_URL = os.environ.get("IMAP2API_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "IMAP2API_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 CHUNK = 5000
 RARE_WORD = "lighthouse"
 RARE_COUNT = 20
@@ -62,7 +64,6 @@ SPAN_SECONDS = 3 * 365 * 24 * 3600
 # ------------------------------------------------------------------------------------------------
 # The corpus
 # ------------------------------------------------------------------------------------------------
-
 
 
 def _split(text: str) -> list[str]:
@@ -90,8 +91,9 @@ circulate share question answer problem solution plan status progress result num
 slides document spreadsheet link access account password reset login error warning alert
 notification reminder invitation calendar room building floor parking lunch dinner coffee
 """)
-ACCENTED = _split("München Grüße Zürich Köln Straße Übersicht Größe Ärger café naïve résumé Málaga São "
-                  "Øresund")
+ACCENTED = _split(
+    "München Grüße Zürich Köln Straße Übersicht Größe Ärger café naïve résumé Málaga São Øresund"
+)
 SUBJECT_WORDS = _split("""
 budget review meeting project update report quarterly planning release notes invoice contract
 proposal draft schedule deployment migration incident outage roadmap workshop conference travel
@@ -144,7 +146,8 @@ class Corpus:
         self.cum_weights = [sum(weights[: i + 1]) for i in range(len(weights))]
         self.contacts = [
             (f"{first} {last}", f"{_ascii(first)}.{_ascii(last)}@{self.rng.choice(DOMAINS)}")
-            for first in FIRST_NAMES for last in LAST_NAMES
+            for first in FIRST_NAMES
+            for last in LAST_NAMES
         ]
         self.rng.shuffle(self.contacts)
         self.contacts = self.contacts[:600]
@@ -216,24 +219,26 @@ class Corpus:
                     recipients = [(OWNER_NAME, OWNER_ADDRESS)] + [c for c in others if c[1] != sender][:1]
                     folder = "Archive" if rng.random() < 0.2 else "INBOX"
                 cc = rng.sample(self.contacts, 1)[0][1] if rng.random() < 0.15 else ""
-                metas.append(Meta(
-                    message_id=message_id,
-                    in_reply_to=chain[-1] if chain else "",
-                    references=" ".join(chain[-10:]),
-                    subject=("Re: " if position else "") + base,
-                    sender=sender,
-                    sender_name=sender_name,
-                    recipient=", ".join(address for _, address in recipients),
-                    recipient_names=", ".join(name for name, _ in recipients),
-                    cc=cc,
-                    date=when,
-                    folder=folder,
-                    thread_id=thread_id,
-                    seen=folder != "INBOX" or rng.random() < 0.75,
-                    flagged=rng.random() < 0.04,
-                    answered=rng.random() < 0.1,
-                    has_attachments=rng.random() < 0.10,
-                ))
+                metas.append(
+                    Meta(
+                        message_id=message_id,
+                        in_reply_to=chain[-1] if chain else "",
+                        references=" ".join(chain[-10:]),
+                        subject=("Re: " if position else "") + base,
+                        sender=sender,
+                        sender_name=sender_name,
+                        recipient=", ".join(address for _, address in recipients),
+                        recipient_names=", ".join(name for name, _ in recipients),
+                        cc=cc,
+                        date=when,
+                        folder=folder,
+                        thread_id=thread_id,
+                        seen=folder != "INBOX" or rng.random() < 0.75,
+                        flagged=rng.random() < 0.04,
+                        answered=rng.random() < 0.1,
+                        has_attachments=rng.random() < 0.10,
+                    )
+                )
                 chain.append(message_id)
                 when += timedelta(seconds=rng.randint(300, 2 * 86400))
                 mine = rng.random() < 0.4
@@ -294,8 +299,13 @@ def fill(url: str, n: int, seed: int) -> Fixture:
         user = crud_users.create_user(session, username="bench", password="bench-password")
         token = crud_users.create_token(session, user_id=user.id, name="bench")
         server = ImapServer(
-            owner_id=user.id, name="bench", host="imap.example.org", port=993, username="alex",
-            password_encrypted=encrypt_secret("not-used"), last_sync_status="success",
+            owner_id=user.id,
+            name="bench",
+            host="imap.example.org",
+            port=993,
+            username="alex",
+            password_encrypted=encrypt_secret("not-used"),
+            last_sync_status="success",
         )
         session.add(server)
         session.flush()
@@ -303,8 +313,12 @@ def fill(url: str, n: int, seed: int) -> Fixture:
         for i, (name, special_use) in enumerate(FOLDERS):
             uidvalidity[name] = 1_700_000_000 + i
             folder = Folder(
-                imap_server_id=server.id, name=name, special_use=special_use, uidvalidity=uidvalidity[name],
-                uidnext=counts[name] + 1, message_count=counts[name],
+                imap_server_id=server.id,
+                name=name,
+                special_use=special_use,
+                uidvalidity=uidvalidity[name],
+                uidnext=counts[name] + 1,
+                message_count=counts[name],
             )
             session.add(folder)
             session.flush()
@@ -316,10 +330,14 @@ def fill(url: str, n: int, seed: int) -> Fixture:
         # Building the GIN indexes once after the load is much faster than maintaining them per row;
         # they are recreated from their own definitions, so the result is what the migration made.
         with engine.begin() as connection:
-            trgm_indexes = list(connection.execute(text(
-                "SELECT indexdef FROM pg_indexes "
-                "WHERE tablename = 'emails' AND indexname LIKE 'ix_emails_trgm_%'"
-            )).scalars())
+            trgm_indexes = list(
+                connection.execute(
+                    text(
+                        "SELECT indexdef FROM pg_indexes "
+                        "WHERE tablename = 'emails' AND indexname LIKE 'ix_emails_trgm_%'"
+                    )
+                ).scalars()
+            )
             for definition in trgm_indexes:
                 name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
                 connection.execute(text(f"DROP INDEX {name}"))
@@ -331,24 +349,54 @@ def fill(url: str, n: int, seed: int) -> Fixture:
         rows = []
         for meta in metas[start : start + CHUNK]:
             body_text, body_html = corpus.body(meta.rare)
-            flags = " ".join(flag for flag, on in (("\\Seen", meta.seen), ("\\Flagged", meta.flagged),
-                                                   ("\\Answered", meta.answered)) if on)
+            flags = " ".join(
+                flag
+                for flag, on in (
+                    ("\\Seen", meta.seen),
+                    ("\\Flagged", meta.flagged),
+                    ("\\Answered", meta.answered),
+                )
+                if on
+            )
             uid = next_uid[meta.folder]
             next_uid[meta.folder] += 1
-            rows.append({
-                "owner_id": owner_id, "imap_server_id": server_id, "folder_id": folder_ids[meta.folder],
-                "folder": meta.folder, "uidvalidity": uidvalidity[meta.folder], "uid": uid, "modseq": None,
-                "message_id": meta.message_id, "in_reply_to": meta.in_reply_to, "references": meta.references,
-                "subject": meta.subject, "sender": meta.sender, "sender_name": meta.sender_name,
-                "recipient": meta.recipient, "recipient_names": meta.recipient_names, "cc": meta.cc,
-                "date": meta.date, "internal_date": meta.date + timedelta(seconds=corpus.rng.randint(1, 90)),
-                "flags": flags, "seen": meta.seen, "flagged": meta.flagged, "answered": meta.answered,
-                "size": len(body_text.encode()) + len(body_html.encode()) + 900
-                + (corpus.rng.randint(20_000, 200_000) if meta.has_attachments else 0),
-                "body_text": body_text, "body_html": body_html, "thread_id": meta.thread_id,
-                "has_attachments": meta.has_attachments, "announced": True,
-                "created_at": now, "updated_at": now,
-            })
+            rows.append(
+                {
+                    "owner_id": owner_id,
+                    "imap_server_id": server_id,
+                    "folder_id": folder_ids[meta.folder],
+                    "folder": meta.folder,
+                    "uidvalidity": uidvalidity[meta.folder],
+                    "uid": uid,
+                    "modseq": None,
+                    "message_id": meta.message_id,
+                    "in_reply_to": meta.in_reply_to,
+                    "references": meta.references,
+                    "subject": meta.subject,
+                    "sender": meta.sender,
+                    "sender_name": meta.sender_name,
+                    "recipient": meta.recipient,
+                    "recipient_names": meta.recipient_names,
+                    "cc": meta.cc,
+                    "date": meta.date,
+                    "internal_date": meta.date + timedelta(seconds=corpus.rng.randint(1, 90)),
+                    "flags": flags,
+                    "seen": meta.seen,
+                    "flagged": meta.flagged,
+                    "answered": meta.answered,
+                    "size": len(body_text.encode())
+                    + len(body_html.encode())
+                    + 900
+                    + (corpus.rng.randint(20_000, 200_000) if meta.has_attachments else 0),
+                    "body_text": body_text,
+                    "body_html": body_html,
+                    "thread_id": meta.thread_id,
+                    "has_attachments": meta.has_attachments,
+                    "announced": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         with engine.begin() as connection:
             connection.execute(insert(Email), rows)
         _progress(f"  inserted {min(start + CHUNK, n)}/{n}")
@@ -385,16 +433,22 @@ def fill(url: str, n: int, seed: int) -> Fixture:
     sizes: dict[str, int] = {}
     for meta in metas:
         sizes[meta.thread_id] = sizes.get(meta.thread_id, 0) + 1
-    candidates = [meta for meta in metas[n // 2 :] + metas
-                  if sizes[meta.thread_id] >= 4 and not meta.in_reply_to]
+    candidates = [
+        meta for meta in metas[n // 2 :] + metas if sizes[meta.thread_id] >= 4 and not meta.in_reply_to
+    ]
     target = candidates[0] if candidates else metas[n // 2]
     with engine.connect() as connection:
         detail_id = connection.execute(
             text("SELECT id FROM emails WHERE message_id = :mid"), {"mid": target.message_id}
         ).scalar_one()
     dispose_engines()
-    return Fixture(token=token, detail_id=detail_id, insert_seconds=insert_seconds,
-                   index_seconds=index_seconds, size_bytes=size_bytes)
+    return Fixture(
+        token=token,
+        detail_id=detail_id,
+        insert_seconds=insert_seconds,
+        index_seconds=index_seconds,
+        size_bytes=size_bytes,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -419,9 +473,24 @@ class Server:
         self.log_path = os.path.join(data_dir, f"uvicorn-{self.port}.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "imap2api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            env=env, cwd=data_dir, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "imap2api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=data_dir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait(self, timeout: float = 60.0) -> None:
@@ -455,12 +524,16 @@ class Server:
 
 
 LIST_SELECTION = "count results { id subject sender date folder threadId threadCount }"
-EMAILS_QUERY = (f"query($q: String, $page: Int!) {{ emails(q: $q, page: $page, pageSize: {PAGE_SIZE}) "
-                f"{{ {LIST_SELECTION} }} }}")
+EMAILS_QUERY = (
+    f"query($q: String, $page: Int!) {{ emails(q: $q, page: $page, pageSize: {PAGE_SIZE}) "
+    f"{{ {LIST_SELECTION} }} }}"
+)
 THREADS_QUERY = f"{{ threads(pageSize: {PAGE_SIZE}) {{ count results {{ id threadCount }} }} }}"
 STATISTICS_QUERY = "{ statistics { totalEmails totalThreads folders { name count } } }"
-DETAIL_QUERY = ("query($id: ID!) { email(id: $id) { id subject sender recipient date folder threadId "
-                "bodyText bodyHtml threadEmails { id subject sender date bodyText bodyHtml } } }")
+DETAIL_QUERY = (
+    "query($id: ID!) { email(id: $id) { id subject sender recipient date folder threadId "
+    "bodyText bodyHtml threadEmails { id subject sender date bodyText bodyHtml } } }"
+)
 
 
 @dataclass
@@ -499,7 +572,7 @@ def cases(detail_id: int, n: int) -> list[Case]:
 def _hits(body: dict[str, Any]) -> str:
     """How many rows a response reports (count of a list), for context."""
     data = body.get("data", body)
-    for value in (data.values() if isinstance(data, dict) else []):
+    for value in data.values() if isinstance(data, dict) else []:
         if isinstance(value, dict) and "count" in value:
             return str(value["count"])
         if isinstance(value, dict) and "totalEmails" in value:
@@ -555,8 +628,9 @@ class Timing:
         return percentile(sorted(self.samples), 99)
 
 
-def measure(base_url: str, token: str, all_cases: list[Case], *, requests: int, warmup: int,
-            budget: float) -> dict[str, Timing]:
+def measure(
+    base_url: str, token: str, all_cases: list[Case], *, requests: int, warmup: int, budget: float
+) -> dict[str, Timing]:
     """Warm up, then time up to ``requests`` sequential requests per case.
 
     Cases are interleaved (one request of each in turn) so that a change in the machine's load
@@ -591,8 +665,10 @@ def measure(base_url: str, token: str, all_cases: list[Case], *, requests: int, 
                 count = len(samples[case.name])
                 if count >= requests or (spent[case.name] > budget and count >= MIN_SAMPLES):
                     active.remove(case)
-                    _progress(f"    {case.name:<24} p50 {percentile(sorted(samples[case.name]), 50):8.1f} ms "
-                              f"({count} requests)")
+                    _progress(
+                        f"    {case.name:<24} p50 {percentile(sorted(samples[case.name]), 50):8.1f} ms "
+                        f"({count} requests)"
+                    )
     return {case.name: Timing(samples[case.name], hits[case.name]) for case in all_cases}
 
 
@@ -654,14 +730,22 @@ def run_one(database: str, n: int, args: argparse.Namespace, base_dir: str) -> R
     try:
         _progress(f"{database} N={n}: filling {url}")
         fixture = fill(url, n, args.seed)
-        _progress(f"  insert {fixture.insert_seconds:.1f} s, index/analyze {fixture.index_seconds:.1f} s, "
-                  f"{fixture.size_bytes / 1e6:.0f} MB")
+        _progress(
+            f"  insert {fixture.insert_seconds:.1f} s, index/analyze {fixture.index_seconds:.1f} s, "
+            f"{fixture.size_bytes / 1e6:.0f} MB"
+        )
         server = Server(url, data_dir)
         try:
             server.wait()
             load_before = os.getloadavg()[0]
-            timings = measure(server.base_url, fixture.token, cases(fixture.detail_id, n),
-                              requests=args.requests, warmup=args.warmup, budget=args.budget)
+            timings = measure(
+                server.base_url,
+                fixture.token,
+                cases(fixture.detail_id, n),
+                requests=args.requests,
+                warmup=args.warmup,
+                budget=args.budget,
+            )
             load_after = os.getloadavg()[0]
         finally:
             server.stop()
@@ -680,19 +764,25 @@ def run_one(database: str, n: int, args: argparse.Namespace, base_dir: str) -> R
 def report_run(run: Run) -> None:
     """The table of one database and size."""
     f = run.fixture
-    print(f"\n=== {run.database}, N={run.size} emails "
-          f"(load {f.insert_seconds:.1f} s = {run.size / max(f.insert_seconds, 1e-9):.0f} rows/s, "
-          f"index/analyze {f.index_seconds:.1f} s, database {f.size_bytes / 1e6:.0f} MB; "
-          f"load average {run.load[0]:.2f}/{run.load[1]:.2f}) ===")
+    print(
+        f"\n=== {run.database}, N={run.size} emails "
+        f"(load {f.insert_seconds:.1f} s = {run.size / max(f.insert_seconds, 1e-9):.0f} rows/s, "
+        f"index/analyze {f.index_seconds:.1f} s, database {f.size_bytes / 1e6:.0f} MB; "
+        f"load average {run.load[0]:.2f}/{run.load[1]:.2f}) ==="
+    )
     print(f"{'case':<24} {'hits':>12} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
     for name, timing in run.timings.items():
         flag = "  SLOW" if timing.p50 > SLOW_P50_MS else ""
-        print(f"{name:<24} {timing.hits:>12} {len(timing.samples):>5} {timing.p50:9.1f} {timing.p95:9.1f} "
-              f"{timing.p99:9.1f}{flag}")
+        print(
+            f"{name:<24} {timing.hits:>12} {len(timing.samples):>5} {timing.p50:9.1f} {timing.p95:9.1f} "
+            f"{timing.p99:9.1f}{flag}"
+        )
     for rest, gql in (("rest page", "gql page"), ("rest search rare", "gql search rare")):
         ratio = run.timings[rest].p50 / run.timings[gql].p50
-        print(f"{rest} / {gql} p50: {ratio:.2f} (target <= {TARGET_REST_RATIO}) "
-              f"{_verdict(ratio <= TARGET_REST_RATIO)}")
+        print(
+            f"{rest} / {gql} p50: {ratio:.2f} (target <= {TARGET_REST_RATIO}) "
+            f"{_verdict(ratio <= TARGET_REST_RATIO)}"
+        )
     sys.stdout.flush()
 
 
@@ -713,24 +803,36 @@ def report_summary(runs: list[Run]) -> None:
         mine = sorted((run for run in runs if run.database == database), key=lambda run: run.size)
         small, large = mine[0], mine[-1]
         p50 = large.timings["gql search rare"].p50
-        print(f"{database}: search p50 at N={large.size}: {p50:.1f} ms "
-              f"(target <= {TARGET_SEARCH_P50_MS:.0f} ms) {_verdict(p50 <= TARGET_SEARCH_P50_MS)}; "
-              f"of which the floor (auth + GraphQL, "
-              f"`me`) is {large.timings['gql me (floor)'].p50:.1f} ms")
+        print(
+            f"{database}: search p50 at N={large.size}: {p50:.1f} ms "
+            f"(target <= {TARGET_SEARCH_P50_MS:.0f} ms) {_verdict(p50 <= TARGET_SEARCH_P50_MS)}; "
+            f"of which the floor (auth + GraphQL, "
+            f"`me`) is {large.timings['gql me (floor)'].p50:.1f} ms"
+        )
         if large.size > small.size:
             ratio = p50 / small.timings["gql search rare"].p50
-            print(f"{database}: search p50 N={large.size} / N={small.size}: {ratio:.2f} "
-                  f"(flat: target <= {TARGET_FLAT_RATIO}) {_verdict(ratio <= TARGET_FLAT_RATIO)}")
+            print(
+                f"{database}: search p50 N={large.size} / N={small.size}: {ratio:.2f} "
+                f"(flat: target <= {TARGET_FLAT_RATIO}) {_verdict(ratio <= TARGET_FLAT_RATIO)}"
+            )
             both = p50 <= TARGET_SEARCH_P50_MS and ratio <= TARGET_FLAT_RATIO
-            print(f"{database}: \"search p50 <= {TARGET_SEARCH_P50_MS:.0f} ms at {_size_label(large.size)}, "
-                  f"flat as data grows\": {_verdict(both)}")
+            print(
+                f'{database}: "search p50 <= {TARGET_SEARCH_P50_MS:.0f} ms at {_size_label(large.size)}, '
+                f'flat as data grows": {_verdict(both)}'
+            )
         for run in mine:
             for rest, gql in (("rest page", "gql page"), ("rest search rare", "gql search rare")):
                 ratio = run.timings[rest].p50 / run.timings[gql].p50
-                print(f"{database} N={run.size}: {rest} / {gql} p50 {ratio:.2f} "
-                      f"(target <= {TARGET_REST_RATIO}) {_verdict(ratio <= TARGET_REST_RATIO)}")
-    slow = [(run, name, timing) for run in runs for name, timing in run.timings.items()
-            if timing.p50 > SLOW_P50_MS]
+                print(
+                    f"{database} N={run.size}: {rest} / {gql} p50 {ratio:.2f} "
+                    f"(target <= {TARGET_REST_RATIO}) {_verdict(ratio <= TARGET_REST_RATIO)}"
+                )
+    slow = [
+        (run, name, timing)
+        for run in runs
+        for name, timing in run.timings.items()
+        if timing.p50 > SLOW_P50_MS
+    ]
     if slow:
         print(f"\nslow (p50 > {SLOW_P50_MS:.0f} ms):")
         for run, name, timing in slow:
@@ -741,14 +843,18 @@ def report_summary(runs: list[Run]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,200000",
-                        help="comma-separated mailbox sizes (default 10000,200000)")
+    parser.add_argument(
+        "--sizes", default="10000,200000", help="comma-separated mailbox sizes (default 10000,200000)"
+    )
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per case (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed requests per case first (default 10)")
-    parser.add_argument("--budget", type=float, default=30.0,
-                        help="seconds per case after which timing stops early "
-                             "(at least 15 requests; default 30)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="seconds per case after which timing stops early (at least 15 requests; default 30)",
+    )
     parser.add_argument("--seed", type=int, default=20241127)
     parser.add_argument("--keep", action="store_true", help="keep the databases (and print where they are)")
     args = parser.parse_args(argv)
@@ -757,9 +863,11 @@ def main(argv: list[str] | None = None) -> int:
 
     base_dir = tempfile.mkdtemp(prefix="imap2api-bench-api-")
     _prepare_environment(base_dir)
-    print(f"bench.api: sizes {sizes}, databases {databases}, {args.requests} requests per case "
-          f"({args.warmup} warm-up), seed {args.seed}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"bench.api: sizes {sizes}, databases {databases}, {args.requests} requests per case "
+        f"({args.warmup} warm-up), seed {args.seed}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     runs: list[Run] = []
     try:
         for database in databases:

@@ -40,11 +40,20 @@ def new_server_row(host: str, port: int, mail_user: str) -> int:
     from imap2api.db import session_scope
     from imap2api.validation import validate_server
 
-    data = validate_server({"name": f"resync of {mail_user}", "host": host, "port": port,
-                            "username": mail_user, "password": "secret", "tls_mode": "none"})
+    data = validate_server(
+        {
+            "name": f"resync of {mail_user}",
+            "host": host,
+            "port": port,
+            "username": mail_user,
+            "password": "secret",
+            "tls_mode": "none",
+        }
+    )
     with session_scope() as session:
-        owner = crud_users.create_user(session, username="resync_" + secrets.token_hex(4),
-                                       password=secrets.token_hex(8))
+        owner = crud_users.create_user(
+            session, username="resync_" + secrets.token_hex(4), password=secrets.token_hex(8)
+        )
         assert owner.id is not None
         server_id = crud_servers.create_server(session, owner_id=owner.id, data=data).id
         assert server_id is not None
@@ -136,9 +145,19 @@ def measure(profile: str, dovecot, user: str, corpus: Corpus, rng: random.Random
         entry = per_kind[command_kind(command.text.decode(errors="replace"))]
         entry[0] += 1
         entry[1] += command.seconds or 0.0
-    return {"profile": profile, "full": full_seconds, "same": same_seconds, "seconds": seconds, "cpu": cpu,
-            "run": run, "exact": exact, "commands": len(commands), "server_bytes": server_bytes,
-            "imap_seconds": sum(command.seconds or 0.0 for command in commands), "per_kind": per_kind}
+    return {
+        "profile": profile,
+        "full": full_seconds,
+        "same": same_seconds,
+        "seconds": seconds,
+        "cpu": cpu,
+        "run": run,
+        "exact": exact,
+        "commands": len(commands),
+        "server_bytes": server_bytes,
+        "imap_seconds": sum(command.seconds or 0.0 for command in commands),
+        "per_kind": per_kind,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000, help="N, the mailbox size (default 10000)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--seed", type=int, default=42, help="corpus seed (default 42)")
-    parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated subset of "
-                        + ", ".join(PROFILES))
+    parser.add_argument(
+        "--profiles", default=",".join(PROFILES), help="comma-separated subset of " + ", ".join(PROFILES)
+    )
     args = parser.parse_args(argv)
     profiles = [name for name in args.profiles.split(",") if name]
     if unknown := set(profiles) - set(PROFILES):
@@ -210,8 +230,10 @@ def _run(args: argparse.Namespace, profiles: list[str], dovecot) -> None:  # noq
             if other in by_name:
                 ratio = by_name["qresync"]["seconds"] / by_name[other]["seconds"]
                 lines.append(f"re-sync time qresync / {other}: {ratio:.2f}")
-    lines.append("(ratio: re-sync after the changes / no-change re-sync of the same profile; IMAP wait: "
-                 "time between sending each command and its tagged answer)")
+    lines.append(
+        "(ratio: re-sync after the changes / no-change re-sync of the same profile; IMAP wait: "
+        "time between sending each command and its tagged answer)"
+    )
     for result in results:
         if result["profile"] == "direct":
             continue

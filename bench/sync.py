@@ -99,17 +99,36 @@ _TOPICS = """Quarterly report|Budget review|Release plan|Meeting notes|Invoice|C
 Server migration|Security incident|Travel plans|Onboarding checklist|Roadmap update|Team offsite|
 Customer feedback|Performance metrics|Outage postmortem|Hiring update|Design review|Vendor quote|
 Weekly status|Expense report|Training session|Office move|License renewal|Database backup""".replace(
-    "\n", "").split("|")
+    "\n", ""
+).split("|")
 _OBJECTS = """for Q1|for Q2|for Q3|for Q4|- action items|(draft)|v2|for project Atlas|for project Borealis|
 for the Berlin office|next steps|- please review|for approval|#{n}|before Friday|follow-up|summary|
 and timeline|- updated numbers|for the board""".replace("\n", "").split("|")
-_SUBJECTS_LATIN1 = ["Grüße aus Zürich", "Café am Freitag?", "Résumé für die Stelle",
-                    "Reunión de equipo mañana", "Präsentation für Köln", "Àpropos du contrat",
-                    "Größere Änderungen am Angebot"]
-_SUBJECTS_UTF8 = ["Budget 2024 — € figures", "Привет из московского офиса", "会議の議事録", "Łódź office ✓",
-                  "Trip to São Paulo → agenda", "Dvořák concert tickets 🎻"]
-_MAILERS = ["Mozilla Thunderbird 115.4", "Microsoft Outlook 16.0", "Apple Mail (2.3774)", "Roundcube 1.6",
-            "K-9 Mail for Android", "Evolution 3.48"]
+_SUBJECTS_LATIN1 = [
+    "Grüße aus Zürich",
+    "Café am Freitag?",
+    "Résumé für die Stelle",
+    "Reunión de equipo mañana",
+    "Präsentation für Köln",
+    "Àpropos du contrat",
+    "Größere Änderungen am Angebot",
+]
+_SUBJECTS_UTF8 = [
+    "Budget 2024 — € figures",
+    "Привет из московского офиса",
+    "会議の議事録",
+    "Łódź office ✓",
+    "Trip to São Paulo → agenda",
+    "Dvořák concert tickets 🎻",
+]
+_MAILERS = [
+    "Mozilla Thunderbird 115.4",
+    "Microsoft Outlook 16.0",
+    "Apple Mail (2.3774)",
+    "Roundcube 1.6",
+    "K-9 Mail for Android",
+    "Evolution 3.48",
+]
 
 
 def _ascii_of(text: str) -> str:
@@ -214,8 +233,16 @@ class Corpus:
 
     # -- bodies -------------------------------------------------------------------------------
 
-    def _text(self, target: int, *, greeting: str, signature: str, latin1: bool, utf8: bool,
-              quote: tuple[str, datetime, str] | None) -> tuple[str, list[str]]:
+    def _text(
+        self,
+        target: int,
+        *,
+        greeting: str,
+        signature: str,
+        latin1: bool,
+        utf8: bool,
+        quote: tuple[str, datetime, str] | None,
+    ) -> tuple[str, list[str]]:
         rng = self.rng
         paragraphs: list[str] = []
         size = 0
@@ -237,9 +264,11 @@ class Corpus:
     @staticmethod
     def _html(paragraphs: list[str], charset: str, signature: str) -> str:
         body = "\n".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-        return (f'<html><head><meta http-equiv="Content-Type" content="text/html; charset={charset}">'
-                f"</head>\n<body style=\"font-family: sans-serif\">\n{body}\n"
-                f"<p>{html.escape(signature).replace(chr(10), '<br>')}</p>\n</body></html>\n")
+        return (
+            f'<html><head><meta http-equiv="Content-Type" content="text/html; charset={charset}">'
+            f'</head>\n<body style="font-family: sans-serif">\n{body}\n'
+            f"<p>{html.escape(signature).replace(chr(10), '<br>')}</p>\n</body></html>\n"
+        )
 
     def _attachment(self) -> tuple[bytes, str, str, str]:
         rng = self.rng
@@ -266,14 +295,31 @@ class Corpus:
         # Occasionally a thread whose first message we never got: its replies share a ghost parent.
         if rng.random() < 0.02:
             ghost = f"<{rng.getrandbits(64):016x}@lists.{rng.choice(_DOMAINS)}>"
-            self._recent.append(_Sent(ghost, [], self._new_subject(), rng.choice(self._contacts),
-                                      date, rng.choice(self._paragraphs)))
+            self._recent.append(
+                _Sent(
+                    ghost,
+                    [],
+                    self._new_subject(),
+                    rng.choice(self._contacts),
+                    date,
+                    rng.choice(self._paragraphs),
+                )
+            )
 
-        parent = rng.choice(self._recent[-300:]) if self._recent and rng.random() < (
-            0.7 if outgoing else 0.4) else None
-        sender = self.me if outgoing else (
-            parent.sender if parent is not None and parent.sender != self.me and rng.random() < 0.3
-            else rng.choice(self._contacts))
+        parent = (
+            rng.choice(self._recent[-300:])
+            if self._recent and rng.random() < (0.7 if outgoing else 0.4)
+            else None
+        )
+        sender = (
+            self.me
+            if outgoing
+            else (
+                parent.sender
+                if parent is not None and parent.sender != self.me and rng.random() < 0.3
+                else rng.choice(self._contacts)
+            )
+        )
         if parent is not None:
             subject = "Re: " + parent.root_subject
             root_subject = parent.root_subject
@@ -301,21 +347,29 @@ class Corpus:
         quote = None
         if parent is not None and rng.random() < 0.6:
             quote = (parent.sender[0], parent.date, parent.quote)
-        text, paragraphs = self._text(int(total * (0.45 if with_html else 0.92)), greeting=greeting,
-                                      signature=signature, latin1=latin1, utf8=utf8, quote=quote)
+        text, paragraphs = self._text(
+            int(total * (0.45 if with_html else 0.92)),
+            greeting=greeting,
+            signature=signature,
+            latin1=latin1,
+            utf8=utf8,
+            quote=quote,
+        )
         if charset == "iso-8859-1":
             try:
                 text.encode(charset)
             except UnicodeEncodeError:  # a quoted name outside Latin-1
                 charset = "utf-8"
         body = EmailMessage(policy=email_policy.SMTP)
-        cte = None if text.isascii() else rng.choice(("quoted-printable", "quoted-printable", "8bit",
-                                                      "base64"))
+        cte = (
+            None if text.isascii() else rng.choice(("quoted-printable", "quoted-printable", "8bit", "base64"))
+        )
         body.set_content(text, charset=charset, cte=cte)
         if with_html:
             page = self._html(paragraphs, charset, signature)
-            body.add_alternative(page, subtype="html", charset=charset,
-                                 cte=None if page.isascii() else "quoted-printable")
+            body.add_alternative(
+                page, subtype="html", charset=charset, cte=None if page.isascii() else "quoted-printable"
+            )
         if rng.random() < 0.10:
             content, maintype, subtype, filename = self._attachment()
             body.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
@@ -340,8 +394,9 @@ class Corpus:
         headers.append(f"X-Mailer: {rng.choice(_MAILERS)}")
         raw = "\r\n".join(headers).encode("ascii") + b"\r\n" + body.as_bytes()
 
-        self._recent.append(_Sent(message_id, references, root_subject, sender, date,
-                                  paragraphs[0] if paragraphs else ""))
+        self._recent.append(
+            _Sent(message_id, references, root_subject, sender, date, paragraphs[0] if paragraphs else "")
+        )
         if len(self._recent) > 2000:
             del self._recent[:1000]
 
@@ -488,13 +543,20 @@ def new_mirror(dovecot, mail_user: str) -> tuple[int, int]:  # noqa: ANN001
     from imap2api.db import session_scope
     from imap2api.validation import validate_server
 
-    data = validate_server({
-        "name": f"mailbox of {mail_user}", "host": dovecot.host, "port": dovecot.port,
-        "username": mail_user, "password": PASSWORD, "use_ssl": False,
-    })
+    data = validate_server(
+        {
+            "name": f"mailbox of {mail_user}",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "username": mail_user,
+            "password": PASSWORD,
+            "use_ssl": False,
+        }
+    )
     with session_scope() as session:
-        owner = crud_users.create_user(session, username="bench_" + secrets.token_hex(4),
-                                       password=secrets.token_hex(8))
+        owner = crud_users.create_user(
+            session, username="bench_" + secrets.token_hex(4), password=secrets.token_hex(8)
+        )
         server = crud_servers.create_server(session, owner_id=owner.id, data=data)
         return owner.id, server.id
 
@@ -641,8 +703,11 @@ class StageTimer:
     def table(self, total: float) -> list[str]:
         """One line per stage, biggest first, then "other"."""
         rows = sorted(self.seconds.items(), key=lambda item: -item[1])
-        lines = [f"  {label:<52}{seconds:>8.2f}s{seconds / total:>8.1%}{self.calls[label]:>8} calls"
-                 for label, seconds in rows if self.calls[label]]
+        lines = [
+            f"  {label:<52}{seconds:>8.2f}s{seconds / total:>8.1%}{self.calls[label]:>8} calls"
+            for label, seconds in rows
+            if self.calls[label]
+        ]
         other = total - sum(self.seconds.values())
         label = "other (sessions, folder state, lease, run rows)"
         lines.append(f"  {label:<52}{other:>8.2f}s{other / total:>8.1%}")
@@ -658,7 +723,7 @@ def top_functions(stats_path: str, limit: int = 25) -> str:
     stats = pstats.Stats(stats_path, stream=stream)
     stats.sort_stats("cumulative").print_stats(limit)
     text = stream.getvalue()
-    return text[text.index("   ncalls"):] if "   ncalls" in text else text
+    return text[text.index("   ncalls") :] if "   ncalls" in text else text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -704,8 +769,9 @@ def bench_environment(database: str, label: str) -> Iterator[Any]:
             database_url = create_postgres_database(pg_name)
         with DovecotServer() as dovecot:
             os.environ["IMAP2API_IMAP_CA_FILE"] = str(dovecot.ca_cert_path)
-            reload_settings(data_dir=data_dir, database_url=database_url,
-                            imap_ca_file=str(dovecot.ca_cert_path))
+            reload_settings(
+                data_dir=data_dir, database_url=database_url, imap_ca_file=str(dovecot.ca_cert_path)
+            )
             dispose_engines()
             migrate()
             yield dovecot
@@ -726,8 +792,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000, help="N, the mailbox size (default 10000)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--seed", type=int, default=42, help="corpus seed (default 42)")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="also cProfile one extra full sync (fresh server) into FILE; print its hotspots")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also cProfile one extra full sync (fresh server) into FILE; print its hotspots",
+    )
     args = parser.parse_args(argv)
     if args.messages < 8:
         parser.error("--messages must be at least 8")
@@ -742,8 +811,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _row(label: str, seconds: float, cpu: float | None = None, messages: int | None = None,
-         size: int | None = None, note: str = "") -> str:
+def _row(
+    label: str,
+    seconds: float,
+    cpu: float | None = None,
+    messages: int | None = None,
+    size: int | None = None,
+    note: str = "",
+) -> str:
     """One line of the measurement table."""
     text = f"{label:<42}{seconds:>9.3f}s"
     text += f"{cpu:>9.2f}s" if cpu is not None else " " * 10
@@ -847,8 +922,14 @@ def _run(args: argparse.Namespace, n: int, quarter: int, dovecot, settings) -> N
         "",
         f"{'measurement':<42}{'wall':>10}{'CPU':>10}{'msgs/s':>9}{'MB/s':>8}",
         rule,
-        _row("raw limit (imapclient + stdlib parse)", raw.seconds, raw.cpu_seconds, raw.messages, raw.bytes,
-             "(best of " + ", ".join(f"{item.seconds:.2f}" for item in raw_passes) + " s)"),
+        _row(
+            "raw limit (imapclient + stdlib parse)",
+            raw.seconds,
+            raw.cpu_seconds,
+            raw.messages,
+            raw.bytes,
+            "(best of " + ", ".join(f"{item.seconds:.2f}" for item in raw_passes) + " s)",
+        ),
         _row(f"full sync (run_sync, {n} new)", full_seconds, full_cpu, n, full_run.bytes_fetched),
         _row(f"search index catch-up ({indexed} emails)", index_seconds, index_cpu, indexed or None),
         _row("no-change re-sync", same_seconds, same_cpu),
@@ -876,9 +957,13 @@ def _run(args: argparse.Namespace, n: int, quarter: int, dovecot, settings) -> N
         *stages.table(full_seconds),
     ]
     if profile_seconds is not None:
-        lines += ["", f"cProfile of an extra full sync ({profile_seconds:.1f} s with profiler overhead), "
-                      f"top functions by cumulative time (full dump: {args.profile}):", "",
-                  top_functions(args.profile).rstrip()]
+        lines += [
+            "",
+            f"cProfile of an extra full sync ({profile_seconds:.1f} s with profiler overhead), "
+            f"top functions by cumulative time (full dump: {args.profile}):",
+            "",
+            top_functions(args.profile).rstrip(),
+        ]
     print("\n".join(lines), flush=True)
 
 

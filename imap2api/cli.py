@@ -47,8 +47,12 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
 
 @main.command()
 @click.option("--processes", type=int, default=None, help="Worker processes [IMAP2API_WORKER_PROCESSES].")
-@click.option("--threads", type=int, default=None,
-              help="Threads per process for webhooks and the search index [IMAP2API_WORKER_THREADS].")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Threads per process for webhooks and the search index [IMAP2API_WORKER_THREADS].",
+)
 def worker(processes: int | None, threads: int | None) -> None:
     """Run worker processes against Redis, and the sync scheduler (IMAP2API_REDIS_URL must be set).
 
@@ -66,8 +70,13 @@ def worker(processes: int | None, threads: int | None) -> None:
             "without Redis, `imap2api serve` runs the worker in-process."
         )
     _setup_logging()
-    argv = [sys.executable, "-m", "imap2api.workers.process",
-            "--threads", str(threads or settings.worker_threads)]
+    argv = [
+        sys.executable,
+        "-m",
+        "imap2api.workers.process",
+        "--threads",
+        str(threads or settings.worker_threads),
+    ]
     children = [subprocess.Popen(argv) for _ in range(processes or settings.worker_processes)]
     stopping = threading.Event()
 
@@ -192,12 +201,19 @@ def status() -> None:
     table = [("ID", "OWNER", "NAME", "HOST", "LAST SYNC", "LAG", "STATUS", "EMAILS", "LAST ERROR")]
     for row in rows:
         lag = _duration((now - row.last_sync).total_seconds()) if row.last_sync else "never"
-        table.append((
-            str(row.id), row.owner, row.name, row.host,
-            row.last_sync.strftime("%Y-%m-%d %H:%M:%SZ") if row.last_sync else "-", lag,
-            "running" if row.running else (row.last_status or "-"), str(row.emails),
-            (row.last_error[:60] + "…") if len(row.last_error) > 60 else (row.last_error or "-"),
-        ))
+        table.append(
+            (
+                str(row.id),
+                row.owner,
+                row.name,
+                row.host,
+                row.last_sync.strftime("%Y-%m-%d %H:%M:%SZ") if row.last_sync else "-",
+                lag,
+                "running" if row.running else (row.last_status or "-"),
+                str(row.emails),
+                (row.last_error[:60] + "…") if len(row.last_error) > 60 else (row.last_error or "-"),
+            )
+        )
     widths = [max(len(line[index]) for line in table) for index in range(len(table[0]))]
     for line in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())

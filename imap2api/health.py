@@ -31,7 +31,9 @@ def _readiness() -> dict[str, Any]:
             crud_status.database_answers(session)
         checks["database"] = "ok"
         pending = pending_migrations()
-        checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)} (run `imap2api migrate`)"
+        checks["migrations"] = (
+            "ok" if not pending else f"pending: {', '.join(pending)} (run `imap2api migrate`)"
+        )
     except Exception as exc:  # noqa: BLE001 - readiness reports failures, it does not raise them
         checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
@@ -53,8 +55,9 @@ async def readyz() -> JSONResponse:
     """Ready to serve: 200 when every check passes, 503 with the failing checks otherwise."""
     checks = await run_in_threadpool(_readiness)
     ready = all(value.startswith("ok") for value in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics")

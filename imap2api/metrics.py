@@ -20,12 +20,16 @@ log = logging.getLogger("imap2api.metrics")
 
 registry = CollectorRegistry()
 HTTP_REQUESTS = Counter(
-    "imap2api_http_requests_total", "HTTP requests by route, method and status.",
-    ["route", "method", "status"], registry=registry,
+    "imap2api_http_requests_total",
+    "HTTP requests by route, method and status.",
+    ["route", "method", "status"],
+    registry=registry,
 )
 HTTP_LATENCY = Histogram(
-    "imap2api_http_request_duration_seconds", "HTTP request latency by route and method.",
-    ["route", "method"], registry=registry,
+    "imap2api_http_request_duration_seconds",
+    "HTTP request latency by route and method.",
+    ["route", "method"],
+    registry=registry,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
@@ -62,12 +66,19 @@ class MirrorCollector(Collector):
         for status, count in sorted(totals["runs"].items()):
             runs.add_metric([status], count)
         yield runs
-        yield CounterMetricFamily("imap2api_messages_fetched", "Messages fetched by syncs.",
-                                  value=totals["messages_fetched"])
-        lag = GaugeMetricFamily("imap2api_sync_lag_seconds",
-                                "Seconds since the last successful sync of each server.", labels=["server"])
-        duration = GaugeMetricFamily("imap2api_sync_duration_seconds",
-                                     "Duration of each server's latest finished sync.", labels=["server"])
+        yield CounterMetricFamily(
+            "imap2api_messages_fetched", "Messages fetched by syncs.", value=totals["messages_fetched"]
+        )
+        lag = GaugeMetricFamily(
+            "imap2api_sync_lag_seconds",
+            "Seconds since the last successful sync of each server.",
+            labels=["server"],
+        )
+        duration = GaugeMetricFamily(
+            "imap2api_sync_duration_seconds",
+            "Duration of each server's latest finished sync.",
+            labels=["server"],
+        )
         now = utcnow()
         for server in servers:
             if server.last_sync is not None:
@@ -76,8 +87,9 @@ class MirrorCollector(Collector):
                 duration.add_metric([str(server.id)], durations[server.id])
         yield lag
         yield duration
-        delivered = CounterMetricFamily("imap2api_webhook_deliveries",
-                                        "Webhook delivery attempts by outcome.", labels=["status"])
+        delivered = CounterMetricFamily(
+            "imap2api_webhook_deliveries", "Webhook delivery attempts by outcome.", labels=["status"]
+        )
         for status, count in sorted(deliveries.items()):
             delivered.add_metric([status], count)
         yield delivered
@@ -86,8 +98,9 @@ class MirrorCollector(Collector):
         except Exception:  # noqa: BLE001 - a broker outage shows in /readyz
             log.warning("metrics: broker unavailable", exc_info=True)
             return
-        queued = GaugeMetricFamily("imap2api_queue_messages", "Messages waiting per Dramatiq queue.",
-                                   labels=["queue"])
+        queued = GaugeMetricFamily(
+            "imap2api_queue_messages", "Messages waiting per Dramatiq queue.", labels=["queue"]
+        )
         for name, size in sizes.items():
             queued.add_metric([name], size)
         yield queued

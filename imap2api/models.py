@@ -221,7 +221,9 @@ class SyncRun(SQLModel, table=True):
     __table_args__ = (
         # At most one queued-or-running run per server, even when two processes ask at once.
         Index(
-            "ux_sync_runs_one_active", "imap_server_id", unique=True,
+            "ux_sync_runs_one_active",
+            "imap_server_id",
+            unique=True,
             sqlite_where=text("status IN ('queued', 'running')"),
             postgresql_where=text("status IN ('queued', 'running')"),
         ),

@@ -18,7 +18,9 @@ MAX_DEPTH = 64
 # later quote, which took quadratic time (a hostile 1 MB body would hold the event loop for hours).
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
 _JSON_BYTES = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
-_GRAPHQL_TOKENS = re.compile(r'"""(?:\\"""|[^"]|"(?!""))*(?:""")?|"(?:[^"\\\n\r]|\\.)*"?|#[^\n\r]*|[\[\]{}()]')
+_GRAPHQL_TOKENS = re.compile(
+    r'"""(?:\\"""|[^"]|"(?!""))*(?:""")?|"(?:[^"\\\n\r]|\\.)*"?|#[^\n\r]*|[\[\]{}()]'
+)
 
 
 class TooDeeplyNested(ValueError):
@@ -29,8 +31,9 @@ class TooDeeplyNested(ValueError):
         self.limit = limit
 
 
-def _exceeds(tokens: re.Pattern[Any], text: Any, opening: frozenset[Any], closing: frozenset[Any],
-             limit: int) -> bool:
+def _exceeds(
+    tokens: re.Pattern[Any], text: Any, opening: frozenset[Any], closing: frozenset[Any], limit: int
+) -> bool:
     """Whether brackets outside strings (and comments) nest deeper than ``limit``."""
     # Fast path, at C speed: fewer opening brackets than the limit cannot nest deeper than it.
     if sum(text.count(bracket) for bracket in opening) <= limit:

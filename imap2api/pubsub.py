@@ -50,7 +50,9 @@ class LocalBus:
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue]:
         """A queue receiving the channel's messages while the context is open."""
         entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]] = (
-            asyncio.get_running_loop(), asyncio.Queue(maxsize=1000))
+            asyncio.get_running_loop(),
+            asyncio.Queue(maxsize=1000),
+        )
         with self._lock:
             self._subscribers.setdefault(channel, set()).add(entry)
         try:

@@ -37,11 +37,11 @@ def rest_markdown() -> str:
         "",
         "Generated from `/openapi.json` by `imap2api docs docs/` (do not edit by hand). Every route under",
         "`/api/` is also served under `/api/v1/`; the interactive version is at `/docs`. All but",
-        "`/api-token-auth/` need `Authorization: Token <key>`. Errors are DRF-shaped: `{\"detail\": ...}`",
-        "(401, 404, 405, 413, 429, 5xx) or `{\"field\": [\"message\"]}` (400). As in DRF, every route",
+        '`/api-token-auth/` need `Authorization: Token <key>`. Errors are DRF-shaped: `{"detail": ...}`',
+        '(401, 404, 405, 413, 429, 5xx) or `{"field": ["message"]}` (400). As in DRF, every route',
         "also answers `OPTIONS` (`name`, `description`, `renders`, `parses`) and `HEAD` where it answers",
         "`GET`, and a 405's `Allow` lists every method of the resource. Lists take `page` (1 and up, or",
-        "`last`; anything else is `404 {\"detail\": \"Invalid page.\"}`) and `page_size`.",
+        '`last`; anything else is `404 {"detail": "Invalid page."}`) and `page_size`.',
         "",
         "| method | path | summary | parameters | request body | answers |",
         "|---|---|---|---|---|---|",
@@ -65,7 +65,8 @@ def rest_markdown() -> str:
                 answers.append(f"{status} {model}".strip())
             summary = (operation.get("summary") or "").replace("|", "\\|")
             lines.append(
-                f"| {method.upper()} | `{path}` | {summary} | {params or '-'} | {body_name or '-'} | {'; '.join(answers)} |"
+                f"| {method.upper()} | `{path}` | {summary} | {params or '-'} | {body_name or '-'} "
+                f"| {'; '.join(answers)} |"
             )
     schemas = spec.get("components", {}).get("schemas", {})
     lines += ["", "## Bodies", ""]

@@ -32,9 +32,7 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    candidate = hashlib.scrypt(
-        password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p)
-    )
+    candidate = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p))
     return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
@@ -69,6 +67,4 @@ def decrypt_secret(token: str) -> str:
     try:
         return _fernet(settings.resolved_secret_key).decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise DecryptionError(
-            "stored secret cannot be decrypted: was IMAP2API_SECRET_KEY changed?"
-        ) from exc
+        raise DecryptionError("stored secret cannot be decrypted: was IMAP2API_SECRET_KEY changed?") from exc

@@ -41,8 +41,9 @@ def arm_watchdog(seconds: float) -> None:
     global _watchdog
     with _watchdog_lock:
         if _watchdog is None:
-            _watchdog = threading.Thread(target=_expire, args=(seconds,), name="imap2api-shutdown-watchdog",
-                                         daemon=True)
+            _watchdog = threading.Thread(
+                target=_expire, args=(seconds,), name="imap2api-shutdown-watchdog", daemon=True
+            )
             _watchdog.start()
 
 
@@ -63,10 +64,14 @@ class Server(uvicorn.Server):
 def run_server(app: Any, *, host: str, port: int) -> None:
     """Serve ``app`` until a stop signal, cancelling requests still running after the shutdown timeout."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None,
+        app,
+        host=host,
+        port=port,
+        log_config=None,
         # X-Forwarded-For is believed only from the proxies named (none by default): the client
         # address is what the rate limits count, so a forged header must not buy a fresh budget.
-        proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or [],
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or [],
         ws_max_size=settings.max_request_bytes,  # a websocket message is bounded like a request body
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
     )

@@ -71,8 +71,11 @@ class Throttle:
 
     def __init__(self) -> None:
         if settings.redis_url:
-            storage = storage_from_string(f"async+{settings.redis_url}", implementation="redispy",
-                                          key_prefix=f"{settings.redis_prefix}:throttle")
+            storage = storage_from_string(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                key_prefix=f"{settings.redis_prefix}:throttle",
+            )
         else:
             storage = storage_from_string("async+memory://")
         self.limiter = MovingWindowRateLimiter(storage)
@@ -165,8 +168,10 @@ class LimitsMiddleware:
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start" and headers:
-                message["headers"] = [*message.get("headers", []),
-                                      *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+                ]
             await send(message)
 
         await self.app(scope, _bounded(receive, settings.max_request_bytes), send_with_headers)
@@ -178,8 +183,13 @@ class LimitsMiddleware:
             if not verdict.allowed:
                 await receive()  # websocket.connect
                 if "websocket.http.response" in scope.get("extensions", {}):
-                    await _json(send, 429, {"detail": verdict.detail},
-                                {**verdict.headers, "Retry-After": str(verdict.wait)}, prefix="websocket.")
+                    await _json(
+                        send,
+                        429,
+                        {"detail": verdict.detail},
+                        {**verdict.headers, "Retry-After": str(verdict.wait)},
+                        prefix="websocket.",
+                    )
                 else:
                     await send({"type": "websocket.close", "code": 1008, "reason": verdict.detail})
                 return

@@ -48,8 +48,9 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     for name in REQUIRED_ON_CREATE:
         # Absent on create: required; null at any time: refused here, or it reaches a NOT NULL column.
         if clean.get(name) is None and (name in clean or current is None):
-            errors.setdefault(name, []).append("This field may not be null." if name in clean
-                                               else "This field is required.")
+            errors.setdefault(name, []).append(
+                "This field may not be null." if name in clean else "This field is required."
+            )
     if current is None:
         for name, default in SERVER_DEFAULTS.items():
             if clean.get(name) is None and name != "sync_limit_value":
@@ -143,8 +144,10 @@ def _require_password_for_new_destination(
     if clean.get("password"):
         return
     # A field already refused (null, not a hostname...) is no new destination: its own error says enough.
-    if any(name in clean and name not in errors and clean[name] is not None
-           and clean[name] != current.get(name) for name in DESTINATION_FIELDS):
+    if any(
+        name in clean and name not in errors and clean[name] is not None and clean[name] != current.get(name)
+        for name in DESTINATION_FIELDS
+    ):
         errors.setdefault("password", []).append(PASSWORD_AGAIN)
 
 

@@ -190,7 +190,9 @@ class Mirror:
         from imap2api.db import session_scope
 
         with session_scope() as session:
-            rows = crud_events.list_events(session, owner_id=self.owner_id, type=type, server_id=self.server_id)
+            rows = crud_events.list_events(
+                session, owner_id=self.owner_id, type=type, server_id=self.server_id
+            )
             return [{"type": row.type, "id": row.id, **crud_events.event_data(row)} for row in rows]
 
 
@@ -203,10 +205,16 @@ def mirror(database: str, dovecot, user: str, make_user) -> Mirror:
     from imap2api.validation import validate_server
 
     username, _, token = make_user()
-    data = validate_server({
-        "name": f"mailbox of {user}", "host": dovecot.host, "port": dovecot.port,
-        "username": user, "password": "secret", "use_ssl": False,
-    })
+    data = validate_server(
+        {
+            "name": f"mailbox of {user}",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "username": user,
+            "password": "secret",
+            "use_ssl": False,
+        }
+    )
     with session_scope() as session:
         owner = crud_users.get_user_by_username(session, username=username)
         server = crud_servers.create_server(session, owner_id=owner.id, data=data)

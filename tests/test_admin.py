@@ -38,8 +38,12 @@ class Admin:
 
     def login(self, username: str, password: str):  # noqa: ANN201
         """Post the login form; returns the response (302 on success)."""
-        return self.client.post("/admin/login", data={"username": username, "password": password},
-                                headers=ORIGIN, follow_redirects=False)
+        return self.client.post(
+            "/admin/login",
+            data={"username": username, "password": password},
+            headers=ORIGIN,
+            follow_redirects=False,
+        )
 
     def get(self, path: str, **kwargs):  # noqa: ANN003, ANN201
         """A page, as a same-origin navigation."""
@@ -102,8 +106,13 @@ def row(model, pk: int):  # noqa: ANN001, ANN201
 
 
 def test_anonymous_and_non_admin_users_get_nothing(client, make_user) -> None:  # noqa: ANN001
-    for path in ("/admin/", "/admin/user/list", "/admin/webhook/list", "/admin/email/details/1",
-                 "/admin/webhook/create"):
+    for path in (
+        "/admin/",
+        "/admin/user/list",
+        "/admin/webhook/list",
+        "/admin/email/details/1",
+        "/admin/webhook/create",
+    ):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 302 and response.headers["location"].endswith("/admin/login"), path
     username, password, token = make_user()
@@ -112,8 +121,9 @@ def test_anonymous_and_non_admin_users_get_nothing(client, make_user) -> None:  
     assert refused.status_code == 400 and "Invalid credentials" in refused.text
     assert not logged_in(outsider.get("/admin/user/list"))
     # A valid API token is no way in either.
-    assert not logged_in(client.get("/admin/user/list", headers={"Authorization": f"Token {token}"},
-                                    follow_redirects=False))
+    assert not logged_in(
+        client.get("/admin/user/list", headers={"Authorization": f"Token {token}"}, follow_redirects=False)
+    )
 
 
 def test_admin_login_sets_a_strict_http_only_cookie_and_logout_ends_it(client, make_user) -> None:  # noqa: ANN001
@@ -139,8 +149,9 @@ def test_a_password_change_or_lost_admin_rights_end_existing_sessions(client, ma
     session = Admin(client, username, password)
     assert logged_in(session.get("/admin/"))
     with session_scope() as db:
-        crud_users.set_password(db, user=crud_users.get_user_by_username(db, username=username),
-                                password="a-new-password")
+        crud_users.set_password(
+            db, user=crud_users.get_user_by_username(db, username=username), password="a-new-password"
+        )
     assert not logged_in(session.get("/admin/"))
     assert session.login(username, "a-new-password").status_code == 302
     with session_scope() as db:
@@ -226,11 +237,16 @@ def test_state_changing_requests_from_another_site_are_refused(admin: Admin, mak
         {"Sec-Fetch-Site": "same-site"},
     ]
     for headers in cross_site:
-        edit = admin.client.post(f"/admin/user/edit/{victim_id}", headers=headers, follow_redirects=False,
-                                 data={"username": "hijacked", "is_admin": "y", "is_active": "y"})
+        edit = admin.client.post(
+            f"/admin/user/edit/{victim_id}",
+            headers=headers,
+            follow_redirects=False,
+            data={"username": "hijacked", "is_admin": "y", "is_active": "y"},
+        )
         assert edit.status_code == 403, headers
-        action = admin.client.get(f"/admin/user/action/make-admin?pks={victim_id}", headers=headers,
-                                  follow_redirects=False)
+        action = admin.client.get(
+            f"/admin/user/action/make-admin?pks={victim_id}", headers=headers, follow_redirects=False
+        )
         assert action.status_code == 403, headers
         login = admin.client.post("/admin/login", data={"username": "x", "password": "y"}, headers=headers)
         assert login.status_code == 403, headers
@@ -238,8 +254,11 @@ def test_state_changing_requests_from_another_site_are_refused(admin: Admin, mak
 
     assert row(User, victim_id).username == victim and not row(User, victim_id).is_admin
     # The same requests from the admin's own pages go through.
-    same_site = admin.client.get(f"/admin/user/action/make-admin?pks={victim_id}", follow_redirects=False,
-                                 headers={"Sec-Fetch-Site": "same-origin"})
+    same_site = admin.client.get(
+        f"/admin/user/action/make-admin?pks={victim_id}",
+        follow_redirects=False,
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
     assert same_site.status_code == 302 and row(User, victim_id).is_admin
 
 
@@ -290,8 +309,9 @@ def test_the_admin_mounts_no_file_serving_route(client) -> None:  # noqa: ANN001
         if isinstance(route, Mount):
             # The one mount is sqladmin's own assets.
             assert isinstance(route.app, StaticFiles), route.path
-            assert all(Path(directory).resolve().is_relative_to(package)
-                       for directory in route.app.all_directories), route.app.all_directories
+            assert all(
+                Path(directory).resolve().is_relative_to(package) for directory in route.app.all_directories
+            ), route.app.all_directories
 
 
 # --- users -------------------------------------------------------------------------------------
@@ -299,8 +319,12 @@ def test_the_admin_mounts_no_file_serving_route(client) -> None:  # noqa: ANN001
 
 def test_users_are_listed_without_password_or_token_hashes(admin: Admin, make_user) -> None:
     username, _, token = make_user()
-    pages = [admin.get("/admin/user/list"), admin.get(f"/admin/user/details/{user_id(username)}"),
-             admin.get(f"/admin/user/edit/{user_id(username)}"), admin.get("/admin/api-token/list")]
+    pages = [
+        admin.get("/admin/user/list"),
+        admin.get(f"/admin/user/details/{user_id(username)}"),
+        admin.get(f"/admin/user/edit/{user_id(username)}"),
+        admin.get("/admin/api-token/list"),
+    ]
     for page in pages:
         assert page.status_code == 200
         assert "scrypt$" not in page.text and token not in page.text
@@ -317,16 +341,18 @@ def test_an_admin_creates_a_user_resets_a_password_and_makes_an_admin(admin: Adm
     name = "created-" + secrets.token_hex(4)
     missing = admin.post("/admin/user/create", {"username": name, "is_active": "y"})
     assert missing.status_code == 400 and "password" in missing.text
-    created = admin.post("/admin/user/create", {"username": name, "password": "first-password",
-                                                "is_active": "y", "save": "Save"})
+    created = admin.post(
+        "/admin/user/create",
+        {"username": name, "password": "first-password", "is_active": "y", "save": "Save"},
+    )
     assert created.status_code == 302
     new_id = user_id(name)
-    duplicate = admin.post("/admin/user/create", {"username": name, "password": "x" * 10,
-                                                  "is_active": "y"})
+    duplicate = admin.post("/admin/user/create", {"username": name, "password": "x" * 10, "is_active": "y"})
     assert duplicate.status_code == 400 and "already exists" in duplicate.text
-    reset = admin.post(f"/admin/user/edit/{new_id}", {"username": name,
-                                                      "password": "second-password", "is_active": "y",
-                                                      "save": "Save"})
+    reset = admin.post(
+        f"/admin/user/edit/{new_id}",
+        {"username": name, "password": "second-password", "is_active": "y", "save": "Save"},
+    )
     assert reset.status_code == 302
     with session_scope() as db:
         assert crud_users.authenticate_user(db, username=name, password="first-password") is None
@@ -366,15 +392,27 @@ def test_revoking_tokens_locks_the_api_out(admin: Admin, client, make_user) -> N
 
 def server_form(owner_id: int, dovecot, mail_user: str, **overrides) -> dict:  # noqa: ANN001
     """The create form of an IMAP server pointing at the Dovecot fixture."""
-    form = {"owner_id": str(owner_id), "name": "Work", "host": dovecot.host, "port": str(dovecot.port),
-            "username": mail_user, "password": "secret", "tls_mode": "starttls", "sync_limit_type": "all",
-            "folders_to_sync": "", "exclude_trash": "y", "is_active": "y", "save": "Save"}
+    form = {
+        "owner_id": str(owner_id),
+        "name": "Work",
+        "host": dovecot.host,
+        "port": str(dovecot.port),
+        "username": mail_user,
+        "password": "secret",
+        "tls_mode": "starttls",
+        "sync_limit_type": "all",
+        "folders_to_sync": "",
+        "exclude_trash": "y",
+        "is_active": "y",
+        "save": "Save",
+    }
     form.update(overrides)
     return {key: value for key, value in form.items() if value is not None}
 
 
-def test_an_admin_adds_a_server_syncs_it_now_and_sees_the_run(admin: Admin, make_user, dovecot,
-                                                              user: str) -> None:
+def test_an_admin_adds_a_server_syncs_it_now_and_sees_the_run(
+    admin: Admin, make_user, dovecot, user: str
+) -> None:
     from sqlmodel import select
 
     from imap2api.db import session_scope
@@ -384,21 +422,27 @@ def test_an_admin_adds_a_server_syncs_it_now_and_sees_the_run(admin: Admin, make
     owner, _, _ = make_user()
     owner_id = user_id(owner)
     dovecot.add_message(user, "INBOX", make_message(subject="Quarterly numbers"))
-    invalid = admin.post("/admin/imap-server/create", server_form(owner_id, dovecot, user,
-                                                                   sync_limit_type="days"))
+    invalid = admin.post(
+        "/admin/imap-server/create", server_form(owner_id, dovecot, user, sync_limit_type="days")
+    )
     assert invalid.status_code == 400 and "sync_limit_value" in invalid.text
     created = admin.post("/admin/imap-server/create", server_form(owner_id, dovecot, user))
     assert created.status_code == 302
     with session_scope() as session:
         server = session.exec(select(ImapServer).where(ImapServer.owner_id == owner_id)).one()
     assert decrypt_secret(server.password_encrypted) == "secret"
-    for page in (admin.get(f"/admin/imap-server/details/{server.id}"),
-                 admin.get(f"/admin/imap-server/edit/{server.id}"), admin.get("/admin/imap-server/list")):
+    for page in (
+        admin.get(f"/admin/imap-server/details/{server.id}"),
+        admin.get(f"/admin/imap-server/edit/{server.id}"),
+        admin.get("/admin/imap-server/list"),
+    ):
         assert page.status_code == 200 and server.password_encrypted not in page.text
         assert 'value="secret"' not in page.text
     # Editing without a password keeps the stored one.
-    kept = admin.post(f"/admin/imap-server/edit/{server.id}",
-                      server_form(owner_id, dovecot, user, name="Renamed", password=""))
+    kept = admin.post(
+        f"/admin/imap-server/edit/{server.id}",
+        server_form(owner_id, dovecot, user, name="Renamed", password=""),
+    )
     assert kept.status_code == 302 and row(ImapServer, server.id).name == "Renamed"
     assert decrypt_secret(row(ImapServer, server.id).password_encrypted) == "secret"
 
@@ -430,9 +474,11 @@ def test_a_failing_server_shows_its_last_error(admin: Admin, mirror) -> None:  #
         session.get(ImapServer, mirror.server_id).password_encrypted = encrypt_secret("wrong")
     run = mirror.sync()
     assert run.status == "error"
-    pages = (admin.get("/admin/imap-server/list"),
-             admin.get(f"/admin/imap-server/details/{mirror.server_id}"),
-             admin.get(f"/admin/sync-run/details/{run.id}"))
+    pages = (
+        admin.get("/admin/imap-server/list"),
+        admin.get(f"/admin/imap-server/details/{mirror.server_id}"),
+        admin.get(f"/admin/sync-run/details/{run.id}"),
+    )
     for page in pages:
         assert page.status_code == 200 and "error" in page.text
         assert run.error[:30] in page.text.replace("&#39;", "'").replace("&#34;", '"')
@@ -456,8 +502,14 @@ def test_mail_is_read_only(admin: Admin, mirror) -> None:  # noqa: ANN001
 
 def webhook_form(owner_id: int, url: str, **overrides) -> dict:
     """The create form of a webhook."""
-    form = {"owner_id": str(owner_id), "url": url, "events": ["email.received", "sync.completed"],
-            "imap_server_id": "", "is_active": "y", "save": "Save"}
+    form = {
+        "owner_id": str(owner_id),
+        "url": url,
+        "events": ["email.received", "sync.completed"],
+        "imap_server_id": "",
+        "is_active": "y",
+        "save": "Save",
+    }
     form.update(overrides)
     return form
 
@@ -482,8 +534,11 @@ def test_an_admin_adds_a_webhook_sees_the_secret_once_and_a_test_delivery(
         webhook = session.exec(select(Webhook).where(Webhook.owner_id == owner_id)).one()
     assert decrypt_secret(webhook.secret_encrypted) == secret
     assert webhook.events == "email.received,sync.completed" and webhook.is_active
-    for page in (admin.get(f"/admin/webhook/details/{webhook.id}"), admin.get("/admin/webhook/list"),
-                 admin.get(f"/admin/webhook/edit/{webhook.id}")):
+    for page in (
+        admin.get(f"/admin/webhook/details/{webhook.id}"),
+        admin.get("/admin/webhook/list"),
+        admin.get(f"/admin/webhook/edit/{webhook.id}"),
+    ):
         assert page.status_code == 200
         assert secret not in page.text and webhook.secret_encrypted not in page.text
 
@@ -543,9 +598,13 @@ def test_rotation_shows_the_new_secret_once_and_disable_stops_tests(
 
 def test_a_webhook_may_only_name_a_server_of_its_owner(admin: Admin, make_user, mirror) -> None:  # noqa: ANN001
     stranger_id = user_id(make_user()[0])
-    refused = admin.post("/admin/webhook/create", webhook_form(stranger_id, "https://example.com/hook",
-                                                               imap_server_id=str(mirror.server_id)))
+    refused = admin.post(
+        "/admin/webhook/create",
+        webhook_form(stranger_id, "https://example.com/hook", imap_server_id=str(mirror.server_id)),
+    )
     assert refused.status_code == 400 and "does not belong" in refused.text
-    accepted = admin.post("/admin/webhook/create", webhook_form(mirror.owner_id, "https://example.com/hook",
-                                                                imap_server_id=str(mirror.server_id)))
+    accepted = admin.post(
+        "/admin/webhook/create",
+        webhook_form(mirror.owner_id, "https://example.com/hook", imap_server_id=str(mirror.server_id)),
+    )
     assert accepted.status_code == 200 and SECRET.search(accepted.text)

@@ -9,14 +9,17 @@ import pytest
 
 def test_token_auth_json_and_form(client, make_user) -> None:
     username, password, _ = make_user()
-    for kwargs in ({"json": {"username": username, "password": password}},
-                   {"data": {"username": username, "password": password}}):
+    for kwargs in (
+        {"json": {"username": username, "password": password}},
+        {"data": {"username": username, "password": password}},
+    ):
         response = client.post("/api-token-auth/", **kwargs)
         assert response.status_code == 200
         token = response.json()["token"]
         assert re.fullmatch(r"[0-9a-f]{40}", token)
-        me = client.post("/graphql", json={"query": "{ me { username } }"},
-                         headers={"Authorization": f"Token {token}"})
+        me = client.post(
+            "/graphql", json={"query": "{ me { username } }"}, headers={"Authorization": f"Token {token}"}
+        )
         assert me.json() == {"data": {"me": {"username": username}}}
 
 
@@ -84,19 +87,28 @@ def test_rest_accepts_a_valid_token(client, auth) -> None:
 
 def test_graphql_token_auth_mutation_and_header(client, make_user) -> None:
     username, password, _ = make_user()
-    mutation = "mutation($u: String!, $p: String!) { tokenAuth(username: $u, password: $p) { token user { username } } }"
-    result = client.post("/graphql", json={"query": mutation, "variables": {"u": username, "p": password}}).json()
+    mutation = (
+        "mutation($u: String!, $p: String!) {"
+        " tokenAuth(username: $u, password: $p) { token user { username } } }"
+    )
+    result = client.post(
+        "/graphql", json={"query": mutation, "variables": {"u": username, "p": password}}
+    ).json()
     token = result["data"]["tokenAuth"]["token"]
     assert result["data"]["tokenAuth"]["user"]["username"] == username
 
-    ok = client.post("/graphql", json={"query": "{ me { username } }"}, headers={"Authorization": f"Token {token}"})
+    ok = client.post(
+        "/graphql", json={"query": "{ me { username } }"}, headers={"Authorization": f"Token {token}"}
+    )
     assert ok.json()["data"]["me"]["username"] == username
 
     anonymous = client.post("/graphql", json={"query": "{ me { username } }"}).json()
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert anonymous["errors"][0]["message"] == "Authentication credentials were not provided."
 
-    bad = client.post("/graphql", json={"query": "{ me { username } }"}, headers={"Authorization": "Token nope"}).json()
+    bad = client.post(
+        "/graphql", json={"query": "{ me { username } }"}, headers={"Authorization": "Token nope"}
+    ).json()
     assert bad["errors"][0]["message"] == "Invalid token."
 
     wrong = client.post("/graphql", json={"query": mutation, "variables": {"u": username, "p": "no"}}).json()
@@ -108,7 +120,9 @@ def test_graphql_token_auth_mutation_and_header(client, make_user) -> None:
 
 def test_several_tokens_per_user(client, make_user) -> None:
     username, password, first = make_user()
-    second = client.post("/api-token-auth/", json={"username": username, "password": password}).json()["token"]
+    second = client.post("/api-token-auth/", json={"username": username, "password": password}).json()[
+        "token"
+    ]
     assert first != second
     for key in (first, second):
         assert client.get("/api/imap-servers/", headers={"Authorization": f"Token {key}"}).status_code == 200

@@ -18,7 +18,9 @@ def test_every_setting_is_documented(document) -> None:
     assert missing == [], f"{document} does not document {missing}"
 
 
-@pytest.mark.parametrize(("name", "render"), [("schema.graphql", "graphql_sdl"), ("rest.md", "rest_markdown")])
+@pytest.mark.parametrize(
+    ("name", "render"), [("schema.graphql", "graphql_sdl"), ("rest.md", "rest_markdown")]
+)
 def test_generated_references_are_current(name, render) -> None:
     from imap2api import reference
 

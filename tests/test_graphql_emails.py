@@ -22,21 +22,70 @@ def day(number: int) -> datetime:
 @pytest.fixture()
 def mailbox(mirror):
     """A synced mailbox with threads, attachments, folders and flags."""
-    mirror.deliver(make_message(subject="Lighthouse tour", sender="Ann <ann@example.com>", date=day(1),
-                                message_id="<t1@x>", body="Meet at the pier."))
-    mirror.deliver(make_message(subject="Re: Lighthouse tour", sender="Bob <bob@example.org>", date=day(2),
-                                message_id="<t2@x>", in_reply_to="<t1@x>", references=["<t1@x>"],
-                                body="I'll bring the camera."), flags="S")
-    mirror.deliver(make_message(subject="Re: Lighthouse tour", sender="Ann <ann@example.com>", date=day(3),
-                                message_id="<t3@x>", in_reply_to="<t2@x>", references=["<t1@x>", "<t2@x>"],
-                                body="Great!"), folder="Sent", flags="S")
-    mirror.deliver(make_message(subject="Grüße aus München", sender="Jörg <joerg@example.de>", date=day(4),
-                                message_id="<m1@x>", body="Bis bald in München.",
-                                attachments=[("plan.pdf", "application/pdf", b"%PDF-1.4 plan")]), flags="F")
-    mirror.deliver(make_message(subject="Invoice 42", sender="billing@shop.example", to="me@example.com",
-                                date=day(5), message_id="<i1@x>", body="Total: 42 EUR"))
-    mirror.deliver(make_message(subject="Lighthouse tour", sender="Zed <zed@example.net>", date=day(6),
-                                message_id="<other@x>", body="Unrelated lighthouse, same subject."))
+    mirror.deliver(
+        make_message(
+            subject="Lighthouse tour",
+            sender="Ann <ann@example.com>",
+            date=day(1),
+            message_id="<t1@x>",
+            body="Meet at the pier.",
+        )
+    )
+    mirror.deliver(
+        make_message(
+            subject="Re: Lighthouse tour",
+            sender="Bob <bob@example.org>",
+            date=day(2),
+            message_id="<t2@x>",
+            in_reply_to="<t1@x>",
+            references=["<t1@x>"],
+            body="I'll bring the camera.",
+        ),
+        flags="S",
+    )
+    mirror.deliver(
+        make_message(
+            subject="Re: Lighthouse tour",
+            sender="Ann <ann@example.com>",
+            date=day(3),
+            message_id="<t3@x>",
+            in_reply_to="<t2@x>",
+            references=["<t1@x>", "<t2@x>"],
+            body="Great!",
+        ),
+        folder="Sent",
+        flags="S",
+    )
+    mirror.deliver(
+        make_message(
+            subject="Grüße aus München",
+            sender="Jörg <joerg@example.de>",
+            date=day(4),
+            message_id="<m1@x>",
+            body="Bis bald in München.",
+            attachments=[("plan.pdf", "application/pdf", b"%PDF-1.4 plan")],
+        ),
+        flags="F",
+    )
+    mirror.deliver(
+        make_message(
+            subject="Invoice 42",
+            sender="billing@shop.example",
+            to="me@example.com",
+            date=day(5),
+            message_id="<i1@x>",
+            body="Total: 42 EUR",
+        )
+    )
+    mirror.deliver(
+        make_message(
+            subject="Lighthouse tour",
+            sender="Zed <zed@example.net>",
+            date=day(6),
+            message_id="<other@x>",
+            body="Unrelated lighthouse, same subject.",
+        )
+    )
     assert mirror.sync().status == "success"
     return mirror
 
@@ -58,7 +107,9 @@ def test_list_defaults_to_newest_first(client, mailbox) -> None:
     page = gql(client, mailbox.headers, LIST)["data"]["emails"]
     assert page["count"] == 6 and page["page"] == 1 and page["pageSize"] == 50
     assert not page["hasNext"] and not page["hasPrevious"]
-    assert [row["date"] for row in page["results"]] == sorted((row["date"] for row in page["results"]), reverse=True)
+    assert [row["date"] for row in page["results"]] == sorted(
+        (row["date"] for row in page["results"]), reverse=True
+    )
 
 
 def test_pagination_and_ordering(client, mailbox) -> None:
@@ -124,7 +175,10 @@ def test_filters(client, mailbox) -> None:
         "date_from": ["Date has wrong format. Use one of these formats instead: YYYY-MM-DD."]
     }
     assert gql(client, mailbox.headers, LIST, server=str(mailbox.server_id))["data"]["emails"]["count"] == 6
-    assert "imap_server" in gql(client, mailbox.headers, LIST, server="999999")["errors"][0]["extensions"]["fields"]
+    assert (
+        "imap_server"
+        in gql(client, mailbox.headers, LIST, server="999999")["errors"][0]["extensions"]["fields"]
+    )
 
 
 def test_thread_view_lists_each_conversation_once(client, mailbox) -> None:
@@ -138,30 +192,55 @@ def test_thread_view_lists_each_conversation_once(client, mailbox) -> None:
     assert [row["date"][:10] for row in searched["results"]] == ["2024-11-03"]
     in_inbox = gql(client, mailbox.headers, LIST, thread=True, folder="INBOX")["data"]["emails"]
     assert in_inbox["count"] == 4 and all(row["folder"] == "INBOX" for row in in_inbox["results"])
-    threads = gql(client, mailbox.headers, "{ threads(pageSize: 2) { count hasNext results { threadCount } } }")
+    threads = gql(
+        client, mailbox.headers, "{ threads(pageSize: 2) { count hasNext results { threadCount } } }"
+    )
     assert threads["data"]["threads"]["count"] == 4 and threads["data"]["threads"]["hasNext"]
 
 
 def test_email_details_and_threads(client, mailbox) -> None:
     munich = mailbox.emails(message_id="<m1@x>")[0]
-    detail = gql(client, mailbox.headers, """query($id: ID!) { email(id: $id) {
+    detail = gql(
+        client,
+        mailbox.headers,
+        """query($id: ID!) { email(id: $id) {
         id messageId subject sender senderName recipient cc bodyText bodyHtml flags flagged seen size
         hasAttachments createdAt updatedAt inReplyTo references imapServer
-        attachments { filename contentType size inline } threadEmails { id } } }""", id=munich.id)["data"]["email"]
+        attachments { filename contentType size inline } threadEmails { id } } }""",
+        id=munich.id,
+    )["data"]["email"]
     assert detail["bodyText"].startswith("Bis bald in München.") and detail["senderName"] == "Jörg"
     assert detail["flags"] == ["\\Flagged"] and detail["flagged"] and not detail["seen"]
-    assert detail["attachments"] == [{"filename": "plan.pdf", "contentType": "application/pdf",
-                                      "size": len(b"%PDF-1.4 plan"), "inline": False}]
+    assert detail["attachments"] == [
+        {
+            "filename": "plan.pdf",
+            "contentType": "application/pdf",
+            "size": len(b"%PDF-1.4 plan"),
+            "inline": False,
+        }
+    ]
     assert detail["threadEmails"] == [] and detail["imapServer"] == str(mailbox.server_id)
 
     reply = mailbox.emails(message_id="<t3@x>")[0]
-    thread = gql(client, mailbox.headers, "query($id: ID!) { emailThread(emailId: $id) { messageId } }", id=reply.id)
+    thread = gql(
+        client, mailbox.headers, "query($id: ID!) { emailThread(emailId: $id) { messageId } }", id=reply.id
+    )
     assert [row["messageId"] for row in thread["data"]["emailThread"]] == ["<t1@x>", "<t2@x>", "<t3@x>"]
-    by_id = gql(client, mailbox.headers, "query($t: String!) { thread(id: $t) { messageId } }", t=reply.thread_id)
+    by_id = gql(
+        client, mailbox.headers, "query($t: String!) { thread(id: $t) { messageId } }", t=reply.thread_id
+    )
     assert len(by_id["data"]["thread"]) == 3
-    members = gql(client, mailbox.headers, "query($id: ID!) { email(id: $id) { inReplyTo references threadEmails { messageId } } }", id=reply.id)
-    assert members["data"]["email"] == {"inReplyTo": "<t2@x>", "references": ["<t1@x>", "<t2@x>"],
-                                        "threadEmails": [{"messageId": "<t1@x>"}, {"messageId": "<t2@x>"}]}
+    members = gql(
+        client,
+        mailbox.headers,
+        "query($id: ID!) { email(id: $id) { inReplyTo references threadEmails { messageId } } }",
+        id=reply.id,
+    )
+    assert members["data"]["email"] == {
+        "inReplyTo": "<t2@x>",
+        "references": ["<t1@x>", "<t2@x>"],
+        "threadEmails": [{"messageId": "<t1@x>"}, {"messageId": "<t2@x>"}],
+    }
 
 
 def test_folders_and_statistics(client, mailbox) -> None:
@@ -169,7 +248,8 @@ def test_folders_and_statistics(client, mailbox) -> None:
     assert folders[0] == "INBOX" and "Sent" in folders and "Trash" not in folders
     stats = gql(client, mailbox.headers, "{ statistics { totalEmails totalThreads folders { name count } } }")
     assert stats["data"]["statistics"] == {
-        "totalEmails": 6, "totalThreads": 4,
+        "totalEmails": 6,
+        "totalThreads": 4,
         "folders": [{"name": "INBOX", "count": 5}, {"name": "Sent", "count": 1}],
     }
 
@@ -187,7 +267,10 @@ def test_other_users_see_nothing(client, mailbox, auth) -> None:
         ("query($id: ID!) { folders(imapServer: $id) }", {"id": mailbox.server_id}),
         ("query($id: ID!) { syncRuns(imapServer: $id) { id } }", {"id": mailbox.server_id}),
         ("mutation($id: ID!) { deleteImapServer(id: $id) }", {"id": mailbox.server_id}),
-        ("mutation($id: ID!) { updateImapServer(id: $id, input: {name: \"x\"}) { id } }", {"id": mailbox.server_id}),
+        (
+            'mutation($id: ID!) { updateImapServer(id: $id, input: {name: "x"}) { id } }',
+            {"id": mailbox.server_id},
+        ),
         ("mutation($id: ID!) { syncImapServer(id: $id) { id } }", {"id": mailbox.server_id}),
     ]:
         body = gql(client, auth, query, **variables)
@@ -199,10 +282,16 @@ def test_other_users_see_nothing(client, mailbox, auth) -> None:
 def test_a_page_costs_a_constant_number_of_queries(client, mirror) -> None:
     from imap2api.db import get_engine
 
-    mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [
-        make_message(subject=f"m{n}", message_id=f"<q{n}@x>", in_reply_to=f"<q{n - 1}@x>" if n % 3 else None)
-        for n in range(120)
-    ])
+    mirror.dovecot.add_messages(
+        mirror.mail_user,
+        "INBOX",
+        [
+            make_message(
+                subject=f"m{n}", message_id=f"<q{n}@x>", in_reply_to=f"<q{n - 1}@x>" if n % 3 else None
+            )
+            for n in range(120)
+        ],
+    )
     assert mirror.sync().status == "success"
     query = """query($size: Int) { emails(pageSize: $size) { count results { id threadCount bodyText
                attachments { id } threadEmails { id } } } }"""
@@ -228,7 +317,9 @@ def test_a_page_costs_a_constant_number_of_queries(client, mirror) -> None:
 
 
 def test_deleting_a_server_removes_its_mail(client, mailbox) -> None:
-    body = gql(client, mailbox.headers, "mutation($id: ID!) { deleteImapServer(id: $id) }", id=mailbox.server_id)
+    body = gql(
+        client, mailbox.headers, "mutation($id: ID!) { deleteImapServer(id: $id) }", id=mailbox.server_id
+    )
     assert body["data"]["deleteImapServer"] is True
     assert gql(client, mailbox.headers, LIST, q="lighthouse")["data"]["emails"]["count"] == 0
     assert mailbox.emails() == []

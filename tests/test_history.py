@@ -18,8 +18,11 @@ def owner(make_user) -> tuple[int, int]:  # noqa: ANN001
     username, _, _ = make_user()
     with session_scope() as session:
         user = crud_users.get_user_by_username(session, username=username)
-        server = crud_servers.create_server(session, owner_id=user.id, data={
-            "name": "n", "host": "h", "port": 993, "username": "u", "password": "p"})
+        server = crud_servers.create_server(
+            session,
+            owner_id=user.id,
+            data={"name": "n", "host": "h", "port": 993, "username": "u", "password": "p"},
+        )
         return user.id, server.id
 
 
@@ -40,13 +43,22 @@ def test_prune_history_removes_only_what_is_finished_and_old(owner: tuple[int, i
         session.flush()
 
         def event(created, *, dispatched: bool = True, statuses: tuple[str, ...] = ()) -> str:
-            row = crud_events.record_event(session, owner_id=user_id, server_id=server_id,
-                                           type="sync.completed", data={})
+            row = crud_events.record_event(
+                session, owner_id=user_id, server_id=server_id, type="sync.completed", data={}
+            )
             row.created_at, row.dispatched_at = created, created if dispatched else None
             session.flush()
             for attempt, status in enumerate(statuses, start=1):
-                session.add(WebhookDelivery(webhook_id=hook.id, event_id=row.id, event_type=row.type,
-                                            attempt=attempt, status=status, created_at=created))
+                session.add(
+                    WebhookDelivery(
+                        webhook_id=hook.id,
+                        event_id=row.id,
+                        event_type=row.type,
+                        attempt=attempt,
+                        status=status,
+                        created_at=created,
+                    )
+                )
             return row.id
 
         gone = event(old, statuses=("retrying", "success"))
@@ -55,8 +67,12 @@ def test_prune_history_removes_only_what_is_finished_and_old(owner: tuple[int, i
         undispatched = event(old, dispatched=False)
         young = event(recent, statuses=("success",))
         runs = {}
-        for name, created, status in (("old", old, "success"), ("old_error", old, "error"),
-                                      ("latest_old", old, "success"), ("recent", recent, "success")):
+        for name, created, status in (
+            ("old", old, "success"),
+            ("old_error", old, "error"),
+            ("latest_old", old, "success"),
+            ("recent", recent, "success"),
+        ):
             run = SyncRun(imap_server_id=server_id, status=status, created_at=created)
             session.add(run)
             session.flush()
@@ -74,8 +90,9 @@ def test_prune_history_removes_only_what_is_finished_and_old(owner: tuple[int, i
     with session_scope() as session:
         kept_events = set(session.exec(select(Event.id).where(Event.owner_id == user_id)))
         kept_runs = set(session.exec(select(SyncRun.id).where(SyncRun.imap_server_id == server_id)))
-        in_flight_attempts = list(session.exec(
-            select(WebhookDelivery).where(WebhookDelivery.event_id == in_flight)))
+        in_flight_attempts = list(
+            session.exec(select(WebhookDelivery).where(WebhookDelivery.event_id == in_flight))
+        )
     assert kept_events == {in_flight, undispatched, young}
     assert gone not in kept_events and failed not in kept_events
     assert kept_runs == {runs["recent"]}

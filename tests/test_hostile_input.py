@@ -16,8 +16,9 @@ def nested(depth: int) -> bytes:
     return b'{"name": ' + b"[" * depth + b"]" * depth + b"}"
 
 
-@pytest.mark.parametrize("path", ["/api-token-auth/", "/api/imap-servers/", "/api/webhooks/",
-                                  "/api/v1/webhooks/"])
+@pytest.mark.parametrize(
+    "path", ["/api-token-auth/", "/api/imap-servers/", "/api/webhooks/", "/api/v1/webhooks/"]
+)
 def test_deeply_nested_json_bodies_are_400(client, auth, path) -> None:
     # 100,000 levels overflowed the parser's recursion (a 500); 65 is just past the cap.
     for depth in (100_000, MAX_DEPTH + 1):
@@ -27,11 +28,15 @@ def test_deeply_nested_json_bodies_are_400(client, auth, path) -> None:
 
 
 def test_nested_json_on_updates_is_400(client, auth) -> None:
-    server = client.post("/api/imap-servers/", headers=auth, json={
-        "name": "Home", "host": "mail.example.com", "username": "u", "password": "p"}).json()
+    server = client.post(
+        "/api/imap-servers/",
+        headers=auth,
+        json={"name": "Home", "host": "mail.example.com", "username": "u", "password": "p"},
+    ).json()
     for method in ("PUT", "PATCH"):
-        response = client.request(method, f"/api/imap-servers/{server['id']}/", content=nested(100_000),
-                                  headers={**auth, **JSON})
+        response = client.request(
+            method, f"/api/imap-servers/{server['id']}/", content=nested(100_000), headers={**auth, **JSON}
+        )
         assert response.status_code == 400 and response.json() == TOO_DEEP
     # Shallow nesting is judged as before: a list is not a string.
     shallow = client.patch(f"/api/imap-servers/{server['id']}/", json={"name": [[["x"]]]}, headers=auth)
@@ -42,21 +47,26 @@ def test_deeply_nested_graphql_requests_are_400(client, auth) -> None:
     body = b'{"query": "{ me { id } }", "variables": {"v": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
     posted = client.post("/graphql", content=body, headers={**auth, **JSON})
     assert posted.status_code == 400
-    assert posted.text == ("Unable to parse request body as JSON: "
-                           "the JSON document is nested more than 64 levels deep.")
+    assert posted.text == (
+        "Unable to parse request body as JSON: the JSON document is nested more than 64 levels deep."
+    )
     deep = "[" * 5000 + "]" * 5000
     variables = client.get("/graphql", params={"query": "{ me { id } }", "variables": deep}, headers=auth)
     assert variables.status_code == 400 and "nested more than 64 levels" in variables.text
-    extensions = client.get("/graphql", params={"query": "{ me { id } }", "extensions": "{" + '"a":{' * 5000},
-                            headers=auth)
+    extensions = client.get(
+        "/graphql", params={"query": "{ me { id } }", "extensions": "{" + '"a":{' * 5000}, headers=auth
+    )
     assert extensions.status_code == 400 and "nested more than 64 levels" in extensions.text
-    for document in ("{" + "me { " * 1000 + "id" + " }" * 1001,  # selections
-                     "{ emails(q: " + "[" * 300 + "]" * 300 + ") { count } }",  # list values
-                     "{ emails(q: " + "{a: " * 300 + "1" + "}" * 300 + ") { count } }"):  # object values
+    for document in (
+        "{" + "me { " * 1000 + "id" + " }" * 1001,  # selections
+        "{ emails(q: " + "[" * 300 + "]" * 300 + ") { count } }",  # list values
+        "{ emails(q: " + "{a: " * 300 + "1" + "}" * 300 + ") { count } }",
+    ):  # object values
         response = client.post("/graphql", json={"query": document}, headers=auth)
         assert response.status_code == 400
-        assert response.text == ("Unable to parse the GraphQL document: "
-                                 "the GraphQL document is nested more than 64 levels deep.")
+        assert response.text == (
+            "Unable to parse the GraphQL document: the GraphQL document is nested more than 64 levels deep."
+        )
     # Ordinary requests are untouched.
     assert client.post("/graphql", json={"query": "{ me { id } }"}, headers=auth).json()["data"]["me"]["id"]
     got = client.get("/graphql", params={"query": "{ me { id } }", "variables": '{"a": [[1]]}'}, headers=auth)
@@ -65,8 +75,11 @@ def test_deeply_nested_graphql_requests_are_400(client, auth) -> None:
 
 @pytest.mark.parametrize("path", ["/api/emails/", "/api/emails/threads/", "/api/v1/emails/"])
 def test_a_search_of_a_thousand_words_is_400(client, auth, path) -> None:
-    for q in (" ".join(f"word{n}" for n in range(1500)), " ".join("in:x" for _ in range(1500)),
-              " ".join(f'-"phrase {n}"' for n in range(51))):
+    for q in (
+        " ".join(f"word{n}" for n in range(1500)),
+        " ".join("in:x" for _ in range(1500)),
+        " ".join(f'-"phrase {n}"' for n in range(51)),
+    ):
         response = client.get(path, params={"q": q}, headers=auth)
         assert response.status_code == 400, response.text
         assert response.json() == {"q": [TOO_MANY_TERMS]}
@@ -77,8 +90,11 @@ def test_a_search_of_a_thousand_words_is_400(client, auth, path) -> None:
 def test_a_search_of_a_thousand_words_is_a_graphql_validation_error(client, auth) -> None:
     q = " ".join(f"word{n}" for n in range(1500))
     for field in ("emails", "threads"):
-        body = client.post("/graphql", json={"query": f"query($q: String) {{ {field}(q: $q) {{ count }} }}",
-                                             "variables": {"q": q}}, headers=auth).json()
+        body = client.post(
+            "/graphql",
+            json={"query": f"query($q: String) {{ {field}(q: $q) {{ count }} }}", "variables": {"q": q}},
+            headers=auth,
+        ).json()
         error = body["errors"][0]
         assert error["extensions"]["code"] == "VALIDATION_ERROR"
         assert error["extensions"]["fields"] == {"q": [TOO_MANY_TERMS]}

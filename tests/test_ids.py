@@ -12,13 +12,30 @@ from sqlalchemy.engine import Connection
 
 from tests.support.messages import make_message
 
-TABLES = ("users", "api_tokens", "admin_sessions", "imap_servers", "folders", "emails", "attachments",
-          "thread_keys", "sync_runs", "webhooks", "webhook_deliveries")
+TABLES = (
+    "users",
+    "api_tokens",
+    "admin_sessions",
+    "imap_servers",
+    "folders",
+    "emails",
+    "attachments",
+    "thread_keys",
+    "sync_runs",
+    "webhooks",
+    "webhook_deliveries",
+)
 
 
 def test_deleted_ids_are_never_given_out_again(client, mirror) -> None:
-    server = {"name": "newest", "host": mirror.dovecot.host, "port": mirror.dovecot.port,
-              "username": mirror.mail_user, "password": "secret", "use_ssl": False}
+    server = {
+        "name": "newest",
+        "host": mirror.dovecot.host,
+        "port": mirror.dovecot.port,
+        "username": mirror.mail_user,
+        "password": "secret",
+        "use_ssl": False,
+    }
     newest = client.post("/api/imap-servers/", headers=mirror.headers, json=server).json()["id"]
     assert client.delete(f"/api/imap-servers/{newest}/", headers=mirror.headers).status_code == 204
     assert client.post("/api/imap-servers/", headers=mirror.headers, json=server).json()["id"] > newest
@@ -48,24 +65,31 @@ def _fill(connection: Connection, table: str, **values: object) -> None:
     for _, name, kind, not_null, default, key in connection.execute(text(f"PRAGMA table_info({table})")):
         if name not in row and not_null and default is None and not key:
             kind = kind.upper()
-            row[name] = 0 if kind in ("INTEGER", "BIGINT", "BOOLEAN") else (
-                "2026-01-01 00:00:00" if kind == "DATETIME" else f"{table} {name}")
+            row[name] = (
+                0
+                if kind in ("INTEGER", "BIGINT", "BOOLEAN")
+                else ("2026-01-01 00:00:00" if kind == "DATETIME" else f"{table} {name}")
+            )
     names = ", ".join(f'"{name}"' for name in row)
     connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(f':{n}' for n in row)})"), row)
 
 
 def _rows(connection: Connection) -> dict[str, list[tuple]]:
     """Every row of every table with ids, by id."""
-    return {table: [tuple(row) for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY id"))]
-            for table in (*TABLES, "events")}
+    return {
+        table: [tuple(row) for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY id"))]
+        for table in (*TABLES, "events")
+    }
 
 
 def _index(connection: Connection, ids: list[int]) -> None:
     """Move queued emails into the search index, as the indexer does."""
     columns = "subject, sender, recipient, body_text"
     for email_id in ids:
-        connection.execute(text(f"INSERT INTO emails_fts(rowid, {columns}) SELECT id, {columns} FROM emails "
-                                "WHERE id = :id"), {"id": email_id})
+        connection.execute(
+            text(f"INSERT INTO emails_fts(rowid, {columns}) SELECT id, {columns} FROM emails WHERE id = :id"),
+            {"id": email_id},
+        )
         connection.execute(text("DELETE FROM emails_fts_pending WHERE email_id = :id"), {"id": email_id})
 
 
@@ -93,8 +117,16 @@ def test_upgrading_a_filled_sqlite_database_keeps_its_rows_ids_and_search_index(
         _fill(connection, "imap_servers", id=9, owner_id=3)
         _fill(connection, "folders", id=6, imap_server_id=9, name="INBOX")
         for email, subject in ((10, "alpha indexed"), (12, "bravo queued"), (15, "charlie indexed")):
-            _fill(connection, "emails", id=email, owner_id=3, imap_server_id=9, folder_id=6, uid=email,
-                  subject=subject)
+            _fill(
+                connection,
+                "emails",
+                id=email,
+                owner_id=3,
+                imap_server_id=9,
+                folder_id=6,
+                uid=email,
+                subject=subject,
+            )
         _index(connection, [10, 15])
         _fill(connection, "attachments", id=8, email_id=12)
         _fill(connection, "attachments", id=11, email_id=10)

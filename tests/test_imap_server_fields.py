@@ -60,8 +60,10 @@ def test_graphql_null_for_a_required_field_is_a_validation_error(client, auth, f
     variables = {"id": str(server["id"]), "input": {field: None}}
     answer = client.post("/graphql", json={"query": UPDATE, "variables": variables}, headers=auth).json()
     assert answer["data"] is None
-    assert answer["errors"][0]["extensions"] == {"code": "VALIDATION_ERROR",
-                                                 "fields": {field: ["This field may not be null."]}}
+    assert answer["errors"][0]["extensions"] == {
+        "code": "VALIDATION_ERROR",
+        "fields": {field: ["This field may not be null."]},
+    }
 
 
 @pytest.mark.parametrize("field", ["url", "events", "is_active"])
@@ -85,15 +87,19 @@ def test_null_for_a_webhook_field_is_a_400(client, auth, field) -> None:  # noqa
         ("-imap.example.com", NOT_A_HOST),
         ("imap-.example.com", NOT_A_HOST),
         ("a" * 64 + ".example.com", NOT_A_HOST),
-        (".".join(["a" * 63] * 3 + ["b" * 61, "c"]),  # 255 characters: a DNS name has at most 253
-         "Ensure the hostname has no more than 253 characters in ASCII form."),
+        (
+            ".".join(["a" * 63] * 3 + ["b" * 61, "c"]),  # 255 characters: a DNS name has at most 253
+            "Ensure the hostname has no more than 253 characters in ASCII form.",
+        ),
         ("☃.example", NOT_A_HOST),  # not a letter: IDNA 2008 refuses it
         ("xn--zz.example", NOT_A_HOST),  # not Punycode
         ("١٢٣.example", NOT_A_HOST),  # digits of a right-to-left script alone: the Bidi rule refuses them
         ("mail@example.com", NOT_A_HOST),
         ("imap.example.com/inbox", NOT_A_HOST),
-        ("imaps://imap.example.com", "Enter the hostname alone, such as imap.example.com, without a scheme "
-                                     "(imaps://) or a path."),
+        (
+            "imaps://imap.example.com",
+            "Enter the hostname alone, such as imap.example.com, without a scheme (imaps://) or a path.",
+        ),
         ("imap.example.com:993", "Enter the hostname alone; the port goes in the port field."),
         ("[::1]:993", NOT_A_HOST),
         ("[127.0.0.1]", NOT_A_HOST),
@@ -110,8 +116,9 @@ def test_a_host_that_is_no_hostname_is_refused(client, auth, host, message) -> N
     assert response.json() == {"host": [message]}
     assert count(client, auth) == 0
     server = created(client, auth)
-    patched = client.patch(f"/api/imap-servers/{server['id']}/", json={"host": host, "password": "p"},
-                           headers=auth)
+    patched = client.patch(
+        f"/api/imap-servers/{server['id']}/", json={"host": host, "password": "p"}, headers=auth
+    )
     assert patched.status_code == 400 and patched.json() == {"host": [message]}
 
 
@@ -161,7 +168,8 @@ def test_graphql_and_the_admin_refuse_a_bad_host(client, auth, make_user, doveco
 
 
 @pytest.mark.parametrize(
-    "host", ["imap..example.com", "mail\u0099.example", "a" * 64 + ".example", "☃.example", "imaps://x"],
+    "host",
+    ["imap..example.com", "mail\u0099.example", "a" * 64 + ".example", "☃.example", "imaps://x"],
 )
 def test_a_stored_bad_host_fails_the_sync_cleanly(mirror, caplog, host) -> None:  # noqa: ANN001
     mirror.configure(host=host)  # as an older version stored it, unchecked
@@ -176,8 +184,16 @@ def test_an_internationalised_host_is_sent_in_ascii_and_verified(client, mirror)
     # Full-width letters map to "localhost" (UTS #46), the name in the Dovecot fixture's certificate.
     mirror.deliver(make_message(subject="over an IDN"))
     url = f"/api/imap-servers/{mirror.server_id}/"
-    changed = client.patch(url, json={"host": "ｌｏｃａｌｈｏｓｔ", "port": mirror.dovecot.ssl_port,
-                                      "tls_mode": "ssl", "password": "secret"}, headers=mirror.headers)
+    changed = client.patch(
+        url,
+        json={
+            "host": "ｌｏｃａｌｈｏｓｔ",
+            "port": mirror.dovecot.ssl_port,
+            "tls_mode": "ssl",
+            "password": "secret",
+        },
+        headers=mirror.headers,
+    )
     assert changed.status_code == 200, changed.json()
     run = mirror.sync()
     assert run.status == "success", run.error

@@ -19,8 +19,10 @@ from tests.support.messages import make_message
 from tests.test_admin import Admin, server_form, user_id
 
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2 secret-banner\r\n"
-AGAIN = ("Enter the IMAP password again: changing host, port, use_ssl or tls_mode needs it, "
-         "so that a stored password is never sent to a server it was not given for.")
+AGAIN = (
+    "Enter the IMAP password again: changing host, port, use_ssl or tls_mode needs it, "
+    "so that a stored password is never sent to a server it was not given for."
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +63,20 @@ def stored(server_id: int):  # noqa: ANN201
 
 @pytest.mark.parametrize(
     "change",
-    [{"host": "127.0.0.1", "port": "ATTACKER"}, {"port": "ATTACKER"}, {"use_ssl": True},
-     {"tls_mode": "none"}, {"tls_mode": "ssl"}, {"host": "localhost"}],
+    [
+        {"host": "127.0.0.1", "port": "ATTACKER"},
+        {"port": "ATTACKER"},
+        {"use_ssl": True},
+        {"tls_mode": "none"},
+        {"tls_mode": "ssl"},
+        {"host": "localhost"},
+    ],
 )
 def test_rest_refuses_a_new_destination_without_the_password(client, auth, dovecot, user, change) -> None:  # noqa: ANN001
     dovecot.add_message(user, "INBOX", make_message(subject="mine"))
-    server = create(client, auth, host=dovecot.host, port=dovecot.port, username=user, password="secret",
-                    use_ssl=False).json()
+    server = create(
+        client, auth, host=dovecot.host, port=dovecot.port, username=user, password="secret", use_ssl=False
+    ).json()
     with BannerServer(b"* OK IMAP4rev1 attacker ready\r\n") as attacker:
         body = {name: attacker.port if value == "ATTACKER" else value for name, value in change.items()}
         refused = client.patch(f"/api/imap-servers/{server['id']}/", json=body, headers=auth)
@@ -79,24 +88,38 @@ def test_rest_refuses_a_new_destination_without_the_password(client, auth, dovec
     assert attacker.connections == 0
 
 
-def test_rest_accepts_unchanged_values_and_a_new_destination_with_its_password(client, auth, dovecot,
-                                                                              user) -> None:  # noqa: ANN001
-    server = create(client, auth, host=dovecot.host, port=dovecot.port, username=user, password="secret",
-                    use_ssl=False).json()
+def test_rest_accepts_unchanged_values_and_a_new_destination_with_its_password(
+    client, auth, dovecot, user
+) -> None:  # noqa: ANN001
+    server = create(
+        client, auth, host=dovecot.host, port=dovecot.port, username=user, password="secret", use_ssl=False
+    ).json()
     url = f"/api/imap-servers/{server['id']}/"
-    same = client.patch(url, json={"host": f" {dovecot.host} ", "port": dovecot.port, "use_ssl": False,
-                                   "tls_mode": "starttls", "name": "Renamed"}, headers=auth)
+    same = client.patch(
+        url,
+        json={
+            "host": f" {dovecot.host} ",
+            "port": dovecot.port,
+            "use_ssl": False,
+            "tls_mode": "starttls",
+            "name": "Renamed",
+        },
+        headers=auth,
+    )
     assert same.status_code == 200 and same.json()["name"] == "Renamed"
-    moved = client.patch(url, json={"port": dovecot.ssl_port, "tls_mode": "ssl", "password": "secret"},
-                         headers=auth)
+    moved = client.patch(
+        url, json={"port": dovecot.ssl_port, "tls_mode": "ssl", "password": "secret"}, headers=auth
+    )
     assert moved.status_code == 200
     assert (moved.json()["port"], moved.json()["use_ssl"]) == (dovecot.ssl_port, True)
     assert sync(client, auth, server["id"]).status_code == 200
 
 
 def test_graphql_refuses_a_new_host_without_the_password(client, auth, dovecot, user) -> None:  # noqa: ANN001
-    server = create(client, auth, host=dovecot.host, port=dovecot.port, username=user, password="secret",
-                    use_ssl=False).json()
+    server = create(
+        client, auth, host=dovecot.host, port=dovecot.port, username=user, password="secret", use_ssl=False
+    ).json()
+
     def update(selection: str = "host port useSsl", **fields):  # noqa: ANN003, ANN202
         mutation = f"""mutation($id: ID!, $input: ImapServerInput!) {{
           updateImapServer(id: $id, input: $input) {{ {selection} }} }}"""
@@ -105,13 +128,15 @@ def test_graphql_refuses_a_new_host_without_the_password(client, auth, dovecot, 
 
     refused = update(host="evil.example", port=143)
     assert refused["data"] is None
-    assert refused["errors"][0]["extensions"] == {"code": "VALIDATION_ERROR",
-                                                  "fields": {"password": [AGAIN]}}
+    assert refused["errors"][0]["extensions"] == {"code": "VALIDATION_ERROR", "fields": {"password": [AGAIN]}}
     assert update(useSsl=True)["errors"][0]["extensions"]["fields"] == {"password": [AGAIN]}
     assert update("tlsMode", tlsMode="NONE")["errors"][0]["extensions"]["fields"] == {"password": [AGAIN]}
     assert stored(server["id"]).host == dovecot.host
     assert update("host port tlsMode", host="localhost", password="secret")["data"]["updateImapServer"] == {
-        "host": "localhost", "port": dovecot.port, "tlsMode": "STARTTLS"}
+        "host": "localhost",
+        "port": dovecot.port,
+        "tlsMode": "STARTTLS",
+    }
 
 
 def test_the_admin_refuses_a_new_host_without_the_password(client, make_user, dovecot, user) -> None:  # noqa: ANN001
@@ -128,13 +153,17 @@ def test_the_admin_refuses_a_new_host_without_the_password(client, make_user, do
     with session_scope() as session:
         server_id = session.exec(select(ImapServer.id).where(ImapServer.owner_id == owner_id)).one()
     for change in ({"host": "evil.example"}, {"port": "2525"}, {"tls_mode": "none"}):
-        refused = admin.post(f"/admin/imap-server/edit/{server_id}",
-                             server_form(owner_id, dovecot, user, password="", **change))
+        refused = admin.post(
+            f"/admin/imap-server/edit/{server_id}",
+            server_form(owner_id, dovecot, user, password="", **change),
+        )
         assert refused.status_code == 400 and AGAIN in refused.text
         row = stored(server_id)
         assert (row.host, row.port, row.tls_mode) == (dovecot.host, dovecot.port, "starttls")
-    moved = admin.post(f"/admin/imap-server/edit/{server_id}",
-                       server_form(owner_id, dovecot, user, port=str(dovecot.ssl_port), tls_mode="ssl"))
+    moved = admin.post(
+        f"/admin/imap-server/edit/{server_id}",
+        server_form(owner_id, dovecot, user, port=str(dovecot.ssl_port), tls_mode="ssl"),
+    )
     assert moved.status_code == 302
     row = stored(server_id)
     assert (row.port, row.tls_mode, row.use_ssl) == (dovecot.ssl_port, "ssl", True)
@@ -145,17 +174,25 @@ def test_the_admin_refuses_a_new_host_without_the_password(client, make_user, do
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("password", "secret\r\nX1 NOOP"), ("password", "secret\nX1 NOOP"), ("password", "tab\there"),
-     ("username", "alice\r\nX1 NOOP"), ("username", "alice\x7f"), ("host", "imap.example.com\r\nX"),
-     ("name", "Work\x1b[31m"), ("name", "Wo\u0085rk")],
+    [
+        ("password", "secret\r\nX1 NOOP"),
+        ("password", "secret\nX1 NOOP"),
+        ("password", "tab\there"),
+        ("username", "alice\r\nX1 NOOP"),
+        ("username", "alice\x7f"),
+        ("host", "imap.example.com\r\nX"),
+        ("name", "Work\x1b[31m"),
+        ("name", "Wo\u0085rk"),
+    ],
 )
 def test_control_characters_are_refused(client, auth, field, value) -> None:  # noqa: ANN001
     response = create(client, auth, **{field: value})
     assert response.status_code == 400
     assert response.json() == {field: ["Control characters (such as line breaks) are not allowed."]}
     server = create(client, auth).json()
-    patched = client.patch(f"/api/imap-servers/{server['id']}/", json={"password": "p", field: value},
-                           headers=auth)
+    patched = client.patch(
+        f"/api/imap-servers/{server['id']}/", json={"password": "p", field: value}, headers=auth
+    )
     assert patched.status_code == 400 and field in patched.json()
 
 
@@ -229,15 +266,23 @@ def test_a_banner_of_another_service_is_not_echoed(client, mirror, banner) -> No
 def test_starttls_is_required_unless_clear_text_is_chosen(client, auth, plain_dovecot) -> None:  # noqa: ANN001
     mail_user = plain_dovecot.add_user(password="secret")
     plain_dovecot.add_message(mail_user, "INBOX", make_message(subject="clear"))
-    server = create(client, auth, host=plain_dovecot.host, port=plain_dovecot.port, username=mail_user,
-                    password="secret", use_ssl=False).json()
+    server = create(
+        client,
+        auth,
+        host=plain_dovecot.host,
+        port=plain_dovecot.port,
+        username=mail_user,
+        password="secret",
+        use_ssl=False,
+    ).json()
     refused = sync(client, auth, server["id"])
     assert refused.status_code == 502 and refused.json()["code"] == "IMAP_TLS_REQUIRED"
     assert 'tls_mode "none"' in refused.json()["message"]
     assert server["tls_mode"] == "starttls"
     # Only an explicit choice (with the password again) sends it in clear text.
-    chosen = client.patch(f"/api/imap-servers/{server['id']}/",
-                          json={"tls_mode": "none", "password": "secret"}, headers=auth)
+    chosen = client.patch(
+        f"/api/imap-servers/{server['id']}/", json={"tls_mode": "none", "password": "secret"}, headers=auth
+    )
     assert chosen.status_code == 200
     assert (chosen.json()["tls_mode"], chosen.json()["use_ssl"]) == ("none", False)
     assert sync(client, auth, server["id"]).json()["messages_new"] == 1
@@ -248,10 +293,15 @@ def test_starttls_is_required_unless_clear_text_is_chosen(client, auth, plain_do
 
 @pytest.mark.parametrize(
     ("fields", "expected"),
-    [({}, ("ssl", True)), ({"use_ssl": True}, ("ssl", True)), ({"use_ssl": False}, ("starttls", False)),
-     ({"tls_mode": "starttls"}, ("starttls", False)), ({"tls_mode": "none"}, ("none", False)),
-     ({"tls_mode": "ssl", "use_ssl": "true"}, ("ssl", True)),
-     ({"tls_mode": "none", "use_ssl": False}, ("none", False))],
+    [
+        ({}, ("ssl", True)),
+        ({"use_ssl": True}, ("ssl", True)),
+        ({"use_ssl": False}, ("starttls", False)),
+        ({"tls_mode": "starttls"}, ("starttls", False)),
+        ({"tls_mode": "none"}, ("none", False)),
+        ({"tls_mode": "ssl", "use_ssl": "true"}, ("ssl", True)),
+        ({"tls_mode": "none", "use_ssl": False}, ("none", False)),
+    ],
 )
 def test_tls_mode_and_use_ssl(client, auth, fields, expected) -> None:  # noqa: ANN001
     body = create(client, auth, **fields).json()
@@ -262,12 +312,18 @@ def test_tls_mode_and_use_ssl(client, auth, fields, expected) -> None:  # noqa: 
 
 @pytest.mark.parametrize(
     ("fields", "errors"),
-    [({"tls_mode": "starttls", "use_ssl": True},
-      {"tls_mode": ['tls_mode "starttls" contradicts use_ssl=true: send tls_mode alone.']}),
-     ({"tls_mode": "ssl", "use_ssl": False},
-      {"tls_mode": ['tls_mode "ssl" contradicts use_ssl=false: send tls_mode alone.']}),
-     ({"tls_mode": "tls"}, {"tls_mode": ['"tls" is not a valid choice.']}),
-     ({"tls_mode": 3}, {"tls_mode": ['"3" is not a valid choice.']})],
+    [
+        (
+            {"tls_mode": "starttls", "use_ssl": True},
+            {"tls_mode": ['tls_mode "starttls" contradicts use_ssl=true: send tls_mode alone.']},
+        ),
+        (
+            {"tls_mode": "ssl", "use_ssl": False},
+            {"tls_mode": ['tls_mode "ssl" contradicts use_ssl=false: send tls_mode alone.']},
+        ),
+        ({"tls_mode": "tls"}, {"tls_mode": ['"tls" is not a valid choice.']}),
+        ({"tls_mode": 3}, {"tls_mode": ['"3" is not a valid choice.']}),
+    ],
 )
 def test_tls_mode_errors(client, auth, fields, errors) -> None:  # noqa: ANN001
     response = create(client, auth, **fields)

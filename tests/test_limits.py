@@ -47,23 +47,32 @@ def test_anonymous_budget_is_per_ip_and_separate(limited_app, auth) -> None:
 
 
 def test_bodies_above_the_limit_are_413(limited_app, auth) -> None:
-    response = limited_app.post("/api/imap-servers/", content=b"{" + b" " * 4096 + b"}",
-                                headers={**auth, "Content-Type": "application/json"})
+    response = limited_app.post(
+        "/api/imap-servers/",
+        content=b"{" + b" " * 4096 + b"}",
+        headers={**auth, "Content-Type": "application/json"},
+    )
     assert response.status_code == 413 and response.json() == {"detail": "Request body is too large."}
 
     def chunks():
         for _ in range(4):
             yield b" " * 1024
 
-    streamed = limited_app.post("/api/imap-servers/", content=chunks(),
-                                headers={**auth, "Content-Type": "application/json"})
+    streamed = limited_app.post(
+        "/api/imap-servers/", content=chunks(), headers={**auth, "Content-Type": "application/json"}
+    )
     assert streamed.status_code == 413
 
 
 def test_cors(client, auth) -> None:
-    preflight = client.options("/api/emails/", headers={
-        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "authorization"})
+    preflight = client.options(
+        "/api/emails/",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] in ("*", "https://app.example")
     response = client.get("/api/emails/", headers={**auth, "Origin": "https://app.example"})

@@ -93,8 +93,18 @@ def test_corpus_message(message_id: str) -> None:
     raw = load(message_id)
     parsed = parse_message(raw)
     assert isinstance(parsed, ParsedMessage)
-    for name in ("message_id", "in_reply_to", "subject", "sender", "sender_name", "recipient",
-                 "recipient_names", "cc", "body_text", "body_html"):
+    for name in (
+        "message_id",
+        "in_reply_to",
+        "subject",
+        "sender",
+        "sender_name",
+        "recipient",
+        "recipient_names",
+        "cc",
+        "body_text",
+        "body_html",
+    ):
         value = getattr(parsed, name)
         assert isinstance(value, str), name
         assert "\x00" not in value, name
@@ -128,8 +138,11 @@ def test_koi8r_attachment_names() -> None:
     assert [(a.filename, a.content_type, a.size) for a in message.attachments] == [
         ("Пакет предложений HSE Career Fair 8 апреля 2016.pdf", "application/pdf", 545826),
         ("Ведомости.pdf", "application/pdf", 503828),
-        ("Пакет предложений 2016.pptx",
-         "application/vnd.openxmlformats-officedocument.presentationml.presentation", 1890446),
+        (
+            "Пакет предложений 2016.pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            1890446,
+        ),
     ]
     assert message.body_text and message.body_html
 

@@ -39,8 +39,18 @@ def subject_of(value: str | bytes) -> str:
 def assert_sane(parsed: ParsedMessage, raw: bytes) -> None:
     """Every field has its declared type, text has no NUL, the date is plausible."""
     assert isinstance(parsed, ParsedMessage)
-    for name in ("message_id", "in_reply_to", "subject", "sender", "sender_name", "recipient",
-                 "recipient_names", "cc", "body_text", "body_html"):
+    for name in (
+        "message_id",
+        "in_reply_to",
+        "subject",
+        "sender",
+        "sender_name",
+        "recipient",
+        "recipient_names",
+        "cc",
+        "body_text",
+        "body_html",
+    ):
         value = getattr(parsed, name)
         assert isinstance(value, str), name
         assert "\x00" not in value, name
@@ -111,8 +121,10 @@ def test_raw_latin1_headers(crlf: bool) -> None:
 
 
 def test_raw_8bit_header_falls_back_to_the_body_charset() -> None:
-    raw = simple(b"Subject: \xcf\xf0\xe8\xe2\xe5\xf2\nContent-Type: text/plain; charset=windows-1251",
-                 "Привет".encode("cp1251"))
+    raw = simple(
+        b"Subject: \xcf\xf0\xe8\xe2\xe5\xf2\nContent-Type: text/plain; charset=windows-1251",
+        "Привет".encode("cp1251"),
+    )
     parsed = parse_message(raw)
     assert parsed.subject == "Привет"
     assert parsed.body_text == "Привет"
@@ -418,7 +430,10 @@ def test_threading_headers(crlf: bool) -> None:
     assert parsed.in_reply_to == "<reply-2@example.com>"
     assert parsed.references == ["<root@example.com>", "<reply-1@example.com>", "<reply-2@example.com>"]
     assert thread_keys(parsed.message_id, parsed.in_reply_to, parsed.references) == [
-        "<root@example.com>", "<reply-1@example.com>", "<reply-2@example.com>", "<reply-3@example.com>",
+        "<root@example.com>",
+        "<reply-1@example.com>",
+        "<reply-2@example.com>",
+        "<reply-3@example.com>",
     ]
 
 
@@ -489,12 +504,26 @@ def test_random_bytes(seed: int) -> None:
 def test_random_header_soup(seed: int) -> None:
     rng = random.Random(seed)
     alphabet = b"=?<>@:;,\"'()\\\r\n\t abcQB*%\x00\x80\xff-/"
-    headers = [b"Subject", b"From", b"To", b"Cc", b"Date", b"References", b"Content-Type",
-               b"Content-Disposition"]
-    raw = b"".join(
-        rng.choice(headers) + b": " + bytes(rng.choice(alphabet) for _ in range(rng.randrange(80))) + b"\n"
-        for _ in range(30)
-    ) + b"\nbody"
+    headers = [
+        b"Subject",
+        b"From",
+        b"To",
+        b"Cc",
+        b"Date",
+        b"References",
+        b"Content-Type",
+        b"Content-Disposition",
+    ]
+    raw = (
+        b"".join(
+            rng.choice(headers)
+            + b": "
+            + bytes(rng.choice(alphabet) for _ in range(rng.randrange(80)))
+            + b"\n"
+            for _ in range(30)
+        )
+        + b"\nbody"
+    )
     assert_sane(parse_message(raw), raw)
 
 
@@ -513,9 +542,11 @@ def test_every_truncation_and_byte_flip_of_fixtures(name: str) -> None:
 
 def test_absurdly_nested_multiparts() -> None:
     depth = 2000
-    raw = b"Subject: deep\nMessage-ID: <deep@x>\n" + b"".join(
-        b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(depth)
-    ) + b"Content-Type: text/plain\n\nhello\n"
+    raw = (
+        b"Subject: deep\nMessage-ID: <deep@x>\n"
+        + b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i) for i in range(depth))
+        + b"Content-Type: text/plain\n\nhello\n"
+    )
     parsed = parse_message(raw)
     assert_sane(parsed, raw)
     assert (parsed.subject, parsed.message_id) == ("deep", "<deep@x>")
@@ -552,7 +583,7 @@ def test_many_parts_are_capped() -> None:
         b"\n\n\n",
         b"Subject: only headers",
         b"Content-Type: multipart/mixed\n\n--x\nno boundary parameter\n",
-        b"Content-Type: multipart/mixed; boundary=\"\"\n\n--\n\n----\n",
+        b'Content-Type: multipart/mixed; boundary=""\n\n--\n\n----\n',
         b"Content-Type: message/rfc822\n\nSubject: inner\n\ninner body\n",
         b"Content-Type: text/plain; charset=utf-7\n\n+2D3-\n",
         b"Content-Type: text/plain; charset=idna\n\n\xff\xfe\n",
@@ -561,7 +592,7 @@ def test_many_parts_are_capped() -> None:
         b"Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n=ZZ=\n=4",
         b"Content-Disposition: attachment; filename*0*=x; filename*=y; filename*1=z\n\nbody",
         b"Content-Type: application/pdf; name*=bogus-charset''%FF%FE\nContent-Disposition: attachment\n\nx",
-        b"From: \"unterminated <a@x>\nTo: <<<>>>@@@,,,\nCc: ;;;::\n"
+        b'From: "unterminated <a@x>\nTo: <<<>>>@@@,,,\nCc: ;;;::\n'
         b"Date: Fri, 99 Foo 99999 99:99:99 +9999\n\nx",
     ],
 )

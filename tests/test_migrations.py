@@ -12,7 +12,8 @@ def test_models_and_migrations_agree(database) -> None:
 
     assert pending_migrations() == []
     with get_engine().connect() as connection:
-        context = MigrationContext.configure(connection, opts={"include_object": include_object,
-                                                               "compare_type": False})
+        context = MigrationContext.configure(
+            connection, opts={"include_object": include_object, "compare_type": False}
+        )
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []

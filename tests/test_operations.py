@@ -15,8 +15,10 @@ def test_health_and_readiness(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {
-        "database": "ok", "migrations": "ok", "broker": "ok (embedded)"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "migrations": "ok", "broker": "ok (embedded)"},
+    }
 
 
 def test_readiness_fails_when_the_database_does_not_answer(client, monkeypatch) -> None:
@@ -77,8 +79,9 @@ def test_status_command(mirror, database) -> None:
     mirror.deliver(make_message(subject="status"))
     mirror.sync()
     env = {**os.environ, "IMAP2API_DATABASE_URL": settings.sqlalchemy_url}
-    output = subprocess.run([sys.executable, "-m", "imap2api.cli", "status"], env=env, check=True,
-                            capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-m", "imap2api.cli", "status"], env=env, check=True, capture_output=True, text=True
+    ).stdout
     header, *rows = output.splitlines()
     assert header.split()[:4] == ["ID", "OWNER", "NAME", "HOST"]
     mine = [row for row in rows if row.startswith(f"{mirror.server_id} ")]
@@ -100,18 +103,21 @@ def test_data_directory_and_database_are_private(tmp_path) -> None:
     env = {**os.environ, "IMAP2API_DATA_DIR": str(data)}
     env.pop("IMAP2API_DATABASE_URL", None)
     env.pop("IMAP2API_SECRET_KEY", None)
-    script = ("import os; os.umask(0o022)\n"
-              "from imap2api.db import migrate, session_scope\n"
-              "from imap2api.crud import users\n"
-              "migrate()\n"
-              "with session_scope() as s: users.create_user(s, username='u', password='p')\n"
-              "from imap2api.config import settings; settings.resolved_secret_key\n"
-              "import sqlite3; c = sqlite3.connect(settings.sqlalchemy_url[10:]);"
-              "c.execute('PRAGMA journal_mode=WAL');"
-              "c.execute('CREATE TABLE IF NOT EXISTS probe (x)'); c.execute('INSERT INTO probe VALUES (1)');"
-              "c.commit(); import sys; sys.stdout.write(str(sorted(os.listdir(settings.data_dir))))\n")
-    files = subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True,
-                           text=True).stdout
+    script = (
+        "import os; os.umask(0o022)\n"
+        "from imap2api.db import migrate, session_scope\n"
+        "from imap2api.crud import users\n"
+        "migrate()\n"
+        "with session_scope() as s: users.create_user(s, username='u', password='p')\n"
+        "from imap2api.config import settings; settings.resolved_secret_key\n"
+        "import sqlite3; c = sqlite3.connect(settings.sqlalchemy_url[10:]);"
+        "c.execute('PRAGMA journal_mode=WAL');"
+        "c.execute('CREATE TABLE IF NOT EXISTS probe (x)'); c.execute('INSERT INTO probe VALUES (1)');"
+        "c.commit(); import sys; sys.stdout.write(str(sorted(os.listdir(settings.data_dir))))\n"
+    )
+    files = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
+    ).stdout
     assert "imap2api.sqlite3-wal" in files and "imap2api.sqlite3-shm" in files
     assert mode(data) == 0o700
     for name in ("imap2api.sqlite3", "imap2api.sqlite3-wal", "imap2api.sqlite3-shm", "secret_key"):

@@ -10,8 +10,10 @@ from tests.support.serve import served
 
 
 def _statuses(url: str, forwarded_for: list[str]) -> list[int]:
-    return [httpx.get(f"{url}/api/emails/", headers={"X-Forwarded-For": address}).status_code
-            for address in forwarded_for]
+    return [
+        httpx.get(f"{url}/api/emails/", headers={"X-Forwarded-For": address}).status_code
+        for address in forwarded_for
+    ]
 
 
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"], ids=["default", "behind-a-proxy"])

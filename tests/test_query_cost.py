@@ -38,12 +38,20 @@ def code_of(body) -> str | None:
 def mailing_list(mirror):
     """A synced mailbox holding one mailing-list thread of 100 messages."""
     start = datetime(2024, 11, 1, tzinfo=UTC)
-    mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [
-        make_message(subject=f"Re: [list] release plan {n}", message_id=f"<list{n}@x>",
-                     in_reply_to="<list0@x>" if n else None, references=["<list0@x>"] if n else None,
-                     date=start + timedelta(minutes=n))
-        for n in range(100)
-    ])
+    mirror.dovecot.add_messages(
+        mirror.mail_user,
+        "INBOX",
+        [
+            make_message(
+                subject=f"Re: [list] release plan {n}",
+                message_id=f"<list{n}@x>",
+                in_reply_to="<list0@x>" if n else None,
+                references=["<list0@x>"] if n else None,
+                date=start + timedelta(minutes=n),
+            )
+            for n in range(100)
+        ],
+    )
     assert mirror.sync().status == "success"
     return mirror
 
@@ -90,7 +98,9 @@ def test_deep_but_small_queries_still_work(client, mailing_list) -> None:
     # Each member lists the first others of the thread, itself left out.
     assert [m["messageId"] for m in email["threadEmails"][0]["threadEmails"]] == ["<list0@x>", "<list2@x>"]
     assert [m["messageId"] for m in email["threadEmails"][1]["threadEmails"][0]["threadEmails"]] == [
-        "<list1@x>", "<list2@x>"]
+        "<list1@x>",
+        "<list2@x>",
+    ]
 
 
 def test_thread_member_limits(client, mailing_list, monkeypatch) -> None:
@@ -126,23 +136,46 @@ def test_rest_lists_the_whole_thread_as_apidoc_shows(client, mailing_list) -> No
     ("query", "variables"),
     [
         # The page size given by a variable.
-        ("query($n: Int) { emails(pageSize: $n) { results { threadEmails(limit: 500) { id } } } }",
-         {"n": 100}),
+        (
+            "query($n: Int) { emails(pageSize: $n) { results { threadEmails(limit: 500) { id } } } }",
+            {"n": 100},
+        ),
         # A variable's default.
         ("query($n: Int = 100) { emails(pageSize: $n) { results { threadEmails(limit: 500) { id } } } }", {}),
         # A fragment, and an inline fragment.
-        ("fragment Members on Email { threadEmails(limit: 500) { id subject } } "
-         "{ emails(pageSize: 100) { results { ...Members } } }", {}),
+        (
+            "fragment Members on Email { threadEmails(limit: 500) { id subject } } "
+            "{ emails(pageSize: 100) { results { ...Members } } }",
+            {},
+        ),
         ("{ threads(pageSize: 100) { results { ... on Email { threadEmails(limit: 500) { id } } } } }", {}),
         # Aliases: each one small enough, together too much.
-        ("{ " + " ".join(f"a{n}: emails(pageSize: 100) {{ results {{ threadEmails(limit: 20) {{ id }} }} }}"
-                         for n in range(30)) + " }", {}),
+        (
+            "{ "
+            + " ".join(
+                f"a{n}: emails(pageSize: 100) {{ results {{ threadEmails(limit: 20) {{ id }} }} }}"
+                for n in range(30)
+            )
+            + " }",
+            {},
+        ),
         # Fragments doubling each other: the estimate is linear in the document, the result is not.
-        (" ".join(f"fragment F{n} on Email {{ threadEmails(limit: 2) {{ ...F{n + 1} ...F{n + 1} }} }}"
-                  for n in range(8)) + " fragment F8 on Email { id } { email(id: 1) { ...F0 } }", {}),
+        (
+            " ".join(
+                f"fragment F{n} on Email {{ threadEmails(limit: 2) {{ ...F{n + 1} ...F{n + 1} }} }}"
+                for n in range(8)
+            )
+            + " fragment F8 on Email { id } { email(id: 1) { ...F0 } }",
+            {},
+        ),
         # The whole schema, described ten times over.
-        ("{ " + " ".join(f"a{n}: __schema {{ types {{ ...Full }} }}" for n in range(10)) + " } " + FULL_TYPE,
-         {}),
+        (
+            "{ "
+            + " ".join(f"a{n}: __schema {{ types {{ ...Full }} }}" for n in range(10))
+            + " } "
+            + FULL_TYPE,
+            {},
+        ),
     ],
 )
 def test_the_cost_counts_variables_fragments_and_aliases(client, auth, query, variables) -> None:
@@ -176,12 +209,21 @@ def test_the_limit_is_a_setting(client, auth, monkeypatch) -> None:
 @pytest.fixture()
 def large_thread(mirror):
     """Three 60,000-character emails in one thread."""
-    mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [
-        make_message(subject=f"report {n}", message_id=f"<big{n}@x>", in_reply_to="<big0@x>" if n else None,
-                     references=["<big0@x>"] if n else None, body=f"{n}" * 60_000,
-                     date=datetime(2024, 11, 1, tzinfo=UTC) + timedelta(hours=n))
-        for n in range(3)
-    ])
+    mirror.dovecot.add_messages(
+        mirror.mail_user,
+        "INBOX",
+        [
+            make_message(
+                subject=f"report {n}",
+                message_id=f"<big{n}@x>",
+                in_reply_to="<big0@x>" if n else None,
+                references=["<big0@x>"] if n else None,
+                body=f"{n}" * 60_000,
+                date=datetime(2024, 11, 1, tzinfo=UTC) + timedelta(hours=n),
+            )
+            for n in range(3)
+        ],
+    )
     assert mirror.sync().status == "success"
     return mirror
 

@@ -15,8 +15,11 @@ PARSES = ["application/json", "application/x-www-form-urlencoded", "multipart/fo
 def operations(client) -> dict[str, list[str]]:  # noqa: ANN001
     """Each REST path of /openapi.json (parameters filled in) → its documented methods."""
     paths = client.get("/openapi.json").json()["paths"]
-    return {re.sub(r"\{[^}]+\}", "1", path): [method.upper() for method in methods]
-            for path, methods in paths.items() if path.startswith(("/api/", "/api-token-auth/"))}
+    return {
+        re.sub(r"\{[^}]+\}", "1", path): [method.upper() for method in methods]
+        for path, methods in paths.items()
+        if path.startswith(("/api/", "/api-token-auth/"))
+    }
 
 
 def expected_allow(documented: list[str]) -> str:
@@ -51,14 +54,33 @@ def test_every_rest_route_answers_options_and_a_405_with_its_allow(client, auth)
 def test_options_names_the_view_as_drf_does(client, auth, prefix) -> None:  # noqa: ANN001
     detail = client.options(f"{prefix}/imap-servers/1/", headers=auth)
     assert detail.headers["allow"] == "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
-    assert detail.json() == {"name": "Imap Server Instance", "description": "One IMAP account.",
-                             "renders": RENDERS, "parses": PARSES}
-    names = {path: client.options(prefix + path, headers=auth).json()["name"]
-             for path in ("/imap-servers/", "/imap-servers/1/sync/", "/emails/", "/emails/threads/",
-                          "/emails/1/thread/", "/webhooks/1/rotate-secret/", "/tokens/")}
-    assert names == {"/imap-servers/": "Imap Server List", "/imap-servers/1/sync/": "Sync",
-                     "/emails/": "Email List", "/emails/threads/": "Threads", "/emails/1/thread/": "Thread",
-                     "/webhooks/1/rotate-secret/": "Rotate Secret", "/tokens/": "Token List"}
+    assert detail.json() == {
+        "name": "Imap Server Instance",
+        "description": "One IMAP account.",
+        "renders": RENDERS,
+        "parses": PARSES,
+    }
+    names = {
+        path: client.options(prefix + path, headers=auth).json()["name"]
+        for path in (
+            "/imap-servers/",
+            "/imap-servers/1/sync/",
+            "/emails/",
+            "/emails/threads/",
+            "/emails/1/thread/",
+            "/webhooks/1/rotate-secret/",
+            "/tokens/",
+        )
+    }
+    assert names == {
+        "/imap-servers/": "Imap Server List",
+        "/imap-servers/1/sync/": "Sync",
+        "/emails/": "Email List",
+        "/emails/threads/": "Threads",
+        "/emails/1/thread/": "Thread",
+        "/webhooks/1/rotate-secret/": "Rotate Secret",
+        "/tokens/": "Token List",
+    }
 
 
 def test_options_needs_the_same_credentials_as_the_resource(client) -> None:  # noqa: ANN001
@@ -72,8 +94,11 @@ def test_options_needs_the_same_credentials_as_the_resource(client) -> None:  # 
 
 
 def test_head_answers_as_get_without_a_body(client, auth) -> None:  # noqa: ANN001
-    client.post("/api/imap-servers/", json={"name": "s", "host": "imap.example.com", "username": "u",
-                                            "password": "p"}, headers=auth)
+    client.post(
+        "/api/imap-servers/",
+        json={"name": "s", "host": "imap.example.com", "username": "u", "password": "p"},
+        headers=auth,
+    )
     for path in ("/api/imap-servers/", "/api/emails/statistics/", "/api/imap-servers/999/"):
         get, head = client.get(path, headers=auth), client.head(path, headers=auth)
         assert head.status_code == get.status_code and head.content == b"", path
@@ -82,6 +107,8 @@ def test_head_answers_as_get_without_a_body(client, auth) -> None:  # noqa: ANN0
 
 
 def test_a_cors_preflight_is_still_answered_by_cors(client) -> None:  # noqa: ANN001
-    preflight = client.options("/api/imap-servers/1/", headers={
-        "Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"})
+    preflight = client.options(
+        "/api/imap-servers/1/",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"},
+    )
     assert preflight.status_code == 200 and "DELETE" in preflight.headers["access-control-allow-methods"]

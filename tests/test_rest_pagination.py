@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 INVALID = {"detail": "Invalid page."}
-LISTS = ["/imap-servers/", "/emails/", "/emails/threads/", "/webhooks/", "/webhooks/{webhook}/deliveries/",
-         "/tokens/"]
+LISTS = [
+    "/imap-servers/",
+    "/emails/",
+    "/emails/threads/",
+    "/webhooks/",
+    "/webhooks/{webhook}/deliveries/",
+    "/tokens/",
+]
 SERVER = {"name": "s", "host": "imap.example.com", "username": "u", "password": "p"}
 
 

@@ -75,8 +75,12 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
     mail_user = dovecot.add_user()
     dovecot.add_messages(mail_user, "INBOX", [make_message(subject=f"chaos {n}") for n in range(total)])
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
-    subprocess.run([sys.executable, "-m", "imap2api.cli", "createuser", "chaos", "--password", "pw"],
-                   env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")}, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "imap2api.cli", "createuser", "chaos", "--password", "pw"],
+        env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")},
+        check=True,
+        capture_output=True,
+    )
     # Small batches: every life of the server commits a few of them before it is killed.
     settings = {"imap_ca_file": str(dovecot.ca_cert_path), "sync_batch_messages": "25"}
     server_id = None
@@ -87,9 +91,18 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
             token = httpx.post(f"{url}/api-token-auth/", json={"username": "chaos", "password": "pw"}).json()
             headers = {"Authorization": f"Token {token['token']}"}
             if server_id is None:
-                server_id = httpx.post(f"{url}/api/imap-servers/", headers=headers, json={
-                    "name": "chaos", "host": dovecot.host, "port": dovecot.port, "username": mail_user,
-                    "password": "secret", "use_ssl": False}).json()["id"]
+                server_id = httpx.post(
+                    f"{url}/api/imap-servers/",
+                    headers=headers,
+                    json={
+                        "name": "chaos",
+                        "host": dovecot.host,
+                        "port": dovecot.port,
+                        "username": mail_user,
+                        "password": "secret",
+                        "use_ssl": False,
+                    },
+                ).json()["id"]
             started = httpx.post(f"{url}/api/imap-servers/{server_id}/sync/?wait=false", headers=headers)
             assert started.status_code == 202, started.text
             run_id = started.json()["sync_run"]
@@ -105,17 +118,24 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
         done = httpx.post(f"{url}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=300)
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "success" and done.json()["sync_run"] not in runs
-        history = httpx.post(f"{url}/graphql", headers=headers, json={
-            "query": "query($s: ID!) { syncRuns(imapServer: $s, limit: 20) { id status errorCode } }",
-            "variables": {"s": server_id}}).json()["data"]["syncRuns"]
+        history = httpx.post(
+            f"{url}/graphql",
+            headers=headers,
+            json={
+                "query": "query($s: ID!) { syncRuns(imapServer: $s, limit: 20) { id status errorCode } }",
+                "variables": {"s": server_id},
+            },
+        ).json()["data"]["syncRuns"]
     finally:
         kill(process)
     assert [(int(run["id"]), run["status"], run["errorCode"]) for run in history[1:]] == [
-        (run_id, "error", "WORKER_LOST") for run_id in reversed(runs)]
+        (run_id, "error", "WORKER_LOST") for run_id in reversed(runs)
+    ]
     database = sqlite3.connect(tmp_path / "data" / "imap2api.sqlite3")
     try:
-        stored = database.execute("SELECT count(*), count(DISTINCT uid) FROM emails WHERE imap_server_id = ?",
-                                  (server_id,)).fetchone()
+        stored = database.execute(
+            "SELECT count(*), count(DISTINCT uid) FROM emails WHERE imap_server_id = ?", (server_id,)
+        ).fetchone()
     finally:
         database.close()
     assert stored == (total, total)
@@ -123,7 +143,8 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
 
 
 def test_a_starting_server_fails_the_runs_of_its_dead_process_and_requeues_its_queued_runs(
-        database, mirror) -> None:
+    database, mirror
+) -> None:
     from fastapi.testclient import TestClient
 
     from imap2api.app import create_app
@@ -134,9 +155,18 @@ def test_a_starting_server_fails_the_runs_of_its_dead_process_and_requeues_its_q
     mirror.deliver(make_message(subject="waiting"))
     dead = _running_run(mirror.server_id, holder=f"{socket.gethostname()}:{_dead_pid()}:1", lease_seconds=600)
     with session_scope() as session:
-        second = crud_servers.create_server(session, owner_id=mirror.owner_id, data={
-            "name": "second", "host": mirror.dovecot.host, "port": mirror.dovecot.port,
-            "username": mirror.mail_user, "password": "secret", "use_ssl": False})
+        second = crud_servers.create_server(
+            session,
+            owner_id=mirror.owner_id,
+            data={
+                "name": "second",
+                "host": mirror.dovecot.host,
+                "port": mirror.dovecot.port,
+                "username": mirror.mail_user,
+                "password": "secret",
+                "use_ssl": False,
+            },
+        )
         # Queued by a process that died: its message lived in that process's memory.
         queued = crud_runs.start_run(session, server=second, trigger="manual")[0].id or 0
 
@@ -165,7 +195,8 @@ def test_a_request_takes_over_from_a_worker_whose_lease_lapsed(client, mirror, m
 
 
 def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease(
-        mirror, monkeypatch, caplog) -> None:
+    mirror, monkeypatch, caplog
+) -> None:
     from sqlalchemy import update
 
     from imap2api.config import settings
@@ -178,8 +209,9 @@ def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease
     total = 30
     monkeypatch.setattr(settings, "sync_batch_messages", 10)
     mirror.configure(folders_to_sync="INBOX")
-    mirror.dovecot.add_messages(mirror.mail_user, "INBOX",
-                                [make_message(subject=f"race {n}") for n in range(total)])
+    mirror.dovecot.add_messages(
+        mirror.mail_user, "INBOX", [make_message(subject=f"race {n}") for n in range(total)]
+    )
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=None, server_id=mirror.server_id)
         run_id = crud_runs.start_run(session, server=server, trigger="test")[0].id or 0
@@ -190,8 +222,9 @@ def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease
         # Its first step, as run_sync's: take the lease, which has lapsed; then finish the run.
         second["holder"] = holder = holder_name()
         with session_scope() as session:
-            second["took"] = crud_runs.acquire_lease(session, server_id=mirror.server_id, holder=holder,
-                                                     seconds=settings.sync_lease_seconds)
+            second["took"] = crud_runs.acquire_lease(
+                session, server_id=mirror.server_id, holder=holder, seconds=settings.sync_lease_seconds
+            )
         second_holds.set()
         first_done.wait(60)
         second["run"] = run_sync(run_id)
@@ -203,8 +236,11 @@ def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease
         if done == total and not second_holds.is_set() and _run(run_id).folders_synced == 1:
             # It stalls past its lease there; the second worker takes the server over.
             with session_scope() as session:
-                session.exec(update(ImapServer).where(ImapServer.id == mirror.server_id)  # type: ignore[call-overload]
-                             .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+                session.exec(
+                    update(ImapServer)
+                    .where(ImapServer.id == mirror.server_id)  # type: ignore[call-overload]
+                    .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+                )
             worker.start()
             assert second_holds.wait(60)
 
@@ -226,18 +262,27 @@ def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease
 
 
 def test_deleting_a_server_mid_sync_stops_the_sync_quietly_and_leaves_nothing(
-        database, client, mirror, monkeypatch, caplog) -> None:
+    database, client, mirror, monkeypatch, caplog
+) -> None:
     from sqlalchemy import text
 
     from imap2api.config import settings
     from imap2api.db import session_scope
 
     monkeypatch.setattr(settings, "sync_batch_messages", 10)
-    mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [
-        make_message(subject=f"doomed {n}", attachments=[("a.txt", "text/plain", b"attached")])
-        for n in range(1500)])
-    hook = client.post("/api/webhooks/", headers=mirror.headers,
-                       json={"url": "https://hooks.example.com/doomed", "imap_server": mirror.server_id})
+    mirror.dovecot.add_messages(
+        mirror.mail_user,
+        "INBOX",
+        [
+            make_message(subject=f"doomed {n}", attachments=[("a.txt", "text/plain", b"attached")])
+            for n in range(1500)
+        ],
+    )
+    hook = client.post(
+        "/api/webhooks/",
+        headers=mirror.headers,
+        json={"url": "https://hooks.example.com/doomed", "imap_server": mirror.server_id},
+    )
     assert hook.status_code == 201, hook.text
     caplog.set_level(logging.INFO)
     started = client.post(f"/api/imap-servers/{mirror.server_id}/sync/?wait=false", headers=mirror.headers)
@@ -245,21 +290,29 @@ def test_deleting_a_server_mid_sync_stops_the_sync_quietly_and_leaves_nothing(
     wait_until(lambda: _run(run_id).progress_done > 0, timeout=60, what="the sync to store a batch")
     deleted = client.delete(f"/api/imap-servers/{mirror.server_id}/", headers=mirror.headers)
     assert deleted.status_code == 204
-    wait_until(lambda: any("was deleted" in record.getMessage() for record in caplog.records), timeout=60,
-               what="the sync to notice")
+    wait_until(
+        lambda: any("was deleted" in record.getMessage() for record in caplog.records),
+        timeout=60,
+        what="the sync to notice",
+    )
 
     stopped = [record for record in caplog.records if "was deleted" in record.getMessage()]
     assert [record.levelno for record in stopped] == [logging.INFO]
     loud = [record for record in caplog.records if record.levelno >= logging.WARNING or record.exc_info]
     assert loud == [], [record.getMessage() for record in loud]
     with session_scope() as session:
-        left = {table: session.execute(text(f"SELECT count(*) FROM {table} WHERE imap_server_id = :s"),
-                                       {"s": mirror.server_id}).scalar_one()
-                for table in ("folders", "emails", "thread_keys", "sync_runs", "events", "webhooks")}
-        left["attachments"] = session.execute(text(
-            "SELECT count(*) FROM attachments WHERE email_id NOT IN (SELECT id FROM emails)")).scalar_one()
-        left["imap_servers"] = session.execute(text("SELECT count(*) FROM imap_servers WHERE id = :s"),
-                                               {"s": mirror.server_id}).scalar_one()
+        left = {
+            table: session.execute(
+                text(f"SELECT count(*) FROM {table} WHERE imap_server_id = :s"), {"s": mirror.server_id}
+            ).scalar_one()
+            for table in ("folders", "emails", "thread_keys", "sync_runs", "events", "webhooks")
+        }
+        left["attachments"] = session.execute(
+            text("SELECT count(*) FROM attachments WHERE email_id NOT IN (SELECT id FROM emails)")
+        ).scalar_one()
+        left["imap_servers"] = session.execute(
+            text("SELECT count(*) FROM imap_servers WHERE id = :s"), {"s": mirror.server_id}
+        ).scalar_one()
         if database == "sqlite":
             queue = "SELECT count(*) FROM emails_fts_pending WHERE email_id NOT IN (SELECT id FROM emails)"
             left["search queue"] = session.execute(text(queue)).scalar_one()

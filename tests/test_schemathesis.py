@@ -26,7 +26,9 @@ def test_no_server_errors(client, mirror) -> None:
         def run(case) -> None:
             response = case.call(headers=headers)  # noqa: B023 - run() is called in this same iteration
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} {case.query} {case.body!r}: {response.text}")
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.query} {case.body!r}: {response.text}"
+                )
 
         run()
         checked += 1

@@ -86,8 +86,10 @@ def test_deletes_and_edits_keep_the_index_consistent_before_and_after_indexing(d
         mirror.deliver(make_message(subject=f"{name} report", body=f"{name} body text"))
     assert mirror.sync().status == "success"  # echo and foxtrot wait for the index
     with session_scope() as session:
-        rows = {email.subject.split()[0]: email for email in
-                session.exec(select(Email).where(Email.imap_server_id == mirror.server_id))}
+        rows = {
+            email.subject.split()[0]: email
+            for email in session.exec(select(Email).where(Email.imap_server_id == mirror.server_id))
+        }
         session.delete(rows["alpha"])  # indexed
         session.delete(rows["echo"])  # queued
         rows["bravo"].subject = "renamed indexed"
@@ -126,14 +128,21 @@ def _copy_email_in_sql(*, server_id: int, subject: str) -> None:
     from imap2api.db import session_scope
 
     with session_scope() as session:
-        columns = [name for name in session.execute(text("SELECT * FROM emails LIMIT 0")).keys()  # noqa: SIM118 - a Result, not a dict
-                   if name != "id"]
+        columns = [
+            name
+            for name in session.execute(text("SELECT * FROM emails LIMIT 0")).keys()  # noqa: SIM118 - a Result, not a dict
+            if name != "id"
+        ]
         chosen = {"subject": ":subject", "uid": "uid + 100000", "message_id": "'<copy@example.com>'"}
         names = ", ".join(f'"{name}"' for name in columns)
         values = ", ".join(chosen.get(name, f'"{name}"') for name in columns)
-        session.execute(text(f"INSERT INTO emails ({names}) SELECT {values} FROM emails "
-                             "WHERE imap_server_id = :server ORDER BY id LIMIT 1"),
-                        {"subject": subject, "server": server_id})
+        session.execute(
+            text(
+                f"INSERT INTO emails ({names}) SELECT {values} FROM emails "
+                "WHERE imap_server_id = :server ORDER BY id LIMIT 1"
+            ),
+            {"subject": subject, "server": server_id},
+        )
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

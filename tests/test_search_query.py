@@ -15,10 +15,15 @@ def test_plain_words_and_phrases() -> None:
 
 
 def test_operators() -> None:
-    query = parse_search('from:ann to:"Bob Smith" subject:plan in:Sent has:attachment is:unread is:starred '
-                         "after:2024-01-02 before:2024/02/03")
-    assert query.terms == [TextTerm("ann", ("sender",)), TextTerm("Bob Smith", ("recipient",)),
-                           TextTerm("plan", ("subject",))]
+    query = parse_search(
+        'from:ann to:"Bob Smith" subject:plan in:Sent has:attachment is:unread is:starred '
+        "after:2024-01-02 before:2024/02/03"
+    )
+    assert query.terms == [
+        TextTerm("ann", ("sender",)),
+        TextTerm("Bob Smith", ("recipient",)),
+        TextTerm("plan", ("subject",)),
+    ]
     assert query.folders == [("Sent", False)]
     assert (query.has_attachment, query.seen, query.flagged) == (True, False, True)
     assert (query.after, query.before) == (date(2024, 1, 2), date(2024, 2, 3))

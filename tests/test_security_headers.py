@@ -52,8 +52,12 @@ def assert_scripts_allowed(response, policy: dict[str, list[str]]) -> None:  # n
 def admin(client, make_user):  # noqa: ANN001, ANN201
     """The test client, logged in to /admin as a fresh admin."""
     username, password, _ = make_user(admin=True)
-    login = client.post("/admin/login", data={"username": username, "password": password}, headers=ORIGIN,
-                        follow_redirects=False)
+    login = client.post(
+        "/admin/login",
+        data={"username": username, "password": password},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
     assert login.status_code == 302
     return client
 
@@ -65,13 +69,18 @@ def test_admin_pages_allow_only_their_own_files_and_scripts(admin, make_user) ->
     with session_scope() as db:
         other_id = crud_users.get_user_by_username(db, username=make_user()[0]).id
     # An action leaves a flash message, whose toast is sqladmin's one inline script.
-    action = admin.get(f"/admin/user/action/revoke-tokens?pks={other_id}", headers=ORIGIN,
-                       follow_redirects=False)
+    action = admin.get(
+        f"/admin/user/action/revoke-tokens?pks={other_id}", headers=ORIGIN, follow_redirects=False
+    )
     assert action.status_code == 302
     flashed = admin.get(action.headers["location"], headers=ORIGIN)
     assert "Revoked 1 token(s)" in flashed.text and INLINE_SCRIPT.search(flashed.text)
-    pages = [flashed, admin.get("/admin/user/list"), admin.get(f"/admin/user/details/{other_id}"),
-             admin.get("/admin/webhook/create")]
+    pages = [
+        flashed,
+        admin.get("/admin/user/list"),
+        admin.get(f"/admin/user/details/{other_id}"),
+        admin.get("/admin/webhook/create"),
+    ]
     missing = admin.get("/admin/no-such-view/list")
     assert missing.status_code == 404
     for page in [*pages, missing]:

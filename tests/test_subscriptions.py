@@ -23,15 +23,28 @@ def test_email_received_hears_new_mail_only(client, mirror) -> None:
     mirror.sync()
     ws, socket = _open(client, payload={"Authorization": f"Token {mirror.token}"})
     try:
-        socket.send_json({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { subject folder threadCount } }",
-            "variables": {"s": str(mirror.server_id)}}})
+        socket.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($s: ID!) {"
+                    " emailReceived(imapServer: $s) { subject folder threadCount } }",
+                    "variables": {"s": str(mirror.server_id)},
+                },
+            }
+        )
         time.sleep(0.3)  # let the server register the subscription before mail arrives
         mirror.deliver(make_message(subject="fresh news"))
         assert mirror.sync().messages_new == 1
         message = socket.receive_json()
-        assert message == {"id": "1", "type": "next", "payload": {"data": {"emailReceived": {
-            "subject": "fresh news", "folder": "INBOX", "threadCount": 1}}}}
+        assert message == {
+            "id": "1",
+            "type": "next",
+            "payload": {
+                "data": {"emailReceived": {"subject": "fresh news", "folder": "INBOX", "threadCount": 1}}
+            },
+        }
     finally:
         ws.__exit__(None, None, None)
 
@@ -49,10 +62,18 @@ def test_sync_progress_until_done(client, mirror) -> None:
         run, _ = crud_runs.start_run(session, server=server, trigger="test")
     ws, socket = _open(client, headers=mirror.headers)
     try:
-        socket.send_json({"id": "p", "type": "subscribe", "payload": {
-            "query": "subscription($r: ID!) { syncProgress(runId: $r) { status progressDone progressTotal "
-                     "foldersSynced } }",
-            "variables": {"r": str(run.id)}}})
+        socket.send_json(
+            {
+                "id": "p",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($r: ID!) {"
+                    " syncProgress(runId: $r) { status progressDone progressTotal "
+                    "foldersSynced } }",
+                    "variables": {"r": str(run.id)},
+                },
+            }
+        )
         first = socket.receive_json()["payload"]["data"]["syncProgress"]
         assert first["status"] == "queued"
         worker = threading.Thread(target=run_sync, args=(run.id,))
@@ -78,18 +99,32 @@ def test_sync_progress_until_done(client, mirror) -> None:
 def test_subscriptions_need_a_token_and_ownership(client, mirror, auth) -> None:
     ws, socket = _open(client)
     try:
-        socket.send_json({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { id } }",
-            "variables": {"s": str(mirror.server_id)}}})
+        socket.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { id } }",
+                    "variables": {"s": str(mirror.server_id)},
+                },
+            }
+        )
         message = socket.receive_json()
         assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     finally:
         ws.__exit__(None, None, None)
     ws, socket = _open(client, headers=auth)
     try:
-        socket.send_json({"id": "2", "type": "subscribe", "payload": {
-            "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { id } }",
-            "variables": {"s": str(mirror.server_id)}}})
+        socket.send_json(
+            {
+                "id": "2",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { id } }",
+                    "variables": {"s": str(mirror.server_id)},
+                },
+            }
+        )
         message = socket.receive_json()
         assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     finally:

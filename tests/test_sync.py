@@ -12,8 +12,13 @@ from tests.support.messages import make_message, message_id_of
 def test_first_sync_mirrors_every_folder_but_trash(mirror) -> None:
     mirror.dovecot.create_folder(mirror.mail_user, "Archive/2023")
     mirror.dovecot.create_folder(mirror.mail_user, "Entwürfe")
-    mirror.deliver(make_message(subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=", to="Bob <bob@example.org>, carol@example.net",
-                                cc="Dan <dan@example.com>"))
+    mirror.deliver(
+        make_message(
+            subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=",
+            to="Bob <bob@example.org>, carol@example.net",
+            cc="Dan <dan@example.com>",
+        )
+    )
     mirror.deliver(make_message(subject="sent one"), folder="Sent", flags="S")
     mirror.deliver(make_message(subject="archived"), folder="Archive/2023")
     mirror.deliver(make_message(subject="draft"), folder="Entwürfe")
@@ -55,7 +60,12 @@ def test_unchanged_resync_fetches_nothing(mirror) -> None:
     again = mirror.sync()
     assert first.bytes_fetched > 0
     assert again.status == "success"
-    assert (again.messages_new, again.messages_updated, again.messages_deleted, again.bytes_fetched) == (0, 0, 0, 0)
+    assert (again.messages_new, again.messages_updated, again.messages_deleted, again.bytes_fetched) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert len(mirror.emails()) == 5
 
 
@@ -162,8 +172,10 @@ def test_folders_to_sync_and_exclude_trash(mirror) -> None:
 def test_sync_limits(mirror) -> None:
     now = datetime.now(UTC)
     for age in (40, 20, 5, 1):
-        mirror.deliver(make_message(subject=f"{age} days old", date=now - timedelta(days=age)),
-                       internaldate=now - timedelta(days=age))
+        mirror.deliver(
+            make_message(subject=f"{age} days old", date=now - timedelta(days=age)),
+            internaldate=now - timedelta(days=age),
+        )
     mirror.configure(sync_limit_type="last_n", sync_limit_value=2)
     mirror.sync()
     assert sorted(email.subject for email in mirror.emails()) == ["1 days old", "5 days old"]
@@ -177,9 +189,13 @@ def test_sync_limits(mirror) -> None:
 
 def test_threads_follow_references_not_subjects(mirror) -> None:
     root = make_message(subject="Plan", message_id="<root@x>")
-    reply = make_message(subject="Re: Plan", message_id="<r1@x>", in_reply_to="<root@x>", references=["<root@x>"])
+    reply = make_message(
+        subject="Re: Plan", message_id="<r1@x>", in_reply_to="<root@x>", references=["<root@x>"]
+    )
     # Its parent is not in the mailbox, yet it shares a thread with its sibling.
-    orphan_a = make_message(subject="Re: Gone", message_id="<oa@x>", in_reply_to="<gone@x>", references=["<gone@x>"])
+    orphan_a = make_message(
+        subject="Re: Gone", message_id="<oa@x>", in_reply_to="<gone@x>", references=["<gone@x>"]
+    )
     orphan_b = make_message(subject="Re: Gone", message_id="<ob@x>", references=["<gone@x>", "<oa@x>"])
     unrelated = make_message(subject="Plan", message_id="<other@x>")
     mirror.deliver(root)
@@ -210,14 +226,18 @@ def test_a_late_message_merges_two_threads(mirror) -> None:
     updates = mirror.events("thread.updated")
     assert len(updates) == 1
     assert updates[0]["thread_id"] == after["<q@x>"] and updates[0]["thread_count"] == 3
-    assert updates[0]["merged_thread_ids"] == [t for t in (first["<c1@x>"], first["<c2@x>"]) if t != after["<q@x>"]]
+    assert updates[0]["merged_thread_ids"] == [
+        t for t in (first["<c1@x>"], first["<c2@x>"]) if t != after["<q@x>"]
+    ]
 
 
 def test_malformed_mail_is_stored_as_best_it_can_be(mirror) -> None:
     mirror.deliver(b"\x00\xff garbage without headers \x80\x81\r\n")
-    mirror.deliver(b"Subject: =?bogus-charset?B?SGVsbG8=?=\r\nDate: yesterday-ish\r\n"
-                   b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n"
-                   b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64\r\n")
+    mirror.deliver(
+        b"Subject: =?bogus-charset?B?SGVsbG8=?=\r\nDate: yesterday-ish\r\n"
+        b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64\r\n"
+    )
     run = mirror.sync()
     assert run.status == "success"
     emails = mirror.emails()
@@ -292,7 +312,9 @@ def test_sqlite_statistics_follow_the_mailbox(mirror, database) -> None:
         assert stat is not None and int(stat[0].split()[0]) >= 30
         assert refresh_statistics(session) is False  # unchanged since: nothing to do
         # Never the search index's own tables: stale, they make indexing slower with every batch.
-        assert session.exec(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl LIKE 'emails_fts%'")).one()[0] == 0
+        assert (
+            session.exec(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl LIKE 'emails_fts%'")).one()[0] == 0
+        )
 
 
 def test_progress_has_its_total_before_the_first_message(mirror, monkeypatch) -> None:
@@ -305,8 +327,9 @@ def test_progress_has_its_total_before_the_first_message(mirror, monkeypatch) ->
     monkeypatch.setattr(settings, "sync_batch_messages", 10)
     mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [make_message(subject=f"i{n}") for n in range(25)])
     for folder in ("Sent", "Archive"):
-        mirror.dovecot.add_messages(mirror.mail_user, folder, [make_message(subject=f"{folder}{n}")
-                                                              for n in range(5)])
+        mirror.dovecot.add_messages(
+            mirror.mail_user, folder, [make_message(subject=f"{folder}{n}") for n in range(5)]
+        )
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=mirror.owner_id, server_id=mirror.server_id)
         run_id = crud_runs.start_run(session, server=server, trigger="test")[0].id

@@ -30,8 +30,16 @@ def _hung_server_of(owner_id: int, hung: HungImapServer) -> int:
     from imap2api.db import session_scope
     from imap2api.validation import validate_server
 
-    data = validate_server({"name": f"hung at {hung.stage}", "host": hung.host, "port": hung.port,
-                            "username": "u", "password": "p", "tls_mode": "none"})
+    data = validate_server(
+        {
+            "name": f"hung at {hung.stage}",
+            "host": hung.host,
+            "port": hung.port,
+            "username": "u",
+            "password": "p",
+            "tls_mode": "none",
+        }
+    )
     with session_scope() as session:
         return crud_servers.create_server(session, owner_id=owner_id, data=data).id
 
@@ -94,7 +102,8 @@ def test_a_hundred_waited_syncs_hold_no_thread(client, auth, monkeypatch) -> Non
     answers = [box[0] for _, box in syncs if box]
     assert len(answers) == 100
     assert {(a.status_code, a.json()["code"], a.json()["sync_run"]) for a in answers} == {
-        (502, "IMAP_PROTOCOL_ERROR", int(channel.rsplit(":", 1)[1]))}
+        (502, "IMAP_PROTOCOL_ERROR", int(channel.rsplit(":", 1)[1]))
+    }
 
 
 def test_a_wait_ends_on_the_announcement_or_on_a_re_read(mirror) -> None:
@@ -142,8 +151,11 @@ def test_a_requested_sync_does_not_wait_behind_hung_servers(client, mirror, make
     try:
         for number, hung in enumerate(servers):
             owner_id = _owner_id(make_user)
-            request_sync(server_id=_hung_server_of(owner_id, hung), owner_id=owner_id,
-                         trigger="schedule" if number < scheduled else "manual")
+            request_sync(
+                server_id=_hung_server_of(owner_id, hung),
+                owner_id=owner_id,
+                trigger="schedule" if number < scheduled else "manual",
+            )
         # Both sync lanes are busy with hung servers (the old code had two threads for everything).
         busy = settings.sync_worker_threads + requested
         _wait_until(lambda: sum(hung.connections for hung in servers) >= busy, f"{busy} hung syncs running")

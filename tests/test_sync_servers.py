@@ -40,8 +40,16 @@ def mirror_at(database: str, make_user):
 
     def factory(server, port: int, mail_user: str) -> Mirror:
         username, _, token = make_user()
-        data = validate_server({"name": f"mailbox of {mail_user}", "host": server.host, "port": port,
-                                "username": mail_user, "password": "secret", "tls_mode": "none"})
+        data = validate_server(
+            {
+                "name": f"mailbox of {mail_user}",
+                "host": server.host,
+                "port": port,
+                "username": mail_user,
+                "password": "secret",
+                "tls_mode": "none",
+            }
+        )
         with session_scope() as session:
             owner = crud_users.get_user_by_username(session, username=username)
             assert owner is not None and owner.id is not None
@@ -84,8 +92,12 @@ def uid_count(uid_set: str) -> int:
 def test_changes_are_mirrored_exactly(profile, mirror_at, dovecot, courier_like) -> None:
     server = courier_like if profile == "plain" else dovecot
     hidden = (b"QRESYNC",) if profile == "condstore" else ()
-    inbox, archive, projects, trash = "INBOX", f"{server.prefix}Archive", f"{server.prefix}Projects", \
-        f"{server.prefix}Trash"
+    inbox, archive, projects, trash = (
+        "INBOX",
+        f"{server.prefix}Archive",
+        f"{server.prefix}Projects",
+        f"{server.prefix}Trash",
+    )
     user = server.add_user()
     server.add_messages(user, "INBOX", [make_message(subject=f"m{n}") for n in range(12)])
     with server.client(user) as imap:
@@ -184,7 +196,8 @@ def test_a_nil_hierarchy_delimiter_means_flat_names(mirror_at, dovecot) -> None:
         assert mirror.sync().status == "success"
     # Without a hierarchy "Projects/Trash" is one name, not a Trash folder; \Trash still is one.
     assert [(email.folder, email.subject) for email in mirror.emails()] == [
-        ("Projects/Trash", "a project called Trash")]
+        ("Projects/Trash", "a project called Trash")
+    ]
     with session_scope() as session:
         statement = select(Folder.delimiter).where(Folder.imap_server_id == mirror.server_id)
         delimiters = set(session.exec(statement))

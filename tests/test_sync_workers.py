@@ -24,13 +24,16 @@ def test_rest_sync_waits_for_the_embedded_worker(client, mirror) -> None:
 
 def test_rest_sync_without_waiting_answers_202(client, mirror) -> None:
     mirror.deliver(make_message(subject="later"))
-    response = client.post(f"/api/v1/imap-servers/{mirror.server_id}/sync/?wait=false", headers=mirror.headers)
+    response = client.post(
+        f"/api/v1/imap-servers/{mirror.server_id}/sync/?wait=false", headers=mirror.headers
+    )
     assert response.status_code == 202
     run_id = response.json()["sync_run"]
     query = "query($id: ID!) { syncRun(id: $id) { status progressDone progressTotal messagesNew } }"
     for _ in range(100):
-        run = client.post("/graphql", json={"query": query, "variables": {"id": run_id}},
-                          headers=mirror.headers).json()["data"]["syncRun"]
+        run = client.post(
+            "/graphql", json={"query": query, "variables": {"id": run_id}}, headers=mirror.headers
+        ).json()["data"]["syncRun"]
         if run["status"] == "success":
             break
         time.sleep(0.1)
@@ -47,9 +50,14 @@ def test_failed_sync_is_a_502_with_the_reason(client, mirror) -> None:
     server = client.get(f"/api/imap-servers/{mirror.server_id}/", headers=mirror.headers).json()
     assert server["last_sync_status"] == "error" and "login failed" in server["last_error"]
 
-    graphql = client.post("/graphql", headers=mirror.headers, json={
-        "query": "mutation($id: ID!) { syncImapServer(id: $id) { status } }", "variables": {"id": mirror.server_id},
-    }).json()
+    graphql = client.post(
+        "/graphql",
+        headers=mirror.headers,
+        json={
+            "query": "mutation($id: ID!) { syncImapServer(id: $id) { status } }",
+            "variables": {"id": mirror.server_id},
+        },
+    ).json()
     assert graphql["errors"][0]["extensions"]["code"] == "IMAP_AUTH_FAILED"
 
 
@@ -83,16 +91,22 @@ def test_a_worker_killed_mid_sync_converges_on_the_next_sync(mirror, database, t
     from imap2api.config import settings
 
     total = 400
-    mirror.dovecot.add_messages(mirror.mail_user, "INBOX",
-                                [make_message(subject=f"bulk {n}", body="x" * 2000) for n in range(total)])
+    mirror.dovecot.add_messages(
+        mirror.mail_user, "INBOX", [make_message(subject=f"bulk {n}", body="x" * 2000) for n in range(total)]
+    )
     env = {
         **os.environ,
         "IMAP2API_DATABASE_URL": settings.sqlalchemy_url,
         "IMAP2API_SYNC_BATCH_MESSAGES": "10",
         "IMAP2API_SYNC_LEASE_SECONDS": "2",
     }
-    process = subprocess.Popen([sys.executable, "-m", "imap2api.cli", "sync", str(mirror.server_id)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imap2api.cli", "sync", str(mirror.server_id)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         for _ in range(600):
             stored = len(mirror.emails())

@@ -99,6 +99,7 @@ def test_a_request_past_its_time_bound_gets_a_503(client, auth, database, monkey
         # Meanwhile, other requests are answered.
         me = client.post("/graphql", json={"query": "{ me { id } }"}, headers=auth)
         assert me.json()["data"]["me"]["id"]
+
     # The database work handed over before the deadline still completes; nothing is half-written.
     def inserted() -> bool:
         return client.get("/api/imap-servers/", headers=auth).json()["count"] == 1
@@ -108,8 +109,14 @@ def test_a_request_past_its_time_bound_gets_a_503(client, auth, database, monkey
 
 def _hung_server(client, auth, silent: SilentServer) -> int:
     """An IMAP server of the caller's at the silent address."""
-    body = {"name": "Hung", "host": "127.0.0.1", "port": silent.port, "username": "u", "password": "p",
-            "use_ssl": True}
+    body = {
+        "name": "Hung",
+        "host": "127.0.0.1",
+        "port": silent.port,
+        "username": "u",
+        "password": "p",
+        "use_ssl": True,
+    }
     response = client.post("/api/imap-servers/", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return response.json()["id"]
@@ -131,8 +138,9 @@ def test_waited_syncs_may_wait_past_the_request_bound(client, auth, silent, monk
     run = "query($id: ID!) { syncRun(id: $id) { status } }"
 
     def finished() -> bool:
-        body = client.post("/graphql", json={"query": run, "variables": {"id": rest.json()["sync_run"]}},
-                           headers=auth).json()
+        body = client.post(
+            "/graphql", json={"query": run, "variables": {"id": rest.json()["sync_run"]}}, headers=auth
+        ).json()
         return body["data"]["syncRun"]["status"] == "error"
 
     _wait_until(finished, "the sync against the hung server to time out")
@@ -147,15 +155,31 @@ def _free_port() -> int:
 def test_sigterm_stops_serve_mid_request(tmp_path: Path, silent) -> None:
     port, url = _free_port(), ""
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
-    env.update({"IMAP2API_DATA_DIR": str(tmp_path / "data"), "IMAP2API_SCHEDULER_ENABLED": "false",
-                "IMAP2API_SHUTDOWN_TIMEOUT_SECONDS": "2", "IMAP2API_IMAP_TIMEOUT_SECONDS": "120"})
-    subprocess.run([sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"], env=env,
-                   check=True, capture_output=True)
+    env.update(
+        {
+            "IMAP2API_DATA_DIR": str(tmp_path / "data"),
+            "IMAP2API_SCHEDULER_ENABLED": "false",
+            "IMAP2API_SHUTDOWN_TIMEOUT_SECONDS": "2",
+            "IMAP2API_IMAP_TIMEOUT_SECONDS": "120",
+        }
+    )
+    subprocess.run(
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "imap2api.cli", "serve", "--port", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imap2api.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             assert process.poll() is None, (tmp_path / "serve.log").read_text()
             try:
@@ -166,9 +190,17 @@ def test_sigterm_stops_serve_mid_request(tmp_path: Path, silent) -> None:
         _wait_until(up, "serve to start")
         login = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "pw"})
         auth = {"Authorization": f"Token {login.json()['token']}"}
-        server = httpx.post(f"{url}/api/imap-servers/", headers=auth, json={
-            "name": "Hung", "host": "127.0.0.1", "port": silent.port, "username": "u", "password": "p",
-        }).json()
+        server = httpx.post(
+            f"{url}/api/imap-servers/",
+            headers=auth,
+            json={
+                "name": "Hung",
+                "host": "127.0.0.1",
+                "port": silent.port,
+                "username": "u",
+                "password": "p",
+            },
+        ).json()
 
         def waited_sync() -> None:
             with contextlib.suppress(httpx.HTTPError):

@@ -43,8 +43,11 @@ def test_another_users_token_is_not_found(client, make_user) -> None:
     their_id = listed["results"][0]["id"]
     mine_headers = {"Authorization": f"Token {mine}"}
     assert client.delete(f"/api/tokens/{their_id}/", headers=mine_headers).status_code == 404
-    revoke = client.post("/graphql", headers=mine_headers, json={
-        "query": "mutation($id: ID!) { revokeApiToken(id: $id) }", "variables": {"id": their_id}})
+    revoke = client.post(
+        "/graphql",
+        headers=mine_headers,
+        json={"query": "mutation($id: ID!) { revokeApiToken(id: $id) }", "variables": {"id": their_id}},
+    )
     assert revoke.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert client.get("/api/imap-servers/", headers={"Authorization": f"Token {theirs}"}).status_code == 200
     assert client.get("/api/tokens/").status_code == 401
@@ -52,8 +55,11 @@ def test_another_users_token_is_not_found(client, make_user) -> None:
 
 def test_graphql_lists_tokens(client, make_user) -> None:
     _, _, token = make_user()
-    response = client.post("/graphql", headers={"Authorization": f"Token {token}"}, json={
-        "query": "{ apiTokens { count results { id prefix createdAt lastUsedAt expiresAt } } }"})
+    response = client.post(
+        "/graphql",
+        headers={"Authorization": f"Token {token}"},
+        json={"query": "{ apiTokens { count results { id prefix createdAt lastUsedAt expiresAt } } }"},
+    )
     page = response.json()["data"]["apiTokens"]
     assert page["count"] == 1 and page["results"][0]["prefix"] == token[:8]
 
@@ -84,8 +90,11 @@ def _fullwidth(name: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) for c in name)
 
 
-@pytest.mark.parametrize("lookalike", [_fullwidth, str.capitalize, str.upper, lambda name: f" {name} "],
-                         ids=["fullwidth", "capitalized", "upper", "padded"])
+@pytest.mark.parametrize(
+    "lookalike",
+    [_fullwidth, str.capitalize, str.upper, lambda name: f" {name} "],
+    ids=["fullwidth", "capitalized", "upper", "padded"],
+)
 def test_usernames_are_unique_ignoring_width_and_case(database, lookalike) -> None:
     import secrets
 

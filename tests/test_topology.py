@@ -37,8 +37,13 @@ def _free_port() -> int:
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "imap2api.cli", *args], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "imap2api.cli", *args],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -63,7 +68,9 @@ class Topology:
         return "".join(path.read_text(errors="replace") for path in sorted(self.logs.glob("*.log")))
 
     def token(self, api: str, username: str) -> dict[str, str]:
-        token = httpx.post(api + "/api-token-auth/", json={"username": username, "password": "pw"}).json()["token"]
+        token = httpx.post(api + "/api-token-auth/", json={"username": username, "password": "pw"}).json()[
+            "token"
+        ]
         return {"Authorization": f"Token {token}"}
 
 
@@ -86,12 +93,21 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
         "IMAP2API_SCHEDULER_ENABLED": "false",
         "IMAP2API_RATE_LIMIT_USER": "1000/hour",
     }
-    subprocess.run([sys.executable, "-m", "imap2api.cli", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "imap2api.cli", "migrate"], env=env, check=True, capture_output=True
+    )
     for username in ("ops", "budget"):
-        subprocess.run([sys.executable, "-m", "imap2api.cli", "createuser", username, "--password", "pw"],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "imap2api.cli", "createuser", username, "--password", "pw"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     ports = [_free_port(), _free_port()]
-    processes = [_start(["serve", "--port", str(port), "--no-migrate"], env, logs / f"api-{port}.log") for port in ports]
+    processes = [
+        _start(["serve", "--port", str(port), "--no-migrate"], env, logs / f"api-{port}.log")
+        for port in ports
+    ]
     processes += [_start(["worker"], env, logs / f"worker-{n}.log") for n in range(2)]
     apis = [f"http://127.0.0.1:{port}" for port in ports]
     try:
@@ -112,9 +128,18 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
 
 
 def _add_server(api: str, headers: dict[str, str], dovecot, mail_user: str) -> int:
-    return httpx.post(api + "/api/imap-servers/", headers=headers, json={
-        "name": mail_user, "host": dovecot.host, "port": dovecot.port, "username": mail_user,
-        "password": "secret", "use_ssl": False}).json()["id"]
+    return httpx.post(
+        api + "/api/imap-servers/",
+        headers=headers,
+        json={
+            "name": mail_user,
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "username": mail_user,
+            "password": "secret",
+            "use_ssl": False,
+        },
+    ).json()["id"]
 
 
 def test_concurrent_syncs_run_once_per_request(topology, dovecot) -> None:
@@ -128,19 +153,34 @@ def test_concurrent_syncs_run_once_per_request(topology, dovecot) -> None:
     # Every account asked for twice at once, once through each API process.
     requests = [(api, server_id) for server_id in accounts for api in topology.apis]
     with ThreadPoolExecutor(len(requests)) as pool:
-        responses = list(pool.map(
-            lambda item: httpx.post(f"{item[0]}/api/imap-servers/{item[1]}/sync/", headers=headers, timeout=120),
-            requests))
+        responses = list(
+            pool.map(
+                lambda item: httpx.post(
+                    f"{item[0]}/api/imap-servers/{item[1]}/sync/", headers=headers, timeout=120
+                ),
+                requests,
+            )
+        )
     assert all(response.status_code == 200 for response in responses), [r.text for r in responses]
     for server_id in accounts:
-        same = [r.json()["sync_run"] for (api, sid), r in zip(requests, responses, strict=True) if sid == server_id]
+        same = [
+            r.json()["sync_run"]
+            for (api, sid), r in zip(requests, responses, strict=True)
+            if sid == server_id
+        ]
         assert len(set(same)) == 1, "both requests joined the same run"
-        runs = httpx.post(topology.apis[0] + "/graphql", headers=headers, json={
-            "query": "query($s: ID!) { syncRuns(imapServer: $s) { status messagesNew } }",
-            "variables": {"s": server_id}}).json()["data"]["syncRuns"]
+        runs = httpx.post(
+            topology.apis[0] + "/graphql",
+            headers=headers,
+            json={
+                "query": "query($s: ID!) { syncRuns(imapServer: $s) { status messagesNew } }",
+                "variables": {"s": server_id},
+            },
+        ).json()["data"]["syncRuns"]
         assert runs == [{"status": "success", "messagesNew": 40}]
-        emails = httpx.get(f"{topology.apis[1]}/api/emails/?imap_server={server_id}&page_size=100",
-                           headers=headers).json()
+        emails = httpx.get(
+            f"{topology.apis[1]}/api/emails/?imap_server={server_id}&page_size=100", headers=headers
+        ).json()
         assert emails["count"] == 40 and len({e["message_id"] for e in emails["results"]}) == 40
 
 
@@ -152,14 +192,28 @@ def test_a_subscriber_on_one_api_hears_a_worker(topology, dovecot) -> None:
     mail_user = dovecot.add_user()
     dovecot.add_message(mail_user, "INBOX", make_message(subject="before"))
     server_id = _add_server(api_a, headers, dovecot, mail_user)
-    assert httpx.post(f"{api_a}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60).status_code == 200
+    assert (
+        httpx.post(f"{api_a}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60).status_code
+        == 200
+    )
 
     with connect(api_b.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-        ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": headers["Authorization"]}}))
+        ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": headers["Authorization"]}})
+        )
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
-        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { subject } }",
-            "variables": {"s": str(server_id)}}}))
+        ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { subject } }",
+                        "variables": {"s": str(server_id)},
+                    },
+                }
+            )
+        )
         time.sleep(0.5)  # the subscription reaches Redis before the mail does
         dovecot.add_message(mail_user, "INBOX", make_message(subject="after"))
         # Synced through the other API process, by whichever worker takes the job.

@@ -33,13 +33,17 @@ SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 def test_the_independent_verifier_and_the_signer_agree_with_the_spec_vector() -> None:
     from imap2api.webhooks import signing
 
-    headers = {"webhook-id": SPEC_ID, "webhook-timestamp": str(SPEC_TIMESTAMP),
-               "webhook-signature": SPEC_SIGNATURE}
+    headers = {
+        "webhook-id": SPEC_ID,
+        "webhook-timestamp": str(SPEC_TIMESTAMP),
+        "webhook-signature": SPEC_SIGNATURE,
+    }
     assert spec_verify(SPEC_SECRET, headers, SPEC_BODY, now=SPEC_TIMESTAMP)
     assert not spec_verify(SPEC_SECRET, headers, SPEC_BODY + b" ", now=SPEC_TIMESTAMP)
     assert signing.sign(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY) == SPEC_SIGNATURE
-    signing.verify(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, f"v1,bogus {SPEC_SIGNATURE}",
-                   now=SPEC_TIMESTAMP)
+    signing.verify(
+        SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, f"v1,bogus {SPEC_SIGNATURE}", now=SPEC_TIMESTAMP
+    )
     with pytest.raises(signing.InvalidSignature):
         signing.verify(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY, SPEC_SIGNATURE)  # too old now
     secret = signing.new_secret()
@@ -58,8 +62,17 @@ def test_the_retry_schedule_backs_off_and_spans_about_a_day() -> None:
     failed = SendResult(503, "", "", 5)
     start = now = datetime(2026, 1, 1, tzinfo=UTC)
     waits = []
-    while (delay := retry_delay(failed, failures=len(waits) + 1, chain_started=start, now=now,
-                                base=30, span=86400, rand=lambda: 0.5)) is not None:
+    while (
+        delay := retry_delay(
+            failed,
+            failures=len(waits) + 1,
+            chain_started=start,
+            now=now,
+            base=30,
+            span=86400,
+            rand=lambda: 0.5,
+        )
+    ) is not None:
         waits.append(delay)
         now += timedelta(seconds=delay)
     assert waits[:3] == [30, 60, 120] and all(b >= a for a, b in zip(waits, waits[1:-1], strict=False))
@@ -69,7 +82,14 @@ def test_the_retry_schedule_backs_off_and_spans_about_a_day() -> None:
     assert jittered == {90, 120, 150}
 
     assert [is_final(SendResult(code, "", "", 1)) for code in (400, 404, 410, 408, 429, 500, 302)] == [
-        True, True, True, False, False, False, False]
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
     assert is_final(SendResult(None, "", "address refused", 1, refused=True))
     assert not is_final(SendResult(None, "", "timeout", 1))
     assert parse_retry_after("120", now=start) == 120
@@ -85,9 +105,22 @@ def test_private_loopback_and_link_local_addresses_are_refused() -> None:
 
     from imap2api.webhooks.addresses import AddressRefused, refusal_reason, resolve_target
 
-    for address in ("127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-                    "100.64.0.1", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
-                    "64:ff9b::a9fe:a9fe", "2002:7f00:1::1"):
+    for address in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "100.64.0.1",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:7f00:1::1",
+    ):
         assert refusal_reason(ipaddress.ip_address(address)) is not None, address
     for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"):
         assert refusal_reason(ipaddress.ip_address(address)) is None, address
@@ -96,8 +129,9 @@ def test_private_loopback_and_link_local_addresses_are_refused() -> None:
     # A name's refusal never says what it resolves to (no DNS oracle for internal names).
     with pytest.raises(AddressRefused) as refused:
         resolve_target("http://localhost:8080/hook", allow_private=False)
-    assert str(refused.value) == ("localhost is not a public address; deliveries there are refused "
-                                  "(IMAP2API_WEBHOOK_ALLOW_PRIVATE)")
+    assert str(refused.value) == (
+        "localhost is not a public address; deliveries there are refused (IMAP2API_WEBHOOK_ALLOW_PRIVATE)"
+    )
     target = resolve_target("http://localhost:8080/hook?x=1", allow_private=True)
     assert target.ip in ("127.0.0.1", "::1") and target.host_header == "localhost:8080"
     assert target.url.host == target.ip and target.url.path == "/hook" and target.url.query == b"x=1"
@@ -122,8 +156,13 @@ def deliveries_of(webhook_id: int) -> list:
     from imap2api.models import WebhookDelivery
 
     with session_scope() as session:
-        return list(session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-                                 .order_by(col(WebhookDelivery.id))))
+        return list(
+            session.exec(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == webhook_id)
+                .order_by(col(WebhookDelivery.id))
+            )
+        )
 
 
 def webhook_row(webhook_id: int):  # noqa: ANN201
@@ -144,8 +183,9 @@ def settled(webhook_id: int, owner_id: int | None = None) -> bool:
         from imap2api.models import Event
 
         with session_scope() as session:
-            waiting = session.exec(select(Event.id).where(Event.owner_id == owner_id,
-                                                          col(Event.dispatched_at).is_(None))).first()
+            waiting = session.exec(
+                select(Event.id).where(Event.owner_id == owner_id, col(Event.dispatched_at).is_(None))
+            ).first()
         if waiting is not None:
             return False
     return all(d.status not in ("pending", "sending") for d in deliveries_of(webhook_id))
@@ -205,10 +245,16 @@ def test_graphql_crud_validation_and_ownership(client, make_user) -> None:
     _, _, token = make_user()
     me = {"Authorization": f"Token {token}"}
     other = {"Authorization": f"Token {make_user()[2]}"}
-    server = client.post("/api/imap-servers/", headers=me, json={
-        "name": "s", "host": "imap.example.com", "username": "u", "password": "p"}).json()
-    theirs = client.post("/api/imap-servers/", headers=other, json={
-        "name": "s", "host": "imap.example.com", "username": "u", "password": "p"}).json()
+    server = client.post(
+        "/api/imap-servers/",
+        headers=me,
+        json={"name": "s", "host": "imap.example.com", "username": "u", "password": "p"},
+    ).json()
+    theirs = client.post(
+        "/api/imap-servers/",
+        headers=other,
+        json={"name": "s", "host": "imap.example.com", "username": "u", "password": "p"},
+    ).json()
 
     created = gql(client, me, CREATE, input={"url": "https://hooks.example.com/in"})["data"]["createWebhook"]
     hook = created["webhook"]
@@ -220,8 +266,16 @@ def test_graphql_crud_validation_and_ownership(client, make_user) -> None:
     fields = gql(client, me, '{ __type(name: "Webhook") { fields { name } } }')["data"]["__type"]["fields"]
     assert "secret" not in {field["name"] for field in fields}
 
-    changed = gql(client, me, UPDATE, id=hook["id"], input={
-        "events": ["sync.completed", "email.received", "email.received"], "imapServer": str(server["id"])})
+    changed = gql(
+        client,
+        me,
+        UPDATE,
+        id=hook["id"],
+        input={
+            "events": ["sync.completed", "email.received", "email.received"],
+            "imapServer": str(server["id"]),
+        },
+    )
     assert changed["data"]["updateWebhook"]["events"] == ["email.received", "sync.completed"]
     assert changed["data"]["updateWebhook"]["imapServer"] == str(server["id"])
     assert changed["data"]["updateWebhook"]["url"] == "https://hooks.example.com/in"
@@ -229,12 +283,22 @@ def test_graphql_crud_validation_and_ownership(client, make_user) -> None:
     listed = gql(client, me, f"{{ webhooks {{ count results {{ {WEBHOOK_FIELDS} }} }} }}")["data"]["webhooks"]
     assert listed["count"] == 1 and listed["results"][0] == changed["data"]["updateWebhook"]
 
-    bad = gql(client, me, CREATE, input={"url": "ftp://x.example.com/", "events": ["foo", "email.received"],
-                                         "imapServer": str(theirs["id"])})
+    bad = gql(
+        client,
+        me,
+        CREATE,
+        input={
+            "url": "ftp://x.example.com/",
+            "events": ["foo", "email.received"],
+            "imapServer": str(theirs["id"]),
+        },
+    )
     error = bad["errors"][0]
     assert error["extensions"]["code"] == "VALIDATION_ERROR"
-    assert error["extensions"]["fields"] == {"url": ["Enter a valid URL."],
-                                             "events": ['"foo" is not a valid choice.']}
+    assert error["extensions"]["fields"] == {
+        "url": ["Enter a valid URL."],
+        "events": ['"foo" is not a valid choice.'],
+    }
     for url in ("", "https://", "not a url", "http://exa mple.com/", "javascript:alert(1)"):
         fields = gql(client, me, CREATE, input={"url": url})["errors"][0]["extensions"]["fields"]
         assert "url" in fields, url
@@ -244,7 +308,8 @@ def test_graphql_crud_validation_and_ownership(client, make_user) -> None:
     assert empty["extensions"]["fields"] == {"events": ["This selection may not be empty."]}
     foreign = gql(client, me, CREATE, input={"url": "https://a.example", "imapServer": str(theirs["id"])})
     assert foreign["errors"][0]["extensions"]["fields"] == {
-        "imap_server": [f'Invalid pk "{theirs["id"]}" - object does not exist.']}
+        "imap_server": [f'Invalid pk "{theirs["id"]}" - object does not exist.']
+    }
 
     # Someone else's webhook does not exist for them, whatever they try.
     for query, variables in [
@@ -260,11 +325,16 @@ def test_graphql_crud_validation_and_ownership(client, make_user) -> None:
         assert result["errors"][0]["extensions"]["code"] == "NOT_FOUND", query
     assert gql(client, {}, "{ webhooks { count } }")["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
-    rotated = gql(client, me, "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { id } } }",
-                  id=hook["id"])["data"]["rotateWebhookSecret"]
+    rotated = gql(
+        client,
+        me,
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { id } } }",
+        id=hook["id"],
+    )["data"]["rotateWebhookSecret"]
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != created["secret"]
     assert gql(client, me, "mutation($id: ID!) { deleteWebhook(id: $id) }", id=hook["id"])["data"] == {
-        "deleteWebhook": True}
+        "deleteWebhook": True
+    }
     assert gql(client, me, "{ webhooks { count } }")["data"]["webhooks"]["count"] == 0
 
 
@@ -277,15 +347,28 @@ def test_rest_crud(client, make_user, prefix) -> None:
     body = created.json()
     secret = body.pop("secret")
     assert secret.startswith("whsec_")
-    assert set(body) == {"id", "url", "events", "imap_server", "is_active", "disabled_reason",
-                         "failing_since", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "url",
+        "events",
+        "imap_server",
+        "is_active",
+        "disabled_reason",
+        "failing_since",
+        "created_at",
+        "updated_at",
+    }
     assert body["events"] == ALL_EVENTS and body["imap_server"] is None and body["is_active"] is True
     assert ISO_Z.match(body["created_at"]) and ISO_Z.match(body["updated_at"])
     url = f"{prefix}/webhooks/{body['id']}/"
 
     assert client.get(url, headers=me).json() == body  # no secret on a read
     assert client.get(f"{prefix}/webhooks/", headers=me).json() == {
-        "count": 1, "next": None, "previous": None, "results": [body]}
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "results": [body],
+    }
 
     put = client.put(url, headers=me, json={"events": ["thread.updated"], "is_active": "false"})
     assert put.status_code == 200
@@ -304,21 +387,30 @@ def test_rest_crud(client, make_user, prefix) -> None:
     assert deliveries.json() == {"count": 0, "next": None, "previous": None, "results": []}
 
     assert client.post(f"{prefix}/webhooks/", headers=me, json={"url": "x", "events": ["foo"]}).json() == {
-        "url": ["Enter a valid URL."], "events": ['"foo" is not a valid choice.']}
+        "url": ["Enter a valid URL."],
+        "events": ['"foo" is not a valid choice.'],
+    }
     create = f"{prefix}/webhooks/"
     assert client.post(create, headers=me, json={}).json() == {"url": ["This field is required."]}
     invalid = client.post(create, headers=me, json={"url": "https://a.example", "events": "nope"})
     assert invalid.status_code == 400 and invalid.json() == {"events": ['"nope" is not a valid choice.']}
-    typed = client.post(create, headers=me, json={"url": "https://a.example", "events": {"a": 1},
-                                                  "imap_server": "x"})
+    typed = client.post(
+        create, headers=me, json={"url": "https://a.example", "events": {"a": 1}, "imap_server": "x"}
+    )
     assert typed.status_code == 400 and "imap_server" in typed.json()
-    assert client.post(f"{prefix}/webhooks/", headers=me,
-                       json={"url": "https://a.example", "imap_server": 999999}).json() == {
-        "imap_server": ['Invalid pk "999999" - object does not exist.']}
+    assert client.post(
+        f"{prefix}/webhooks/", headers=me, json={"url": "https://a.example", "imap_server": 999999}
+    ).json() == {"imap_server": ['Invalid pk "999999" - object does not exist.']}
 
-    for method, path in [("get", url), ("patch", url), ("put", url), ("delete", url),
-                         ("get", f"{url}deliveries/"), ("post", f"{url}test/"),
-                         ("post", f"{url}rotate-secret/")]:
+    for method, path in [
+        ("get", url),
+        ("patch", url),
+        ("put", url),
+        ("delete", url),
+        ("get", f"{url}deliveries/"),
+        ("post", f"{url}test/"),
+        ("post", f"{url}rotate-secret/"),
+    ]:
         body_kw = {"json": {}} if method in ("put", "patch") else {}
         response = getattr(client, method)(path, headers=other, **body_kw)
         assert response.status_code == 404 and response.json() == {"detail": "Not found."}, (method, path)
@@ -422,8 +514,14 @@ def test_thread_updated_carries_the_added_email_ids(client, mirror, receiver) ->
     root = make_message(subject="plan", message_id="<plan@example.com>")
     mirror.deliver(root)
     client.post(f"/api/imap-servers/{mirror.server_id}/sync/", headers=mirror.headers)
-    mirror.deliver(make_message(subject="Re: plan", message_id="<reply@example.com>",
-                                in_reply_to="<plan@example.com>", references=["<plan@example.com>"]))
+    mirror.deliver(
+        make_message(
+            subject="Re: plan",
+            message_id="<reply@example.com>",
+            in_reply_to="<plan@example.com>",
+            references=["<plan@example.com>"],
+        )
+    )
     client.post(f"/api/imap-servers/{mirror.server_id}/sync/", headers=mirror.headers)
 
     [update] = receiver.wait_for(lambda got: len(got) >= 1)
@@ -449,15 +547,20 @@ def test_retries_until_the_receiver_recovers(client, auth, receiver) -> None:
     wait_until(lambda: settled(webhook_id), what="the attempts to be recorded")
     attempts = deliveries_of(webhook_id)
     assert [(d.attempt, d.status, d.response_status) for d in attempts] == [
-        (1, "retrying", 500), (2, "retrying", 500), (3, "success", 200)]
+        (1, "retrying", 500),
+        (2, "retrying", 500),
+        (3, "success", 200),
+    ]
     assert len(attempts[0].response_body) == 2048  # the first 2 KB only
     assert webhook_row(webhook_id).failing_since is None  # the success cleared it
 
     # The receiver goes away entirely (connection refused), then comes back on the same port.
     receiver.stop()
     client.post(f"/api/webhooks/{webhook_id}/test/", headers=auth)
-    wait_until(lambda: len([d for d in deliveries_of(webhook_id) if "connection error" in d.error]) >= 2,
-               what="attempts against the stopped receiver")
+    wait_until(
+        lambda: len([d for d in deliveries_of(webhook_id) if "connection error" in d.error]) >= 2,
+        what="attempts against the stopped receiver",
+    )
     assert webhook_row(webhook_id).failing_since is not None
     receiver.start()
     got = receiver.wait_for(lambda got: len(got) == 4)
@@ -594,8 +697,9 @@ def _events(owner_id: int, server_id: int | None, types: list[str]) -> None:
 
     with session_scope() as session:
         for kind in types:
-            crud_events.record_event(session, owner_id=owner_id, server_id=server_id, type=kind,
-                                     data={"n": 1})
+            crud_events.record_event(
+                session, owner_id=owner_id, server_id=server_id, type=kind, data={"n": 1}
+            )
 
 
 def test_the_relay_matches_type_server_owner_and_activity(make_user) -> None:
@@ -614,10 +718,17 @@ def test_the_relay_matches_type_server_owner_and_activity(make_user) -> None:
     enqueued: list[int] = []
     ids = relay_events(enqueue=enqueued.append)
     assert ids == enqueued and len(ids) == 4
-    kinds = {hook: [d.event_type for d in deliveries_of(hook)] for hook in
-             (everything, only_sync, only_second, inactive, strangers)}
-    assert kinds == {everything: ["email.received", "thread.updated", "sync.completed"],
-                     only_sync: ["sync.completed"], only_second: [], inactive: [], strangers: []}
+    kinds = {
+        hook: [d.event_type for d in deliveries_of(hook)]
+        for hook in (everything, only_sync, only_second, inactive, strangers)
+    }
+    assert kinds == {
+        everything: ["email.received", "thread.updated", "sync.completed"],
+        only_sync: ["sync.completed"],
+        only_second: [],
+        inactive: [],
+        strangers: [],
+    }
     assert relay_events(enqueue=enqueued.append) == []  # each event is relayed once
     _drop_webhooks(me, other)
 
@@ -718,8 +829,16 @@ def test_the_payload_is_the_stored_event_as_json() -> None:
     from imap2api.models import Event
     from imap2api.webhooks.dispatch import event_message
 
-    event = Event(id="evt_1", owner_id=1, type="sync.completed", payload=json.dumps({"status": "success"}),
-                  created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    assert json.loads(event_message(event)) == {"id": "evt_1", "type": "sync.completed",
-                                                "created_at": "2026-01-02T03:04:05Z",
-                                                "data": {"status": "success"}}
+    event = Event(
+        id="evt_1",
+        owner_id=1,
+        type="sync.completed",
+        payload=json.dumps({"status": "success"}),
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    assert json.loads(event_message(event)) == {
+        "id": "evt_1",
+        "type": "sync.completed",
+        "created_at": "2026-01-02T03:04:05Z",
+        "data": {"status": "success"},
+    }

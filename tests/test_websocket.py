@@ -26,8 +26,9 @@ def limited(database, monkeypatch):
 class Socket:
     """A graphql-transport-ws client over the test client."""
 
-    def __init__(self, client: TestClient, headers: dict[str, str] | None = None,
-                 payload: dict | None = None) -> None:
+    def __init__(
+        self, client: TestClient, headers: dict[str, str] | None = None, payload: dict | None = None
+    ) -> None:
         self._context = client.websocket_connect("/graphql", subprotocols=PROTOCOL, headers=headers or {})
         self.ws = self._context.__enter__()
         self.ws.send_json({"type": "connection_init", "payload": payload or {}})
@@ -60,7 +61,11 @@ def test_token_guessing_over_the_socket_spends_the_address_budget(limited, make_
         assert socket.ack == {"type": "connection_ack"}
         answers = [socket.run(TOKEN_AUTH % (username, f"guess-{n}")) for n in range(4)]
         assert [_code(answer) for answer in answers] == [
-            "VALIDATION_ERROR", "VALIDATION_ERROR", "THROTTLED", "THROTTLED"]
+            "VALIDATION_ERROR",
+            "VALIDATION_ERROR",
+            "THROTTLED",
+            "THROTTLED",
+        ]
         # The right password is refused too once the budget is spent: guessing gains nothing.
         right = socket.run(TOKEN_AUTH % (username, password))
         assert right["type"] == "error" and _code(right) == "THROTTLED"
@@ -131,8 +136,10 @@ def test_a_wrong_connection_init_token_closes_the_socket(client) -> None:
 
 
 def test_the_legacy_protocol_is_refused_at_connect(client, auth) -> None:
-    with (client.websocket_connect("/graphql", subprotocols=["graphql-ws"], headers=auth) as ws,
-          pytest.raises(WebSocketDisconnect) as closed):
+    with (
+        client.websocket_connect("/graphql", subprotocols=["graphql-ws"], headers=auth) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
         ws.send_json({"type": "connection_init", "payload": {}})
         ws.receive_json()
     assert closed.value.code == 4406
@@ -160,21 +167,38 @@ def test_each_subscription_event_reads_fresh_data(client, mirror) -> None:
     mirror.sync()  # a first sync announces nothing: mail arriving after it does
     socket = Socket(client, payload={"token": mirror.token})
     try:
-        socket.ws.send_json({"id": "s", "type": "subscribe", "payload": {
-            "query": "subscription($s: ID!) { emailReceived(imapServer: $s) { subject threadCount } }",
-            "variables": {"s": str(mirror.server_id)}}})
+        socket.ws.send_json(
+            {
+                "id": "s",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($s: ID!) {"
+                    " emailReceived(imapServer: $s) { subject threadCount } }",
+                    "variables": {"s": str(mirror.server_id)},
+                },
+            }
+        )
         time.sleep(0.3)  # let the server register the subscription before mail arrives
         mirror.deliver(make_message(subject="first", message_id="<t1@example.com>"))
         mirror.sync()
         first = socket.ws.receive_json()["payload"]["data"]["emailReceived"]
-        mirror.deliver(make_message(subject="Re: first", message_id="<t2@example.com>",
-                                    in_reply_to="<t1@example.com>", references=["<t1@example.com>"]))
+        mirror.deliver(
+            make_message(
+                subject="Re: first",
+                message_id="<t2@example.com>",
+                in_reply_to="<t1@example.com>",
+                references=["<t1@example.com>"],
+            )
+        )
         mirror.sync()
         second = socket.ws.receive_json()["payload"]["data"]["emailReceived"]
     finally:
         socket.close()
     # The connection's loaders would otherwise answer the thread's count cached at the first event.
-    assert (first, second) == ({"subject": "first", "threadCount": 1}, {"subject": "Re: first", "threadCount": 2})
+    assert (first, second) == (
+        {"subject": "first", "threadCount": 1},
+        {"subject": "Re: first", "threadCount": 2},
+    )
 
 
 def test_a_deeply_nested_socket_message_closes_it_cleanly(client) -> None:

@@ -14,8 +14,11 @@ INLINE_SCRIPT_TEMPLATES = ("flash.html",)
 def template_script_hashes() -> list[str]:
     """Hashes of the inline scripts in sqladmin's templates (static text, rendered unchanged)."""
     templates = files("sqladmin") / "templates" / "sqladmin"
-    return [digest for name in INLINE_SCRIPT_TEMPLATES
-            for digest in inline_script_hashes((templates / name).read_text(encoding="utf-8"))]
+    return [
+        digest
+        for name in INLINE_SCRIPT_TEMPLATES
+        for digest in inline_script_hashes((templates / name).read_text(encoding="utf-8"))
+    ]
 
 
 def admin_policy() -> str:
@@ -23,15 +26,17 @@ def admin_policy() -> str:
 
     Inline styles are allowed: the templates, Tabler and select2 use style attributes.
     """
-    return "; ".join((
-        "default-src 'self'",
-        "script-src 'self' " + " ".join(template_script_hashes()),
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",  # Tabler's icons in form controls are data: SVGs
-        "font-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self' " + " ".join(template_script_hashes()),
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",  # Tabler's icons in form controls are data: SVGs
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )

@@ -29,10 +29,22 @@ from imap2api.db import run_db
 from imap2api.models import ImapServer, SyncRun, User
 from imap2api.validation import SYNC_LIMIT_TYPES, validate_server
 
-SERVER_FIELDS = ("name", "host", "port", "username", "tls_mode", "sync_limit_type", "sync_limit_value",
-                 "folders_to_sync", "exclude_trash")
-TLS_CHOICES = [("ssl", "Implicit TLS (port 993)"), ("starttls", "STARTTLS, required (port 143)"),
-               ("none", "None: password and mail in clear text")]
+SERVER_FIELDS = (
+    "name",
+    "host",
+    "port",
+    "username",
+    "tls_mode",
+    "sync_limit_type",
+    "sync_limit_value",
+    "folders_to_sync",
+    "exclude_trash",
+)
+TLS_CHOICES = [
+    ("ssl", "Implicit TLS (port 993)"),
+    ("starttls", "STARTTLS, required (port 143)"),
+    ("none", "None: password and mail in clear text"),
+]
 
 
 class ServerForm(Form):
@@ -43,17 +55,21 @@ class ServerForm(Form):
     host = StringField("Host", [validators.InputRequired()])
     port = IntegerField("Port", default=993)
     username = StringField("IMAP username", [validators.InputRequired()])
-    password = PasswordField("IMAP password",
-                             description="Stored encrypted. When editing, leave blank to keep it "
-                                         "(a new host, port or TLS mode needs it again).")
+    password = PasswordField(
+        "IMAP password",
+        description="Stored encrypted. When editing, leave blank to keep it "
+        "(a new host, port or TLS mode needs it again).",
+    )
     tls_mode = SelectField("TLS", choices=TLS_CHOICES, default="ssl")
     sync_limit_type = SelectField("Sync limit", choices=[(value, value) for value in SYNC_LIMIT_TYPES])
     sync_limit_value = IntegerField("Limit value", [validators.Optional()])
-    folders_to_sync = StringField("Folders to sync",
-                                  description="Comma-separated exact names; blank for all.")
+    folders_to_sync = StringField(
+        "Folders to sync", description="Comma-separated exact names; blank for all."
+    )
     exclude_trash = BooleanField("Skip Trash and Junk", default=True)
     sync_interval_seconds = IntegerField(
-        "Sync interval (seconds)", [validators.Optional(), validators.NumberRange(min=60)],
+        "Sync interval (seconds)",
+        [validators.Optional(), validators.NumberRange(min=60)],
         description="Blank for the service default.",
     )
     is_active = BooleanField("Active (synced on schedule)", default=True)
@@ -100,12 +116,32 @@ class ImapServerAdmin(AdminView, model=ImapServer):
     icon = "fa-solid fa-server"
     name = "IMAP server"
     form = ServerForm
-    form_columns = ["name", "host", "port", "username", "tls_mode", "sync_limit_type", "sync_limit_value",
-                    "folders_to_sync", "exclude_trash", "sync_interval_seconds", "is_active"]
+    form_columns = [
+        "name",
+        "host",
+        "port",
+        "username",
+        "tls_mode",
+        "sync_limit_type",
+        "sync_limit_value",
+        "folders_to_sync",
+        "exclude_trash",
+        "sync_interval_seconds",
+        "is_active",
+    ]
     form_create_rules = ["owner_id", *form_columns]  # type: ignore[list-item]
     form_edit_rules = list(form_columns)  # type: ignore[arg-type]
-    column_list = ["id", "name", "owner_id", "host", "username", "is_active", "last_sync", "last_sync_status",
-                   "last_error"]
+    column_list = [
+        "id",
+        "name",
+        "owner_id",
+        "host",
+        "username",
+        "is_active",
+        "last_sync",
+        "last_sync_status",
+        "last_error",
+    ]
     column_details_exclude_list = ["password_encrypted"]
     column_labels = {"owner_id": "Owner", "last_sync_status": "Last result"}
     column_formatters = {"owner_id": link_to("user", "owner_id"), "last_error": excerpt(80)}
@@ -113,7 +149,8 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         "owner_id": link_to("user", "owner_id"),
         "last_error": preformatted,
         "id": lambda model, _attribute, request: Markup('{} · <a href="{}">sync runs</a>').format(
-            model.id, list_url(request, "sync-run", imap_server_id=model.id)),
+            model.id, list_url(request, "sync-run", imap_server_id=model.id)
+        ),
     }
     column_searchable_list = ["name", "host", "username"]
     column_filters = [IdFilter(ImapServer.owner_id, User.username, title="Owner")]
@@ -149,8 +186,11 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         ids = selected_ids(request)
         runs = await run_in_threadpool(_queue_syncs, ids)
         Flash.success(request, f"Sync queued: run {', '.join(f'#{run}' for run in runs)}.")
-        target = list_url(request, "sync-run", imap_server_id=ids[0]) if len(ids) == 1 else list_url(
-            request, "sync-run")
+        target = (
+            list_url(request, "sync-run", imap_server_id=ids[0])
+            if len(ids) == 1
+            else list_url(request, "sync-run")
+        )
         return RedirectResponse(target, status_code=302)
 
 
@@ -169,11 +209,29 @@ class SyncRunAdmin(AdminView, model=SyncRun):
     can_create = False
     can_edit = False
     can_delete = False
-    column_list = ["id", "imap_server_id", "status", "trigger", "progress_done", "messages_new",
-                   "messages_updated", "messages_deleted", "error_code", "created_at", "finished_at"]
-    column_labels = {"imap_server_id": "Server", "progress_done": "Progress", "messages_new": "New",
-                     "messages_updated": "Updated", "messages_deleted": "Deleted"}
-    column_formatters = {"imap_server_id": link_to("imap-server", "imap_server_id"),
-                         "progress_done": _progress}
+    column_list = [
+        "id",
+        "imap_server_id",
+        "status",
+        "trigger",
+        "progress_done",
+        "messages_new",
+        "messages_updated",
+        "messages_deleted",
+        "error_code",
+        "created_at",
+        "finished_at",
+    ]
+    column_labels = {
+        "imap_server_id": "Server",
+        "progress_done": "Progress",
+        "messages_new": "New",
+        "messages_updated": "Updated",
+        "messages_deleted": "Deleted",
+    }
+    column_formatters = {
+        "imap_server_id": link_to("imap-server", "imap_server_id"),
+        "progress_done": _progress,
+    }
     column_formatters_detail = {**column_formatters, "error": preformatted}
     column_filters = [IdFilter(SyncRun.imap_server_id, ImapServer.name, title="Server")]

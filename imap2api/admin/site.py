@@ -22,8 +22,15 @@ from imap2api.security_headers import SecurityHeadersMiddleware
 # (a user called "data/imap2api.sqlite3" gave out the database): nothing here is a file to serve.
 FILE_ROUTES = frozenset({"file_download", "file_preview"})
 
-VIEWS = (UserAdmin, ApiTokenAdmin, ImapServerAdmin, SyncRunAdmin, WebhookAdmin, WebhookDeliveryAdmin,
-         EmailAdmin)
+VIEWS = (
+    UserAdmin,
+    ApiTokenAdmin,
+    ImapServerAdmin,
+    SyncRunAdmin,
+    WebhookAdmin,
+    WebhookDeliveryAdmin,
+    EmailAdmin,
+)
 
 
 def mount_admin(app: FastAPI) -> Admin:
@@ -35,11 +42,14 @@ def mount_admin(app: FastAPI) -> Admin:
         title="imap2api admin",
         authentication_backend=AdminAuth(),
         # The app-wide headers keep a policy already set: the admin's is stricter than the default.
-        middlewares=[Middleware(SecurityHeadersMiddleware, policy=admin_policy()),
-                     Middleware(SameOriginMiddleware)],
+        middlewares=[
+            Middleware(SecurityHeadersMiddleware, policy=admin_policy()),
+            Middleware(SameOriginMiddleware),
+        ],
     )
-    admin.admin.router.routes = [route for route in admin.admin.router.routes
-                                 if getattr(route, "name", None) not in FILE_ROUTES]
+    admin.admin.router.routes = [
+        route for route in admin.admin.router.routes if getattr(route, "name", None) not in FILE_ROUTES
+    ]
     for view in VIEWS:
         admin.add_view(view)
     return admin

@@ -41,8 +41,12 @@ def _revoke(session: Session, *, user_ids: list[int]) -> int:
 
 
 def _form_fields(data: dict[str, Any]) -> dict[str, Any]:
-    return {"username": data.get("username") or "", "password": data.get("password") or "",
-            "is_admin": bool(data.get("is_admin")), "is_active": bool(data.get("is_active"))}
+    return {
+        "username": data.get("username") or "",
+        "password": data.get("password") or "",
+        "is_admin": bool(data.get("is_admin")),
+        "is_active": bool(data.get("is_active")),
+    }
 
 
 class UserAdmin(AdminView, model=User):
@@ -58,28 +62,36 @@ class UserAdmin(AdminView, model=User):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the same rules as ``imap2api createuser``."""
-        return await expected(run_db(crud_users.save_user, user_id=None, acting_id=_acting_id(request),
-                                      **_form_fields(data)))
+        return await expected(
+            run_db(crud_users.save_user, user_id=None, acting_id=_acting_id(request), **_form_fields(data))
+        )
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update; a non-blank password replaces the old one (and ends that user's admin sessions)."""
-        return await expected(run_db(crud_users.save_user, user_id=int(pk), acting_id=_acting_id(request),
-                                      **_form_fields(data)))
+        return await expected(
+            run_db(crud_users.save_user, user_id=int(pk), acting_id=_acting_id(request), **_form_fields(data))
+        )
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete a user and everything they own (servers, mail, webhooks), but never oneself."""
         await expected(run_db(crud_users.delete_user, user_id=int(pk), acting_id=_acting_id(request)))
 
-    @action(name="revoke-tokens", label="Revoke all tokens",
-            confirmation_message="Every API token of the selected users stops working now.")
+    @action(
+        name="revoke-tokens",
+        label="Revoke all tokens",
+        confirmation_message="Every API token of the selected users stops working now.",
+    )
     async def revoke_tokens(self, request: Request) -> Response:
         """Delete every API token of the selected users."""
         count = await run_db(_revoke, user_ids=selected_ids(request))
         Flash.success(request, f"Revoked {count} token(s).")
         return back(request, self.identity)
 
-    @action(name="make-admin", label="Make admin",
-            confirmation_message="The selected users may then log in here and manage everything.")
+    @action(
+        name="make-admin",
+        label="Make admin",
+        confirmation_message="The selected users may then log in here and manage everything.",
+    )
     async def make_admin(self, request: Request) -> Response:
         """Give the selected users admin rights."""
         count = await run_db(crud_users.make_admins, user_ids=selected_ids(request))

@@ -53,18 +53,23 @@ class WebhookForm(Form):
     owner_id = SelectField("Owner", coerce=int, validate_choice=False)
     url = StringField("URL", [validators.InputRequired()])
     events = SelectMultipleField(
-        "Events", choices=[(name, name) for name in EVENT_TYPES], default=list(EVENT_TYPES),
-        widget=widgets.ListWidget(prefix_label=False), option_widget=widgets.CheckboxInput(),
+        "Events",
+        choices=[(name, name) for name in EVENT_TYPES],
+        default=list(EVENT_TYPES),
+        widget=widgets.ListWidget(prefix_label=False),
+        option_widget=widgets.CheckboxInput(),
     )
-    imap_server_id = SelectField("Only for IMAP server", coerce=optional_id,
-                                 validate_choice=False)
+    imap_server_id = SelectField("Only for IMAP server", coerce=optional_id, validate_choice=False)
     is_active = BooleanField("Active", default=True)
 
 
 def _clean(session: Session, *, owner_id: int, data: dict[str, Any], creating: bool) -> dict[str, Any]:
     """The form's values through the API's rules; the server must belong to the owner."""
-    fields = {"url": (data.get("url") or "").strip(), "events": list(data.get("events") or []),
-              "is_active": bool(data.get("is_active"))}
+    fields = {
+        "url": (data.get("url") or "").strip(),
+        "events": list(data.get("events") or []),
+        "is_active": bool(data.get("is_active")),
+    }
     clean = validate_webhook(fields, creating=creating)
     server_id = data.get("imap_server_id")
     if server_id is not None:
@@ -106,8 +111,9 @@ def _set_active(session: Session, *, webhook_ids: list[int], active: bool) -> in
         except NotFound:
             continue
         if webhook.is_active != active:
-            crud_webhooks.update_webhook(session, owner_id=None, webhook_id=webhook_id,
-                                         data={"is_active": active})
+            crud_webhooks.update_webhook(
+                session, owner_id=None, webhook_id=webhook_id, data={"is_active": active}
+            )
             changed += 1
     return changed
 
@@ -156,7 +162,8 @@ class WebhookAdmin(AdminView, model=Webhook):
         **column_formatters,
         "disabled_reason": preformatted,
         "id": lambda model, _attribute, request: Markup('{} · <a href="{}">deliveries</a>').format(
-            model.id, list_url(request, "webhook-delivery", webhook_id=model.id)),
+            model.id, list_url(request, "webhook-delivery", webhook_id=model.id)
+        ),
     }
     column_searchable_list = ["url"]
     column_filters = [IdFilter(Webhook.owner_id, User.username, title="Owner")]
@@ -199,8 +206,12 @@ class WebhookAdmin(AdminView, model=Webhook):
             Secret.reveal_once(request, decrypt_secret(sealed), title=SECRET_TITLE, label=SECRET_LABEL)
         return {}
 
-    @action(name="rotate-secret", label="Rotate secret", add_in_list=False,
-            confirmation_message="Receivers must switch to the new secret: the old one stops working now.")
+    @action(
+        name="rotate-secret",
+        label="Rotate secret",
+        add_in_list=False,
+        confirmation_message="Receivers must switch to the new secret: the old one stops working now.",
+    )
     async def rotate_secret(self, request: Request) -> Response:
         """Give the webhook a new secret and show it once on its page."""
         ids = selected_ids(request)
@@ -225,8 +236,9 @@ class WebhookAdmin(AdminView, model=Webhook):
         filters = {"webhook_id": ids[0]} if len(ids) == 1 else {}
         return RedirectResponse(list_url(request, "webhook-delivery", **filters), 302)
 
-    @action(name="disable", label="Disable",
-            confirmation_message="No events are sent to it until enabled again.")
+    @action(
+        name="disable", label="Disable", confirmation_message="No events are sent to it until enabled again."
+    )
     async def disable(self, request: Request) -> Response:
         """Stop sending events to the selected webhooks."""
         count = await run_db(_set_active, webhook_ids=selected_ids(request), active=False)
@@ -250,15 +262,28 @@ class WebhookDeliveryAdmin(AdminView, model=WebhookDelivery):
     can_create = False
     can_edit = False
     can_delete = False
-    column_list = ["id", "webhook_id", "event_type", "event_id", "attempt", "status", "response_status",
-                   "duration_ms", "error", "created_at"]
+    column_list = [
+        "id",
+        "webhook_id",
+        "event_type",
+        "event_id",
+        "attempt",
+        "status",
+        "response_status",
+        "duration_ms",
+        "error",
+        "created_at",
+    ]
     column_labels = {"webhook_id": "Webhook", "response_status": "HTTP", "duration_ms": "ms"}
     column_formatters = {"webhook_id": link_to("webhook", "webhook_id"), "error": excerpt(60)}
     column_formatters_detail = {**column_formatters, "error": preformatted, "response_body": preformatted}
     column_filters = [IdFilter(WebhookDelivery.webhook_id, Webhook.url, title="Webhook")]
 
-    @action(name="redeliver", label="Redeliver",
-            confirmation_message="The same event (same id) is sent again as a new attempt.")
+    @action(
+        name="redeliver",
+        label="Redeliver",
+        confirmation_message="The same event (same id) is sent again as a new attempt.",
+    )
     async def redeliver(self, request: Request) -> Response:
         """Send the selected deliveries' events again."""
         try:

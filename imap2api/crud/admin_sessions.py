@@ -26,8 +26,9 @@ def start_session(session: Session, *, user_id: int, lifetime: timedelta) -> str
     delete_expired_sessions(session)
     key = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(AdminSession(user_id=user_id, key_hash=hash_token_key(key), created_at=now,
-                             expires_at=now + lifetime))
+    session.add(
+        AdminSession(user_id=user_id, key_hash=hash_token_key(key), created_at=now, expires_at=now + lifetime)
+    )
     session.flush()
     return key
 

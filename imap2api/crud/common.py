@@ -68,7 +68,9 @@ def resolve_page(page: int, count: int, page_size: int) -> int:
     return page
 
 
-def paginate(session: Session, statement: Any, *, page: int, page_size: int, count: int | None = None) -> Page[Any]:
+def paginate(
+    session: Session, statement: Any, *, page: int, page_size: int, count: int | None = None
+) -> Page[Any]:
     """Run ``statement`` for one page, counting the whole result first (unless the count is given)."""
     if count is None:
         count = session.exec(select(func.count()).select_from(statement.order_by(None).subquery())).one()

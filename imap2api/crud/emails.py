@@ -22,8 +22,11 @@ _CHUNK = 500
 SEARCHED = ("subject", "sender", "recipient", "body_text")
 ORDERINGS = {"date", "subject", "sender", "folder", "created_at"}
 # Lists never load bodies: they can be megabytes each; details ask for them separately.
-LIST_COLUMNS = tuple(column for column in Email.__table__.columns  # type: ignore[attr-defined]
-                     if column.name not in ("body_text", "body_html"))
+LIST_COLUMNS = tuple(
+    column
+    for column in Email.__table__.columns  # type: ignore[attr-defined]
+    if column.name not in ("body_text", "body_html")
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,11 @@ def _term_condition(term: TextTerm, dialect: str, entity: Any = Email) -> Column
     if dialect == "sqlite" and len(term.text) >= 3:
         # FTS5 trigram: case-insensitive (Unicode-folded) substring match from the index, plus
         # the emails still queued for it (checked directly), so results never lag the indexer.
-        match = " OR ".join(f"{{{name}}} : {_fts_phrase(term.text)}" for name in fields) if term.fields else _fts_phrase(term.text)
+        match = (
+            " OR ".join(f"{{{name}}} : {_fts_phrase(term.text)}" for name in fields)
+            if term.fields
+            else _fts_phrase(term.text)
+        )
         indexed: Any = (
             select(literal_column("rowid"))
             .select_from(text("emails_fts"))
@@ -106,7 +113,9 @@ def _order_by(ordering: str | None) -> list[Any]:
     if not fields:
         fields = ["-date"]
     clauses = [
-        col(getattr(Email, name.lstrip("-"))).desc() if name.startswith("-") else col(getattr(Email, name)).asc()
+        col(getattr(Email, name.lstrip("-"))).desc()
+        if name.startswith("-")
+        else col(getattr(Email, name)).asc()
         for name in fields
     ]
     # A stable tie-break keeps pages from overlapping.
@@ -123,14 +132,21 @@ def _newest_per_thread(filters: EmailFilters, dialect: str) -> ColumnElement[boo
     newer = aliased(Email)
     return ~exists().where(
         col(newer.thread_id) == col(Email.thread_id),
-        or_(col(newer.date) > col(Email.date),
-            and_(col(newer.date) == col(Email.date), col(newer.id) > col(Email.id))),
+        or_(
+            col(newer.date) > col(Email.date),
+            and_(col(newer.date) == col(Email.date), col(newer.id) > col(Email.id)),
+        ),
         *_conditions(filters, dialect, newer),
     )
 
 
 def list_emails(
-    session: Session, *, filters: EmailFilters, ordering: str | None, page: int, page_size: int,
+    session: Session,
+    *,
+    filters: EmailFilters,
+    ordering: str | None,
+    page: int,
+    page_size: int,
     threaded: bool = False,
 ) -> Page[Any]:
     """One page of email rows (without bodies); ``threaded`` keeps each thread's newest match only."""
@@ -141,8 +157,12 @@ def list_emails(
     if threaded:
         statement = statement.where(_newest_per_thread(filters, dialect))
         # One row per thread: counting threads needs no per-thread pick.
-        count = session.exec(select(func.count(distinct(col(Email.thread_id)))).where(and_(*conditions))).one()
-    return paginate(session, statement.order_by(*_order_by(ordering)), page=page, page_size=page_size, count=count)
+        count = session.exec(
+            select(func.count(distinct(col(Email.thread_id)))).where(and_(*conditions))
+        ).one()
+    return paginate(
+        session, statement.order_by(*_order_by(ordering)), page=page, page_size=page_size, count=count
+    )
 
 
 def get_email(session: Session, *, owner_id: int, email_id: int) -> Email:
@@ -212,7 +232,9 @@ def bodies(session: Session, *, owner_id: int, email_ids: Sequence[int]) -> dict
     for start in range(0, len(email_ids), _CHUNK):
         chunk = list(email_ids[start : start + _CHUNK])
         rows = session.exec(
-            select(Email.id, Email.body_text, Email.body_html).where(Email.owner_id == owner_id, col(Email.id).in_(chunk))
+            select(Email.id, Email.body_text, Email.body_html).where(
+                Email.owner_id == owner_id, col(Email.id).in_(chunk)
+            )
         )
         found.update({email_id or 0: (body_text, body_html) for email_id, body_text, body_html in rows})
     return found

@@ -32,23 +32,33 @@ def prune_history(session: Session, *, before: datetime) -> Pruned:
     old_events = (
         select(col(Event.id))
         .where(col(Event.created_at) < before, col(Event.dispatched_at).is_not(None))
-        .where(~exists().where(col(WebhookDelivery.event_id) == col(Event.id),
-                               col(WebhookDelivery.status).in_(UNFINISHED_DELIVERIES)))
+        .where(
+            ~exists().where(
+                col(WebhookDelivery.event_id) == col(Event.id),
+                col(WebhookDelivery.status).in_(UNFINISHED_DELIVERIES),
+            )
+        )
     )
     ids = list(session.scalars(old_events))
     deliveries = events = 0
     for start in range(0, len(ids), 500):  # bounded IN lists
-        chunk = ids[start:start + 500]
-        deliveries += session.exec(  # type: ignore[call-overload]
-            delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(chunk))
-        ).rowcount or 0
+        chunk = ids[start : start + 500]
+        deliveries += (
+            session.exec(  # type: ignore[call-overload]
+                delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(chunk))
+            ).rowcount
+            or 0
+        )
         events += session.exec(delete(Event).where(col(Event.id).in_(chunk))).rowcount or 0  # type: ignore[call-overload]
     latest = select(func.max(SyncRun.id)).group_by(col(SyncRun.imap_server_id))
-    runs = session.exec(  # type: ignore[call-overload]
-        delete(SyncRun).where(
-            col(SyncRun.created_at) < before,
-            col(SyncRun.status).not_in(ACTIVE),
-            col(SyncRun.id).not_in(latest),
-        )
-    ).rowcount or 0
+    runs = (
+        session.exec(  # type: ignore[call-overload]
+            delete(SyncRun).where(
+                col(SyncRun.created_at) < before,
+                col(SyncRun.status).not_in(ACTIVE),
+                col(SyncRun.id).not_in(latest),
+            )
+        ).rowcount
+        or 0
+    )
     return Pruned(events=events, deliveries=deliveries, sync_runs=runs)

@@ -25,9 +25,7 @@ def folders_of(session: Session, *, server_id: int) -> dict[str, Folder]:
     return {folder.name: folder for folder in rows}
 
 
-def ensure_folder(
-    session: Session, *, server_id: int, name: str, delimiter: str, special_use: str
-) -> Folder:
+def ensure_folder(session: Session, *, server_id: int, name: str, delimiter: str, special_use: str) -> Folder:
     """The folder row for ``name``, created if missing, with its LIST attributes refreshed."""
     folder = session.exec(
         select(Folder).where(Folder.imap_server_id == server_id, Folder.name == name)
@@ -81,8 +79,10 @@ def stored_flags(
 
 def count_emails(session: Session, *, folder_id: int, uidvalidity: int) -> int:
     """How many messages of one folder generation are mirrored."""
-    statement = select(func.count()).select_from(Email).where(
-        Email.folder_id == folder_id, Email.uidvalidity == uidvalidity
+    statement = (
+        select(func.count())
+        .select_from(Email)
+        .where(Email.folder_id == folder_id, Email.uidvalidity == uidvalidity)
     )
     return int(session.exec(statement).one())
 
@@ -173,8 +173,11 @@ def set_flags(session: Session, *, folder_id: int, uidvalidity: int, flags_by_ui
         for start in range(0, len(uids), 500):  # bounded IN lists
             session.exec(
                 update(Email)  # type: ignore[call-overload]
-                .where(col(Email.folder_id) == folder_id, col(Email.uidvalidity) == uidvalidity,
-                       col(Email.uid).in_(uids[start:start + 500]))
+                .where(
+                    col(Email.folder_id) == folder_id,
+                    col(Email.uidvalidity) == uidvalidity,
+                    col(Email.uid).in_(uids[start : start + 500]),
+                )
                 .values(updated_at=now, **flag_columns(flags))
             )
     return len(flags_by_uid)
@@ -198,7 +201,9 @@ def known_message_ids(session: Session, *, server_id: int, message_ids: Iterable
     for chunk in _chunks(ids):
         found.update(
             session.exec(
-                select(Email.message_id).where(Email.imap_server_id == server_id, col(Email.message_id).in_(chunk))
+                select(Email.message_id).where(
+                    Email.imap_server_id == server_id, col(Email.message_id).in_(chunk)
+                )
             )
         )
     return found

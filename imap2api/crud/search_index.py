@@ -43,16 +43,21 @@ def index_pending(session: Session, *, limit: int = CHUNK) -> int:
         return 0
     if not _is_sqlite(session):
         return 0
-    ids = list(session.execute(
-        text("DELETE FROM emails_fts_pending WHERE email_id IN "
-             "(SELECT email_id FROM emails_fts_pending ORDER BY email_id LIMIT :limit) RETURNING email_id"),
-        {"limit": limit},
-    ).scalars())
+    ids = list(
+        session.execute(
+            text(
+                "DELETE FROM emails_fts_pending WHERE email_id IN "
+                "(SELECT email_id FROM emails_fts_pending ORDER BY email_id LIMIT :limit) RETURNING email_id"
+            ),
+            {"limit": limit},
+        ).scalars()
+    )
     if ids:
         columns = ", ".join(SEARCHED)
         session.execute(
-            text(f"INSERT INTO emails_fts(rowid, {columns}) SELECT id, {columns} FROM emails "
-                 "WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
+            text(
+                f"INSERT INTO emails_fts(rowid, {columns}) SELECT id, {columns} FROM emails WHERE id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
             {"ids": ids},
         )
     return len(ids)
@@ -76,8 +81,10 @@ def pending_match(term_text: str, fields: tuple[str, ...]) -> TextualSelect:
         needle = term_text
         checks = " OR ".join(f"imap2api_contains(e.{name}, :needle) = 1" for name in fields)
     return (
-        text(f"SELECT e.id FROM emails_fts_pending AS p CROSS JOIN emails AS e ON e.id = p.email_id "
-             f"WHERE {checks}")
+        text(
+            f"SELECT e.id FROM emails_fts_pending AS p CROSS JOIN emails AS e ON e.id = p.email_id "
+            f"WHERE {checks}"
+        )
         .bindparams(bindparam("needle", needle, unique=True))
         .columns(id=Integer)
     )

@@ -60,7 +60,10 @@ def list_servers(session: Session, *, owner_id: int, page: int, page_size: int) 
 
 def server_ids(session: Session, *, owner_id: int) -> list[int]:
     """Ids of a user's servers."""
-    return [server_id or 0 for server_id in session.exec(select(col(ImapServer.id)).where(ImapServer.owner_id == owner_id))]
+    return [
+        server_id or 0
+        for server_id in session.exec(select(col(ImapServer.id)).where(ImapServer.owner_id == owner_id))
+    ]
 
 
 def update_server(
@@ -111,5 +114,7 @@ def server_fields(server: ImapServer) -> dict[str, Any]:
 
 def server_choices(session: Session) -> list[tuple[int, str]]:
     """(id, label) of every server of every user, for an admin form's server field."""
-    return [(server.id or 0, f"{server.name} (#{server.id}, user #{server.owner_id})")
-            for server in session.exec(select(ImapServer).order_by(col(ImapServer.id)))]
+    return [
+        (server.id or 0, f"{server.name} (#{server.id}, user #{server.owner_id})")
+        for server in session.exec(select(ImapServer).order_by(col(ImapServer.id)))
+    ]

@@ -29,16 +29,26 @@ class ServerStatus:
 
 def server_statuses(session: Session) -> list[ServerStatus]:
     """Every server with its last sync, email count and whether a sync is running."""
-    counts = dict(session.exec(select(Email.imap_server_id, func.count()).group_by(col(Email.imap_server_id))).all())
+    counts = dict(
+        session.exec(select(Email.imap_server_id, func.count()).group_by(col(Email.imap_server_id))).all()
+    )
     running = set(session.exec(select(SyncRun.imap_server_id).where(SyncRun.status == "running")))
     rows = session.exec(
-        select(ImapServer, User.username).join(User, col(User.id) == col(ImapServer.owner_id)).order_by(col(ImapServer.id))
+        select(ImapServer, User.username)
+        .join(User, col(User.id) == col(ImapServer.owner_id))
+        .order_by(col(ImapServer.id))
     )
     return [
         ServerStatus(
-            id=server.id or 0, owner=username, name=server.name, host=f"{server.host}:{server.port}",
-            last_sync=server.last_sync, last_status=server.last_sync_status, last_error=server.last_error,
-            emails=counts.get(server.id or 0, 0), running=server.id in running,
+            id=server.id or 0,
+            owner=username,
+            name=server.name,
+            host=f"{server.host}:{server.port}",
+            last_sync=server.last_sync,
+            last_status=server.last_sync_status,
+            last_error=server.last_error,
+            emails=counts.get(server.id or 0, 0),
+            running=server.id in running,
         )
         for server, username in rows
     ]
@@ -54,17 +64,23 @@ def sync_run_totals(session: Session) -> dict[str, Any]:
 def last_run_durations(session: Session) -> dict[int, float]:
     """Duration in seconds of each server's latest finished run."""
     latest = (
-        select(func.max(SyncRun.id)).where(col(SyncRun.finished_at).is_not(None), col(SyncRun.started_at).is_not(None))
+        select(func.max(SyncRun.id))
+        .where(col(SyncRun.finished_at).is_not(None), col(SyncRun.started_at).is_not(None))
         .group_by(col(SyncRun.imap_server_id))
     )
     rows = session.exec(select(SyncRun).where(col(SyncRun.id).in_(latest)))
-    return {run.imap_server_id: (run.finished_at - run.started_at).total_seconds()
-            for run in rows if run.finished_at is not None and run.started_at is not None}
+    return {
+        run.imap_server_id: (run.finished_at - run.started_at).total_seconds()
+        for run in rows
+        if run.finished_at is not None and run.started_at is not None
+    }
 
 
 def delivery_totals(session: Session) -> dict[str, int]:
     """Webhook delivery attempts by status."""
-    return dict(session.exec(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)).all())
+    return dict(
+        session.exec(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)).all()
+    )
 
 
 def database_answers(session: Session) -> bool:

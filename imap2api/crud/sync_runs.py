@@ -187,7 +187,11 @@ def claim_due_servers(session: Session, *, default_interval: int, limit: int = 1
     ).all()
     claimed = []
     for server_id, next_at, interval in due:
-        condition = col(ImapServer.next_sync_at).is_(None) if next_at is None else col(ImapServer.next_sync_at) == next_at
+        condition = (
+            col(ImapServer.next_sync_at).is_(None)
+            if next_at is None
+            else col(ImapServer.next_sync_at) == next_at
+        )
         result = session.exec(
             update(ImapServer)  # type: ignore[call-overload]
             .where(col(ImapServer.id) == server_id, condition)

@@ -47,7 +47,9 @@ def _known(session: Session, server_id: int, keys: list[str]) -> dict[str, str]:
     return found
 
 
-def assign_threads(session: Session, *, server_id: int, keys_per_message: list[list[str]]) -> ThreadAssignment:
+def assign_threads(
+    session: Session, *, server_id: int, keys_per_message: list[list[str]]
+) -> ThreadAssignment:
     """Give each message a thread id: messages sharing any linked Message-ID share one thread.
 
     ``keys_per_message`` holds, for each message, its own Message-ID followed by the ids it
@@ -93,10 +95,14 @@ def assign_threads(session: Session, *, server_id: int, keys_per_message: list[l
     merged = {old: find(old) for old in existing if find(old) != old}
     for old, new in merged.items():
         session.exec(
-            update(Email).where(col(Email.imap_server_id) == server_id, col(Email.thread_id) == old).values(thread_id=new)  # type: ignore[call-overload]
+            update(Email)
+            .where(col(Email.imap_server_id) == server_id, col(Email.thread_id) == old)
+            .values(thread_id=new)  # type: ignore[call-overload]
         )
         session.exec(
-            update(ThreadKey).where(col(ThreadKey.imap_server_id) == server_id, col(ThreadKey.thread_id) == old).values(thread_id=new)  # type: ignore[call-overload]
+            update(ThreadKey)
+            .where(col(ThreadKey.imap_server_id) == server_id, col(ThreadKey.thread_id) == old)
+            .values(thread_id=new)  # type: ignore[call-overload]
         )
     fresh = [
         {"imap_server_id": server_id, "message_id": key, "thread_id": find(owner)}

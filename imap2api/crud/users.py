@@ -36,7 +36,9 @@ def clean_username(session: Session, *, username: str, except_id: int | None = N
     if not username or "\x00" in username:
         raise ValidationFailed({"username": ["This field may not be blank."]})
     if len(username) > USERNAME_MAX:
-        raise ValidationFailed({"username": [f"Ensure this field has no more than {USERNAME_MAX} characters."]})
+        raise ValidationFailed(
+            {"username": [f"Ensure this field has no more than {USERNAME_MAX} characters."]}
+        )
     if username_taken(session, username=username, except_id=except_id):
         raise ValidationFailed({"username": [TAKEN]})
     return username
@@ -162,7 +164,13 @@ def user_id_for_token_hash(session: Session, *, key_hash: str) -> int | None:
 
 
 def save_user(
-    session: Session, *, user_id: int | None, username: str, password: str, is_admin: bool, is_active: bool,
+    session: Session,
+    *,
+    user_id: int | None,
+    username: str,
+    password: str,
+    is_admin: bool,
+    is_active: bool,
     acting_id: int,
 ) -> User:
     """Create (``user_id`` None) or update a user; a blank password keeps the current one.
@@ -219,5 +227,7 @@ def make_admins(session: Session, *, user_ids: list[int]) -> int:
 
 def user_choices(session: Session) -> list[tuple[int, str]]:
     """(id, "name (#id)") of every user, by name, for a form's owner field."""
-    return [(user.id or 0, f"{user.username} (#{user.id})")
-            for user in session.exec(select(User).order_by(col(User.username)))]
+    return [
+        (user.id or 0, f"{user.username} (#{user.id})")
+        for user in session.exec(select(User).order_by(col(User.username)))
+    ]

@@ -139,14 +139,23 @@ def create_test_delivery(session: Session, *, owner_id: int, webhook_id: int) ->
     webhook = get_webhook(session, owner_id=owner_id, webhook_id=webhook_id)
     _require_active(webhook)
     event = crud_events.record_event(
-        session, owner_id=owner_id, server_id=None, type=TEST_EVENT,
+        session,
+        owner_id=owner_id,
+        server_id=None,
+        type=TEST_EVENT,
         data={"webhook": webhook.id, "message": "This is a test event from imap2api."},
     )
     event.dispatched_at = event.created_at
     session.flush()
-    delivery = WebhookDelivery(webhook_id=webhook.id or 0, event_id=event.id, event_type=event.type,
-                               attempt=1, status="pending", created_at=event.created_at,
-                               next_attempt_at=event.created_at)
+    delivery = WebhookDelivery(
+        webhook_id=webhook.id or 0,
+        event_id=event.id,
+        event_type=event.type,
+        attempt=1,
+        status="pending",
+        created_at=event.created_at,
+        next_attempt_at=event.created_at,
+    )
     session.add(delivery)
     session.flush()
     return delivery
@@ -161,9 +170,15 @@ def create_redelivery(session: Session, *, owner_id: int | None, delivery_id: in
         message = "This event is already being delivered to this webhook."
         raise ValidationFailed({"non_field_errors": [message]})
     now = utcnow()
-    delivery = WebhookDelivery(webhook_id=previous.webhook_id, event_id=previous.event_id,
-                               event_type=previous.event_type, attempt=max(r.attempt for r in rows) + 1,
-                               status="pending", created_at=now, next_attempt_at=now)
+    delivery = WebhookDelivery(
+        webhook_id=previous.webhook_id,
+        event_id=previous.event_id,
+        event_type=previous.event_type,
+        attempt=max(r.attempt for r in rows) + 1,
+        status="pending",
+        created_at=now,
+        next_attempt_at=now,
+    )
     session.add(delivery)
     session.flush()
     return delivery
@@ -179,21 +194,25 @@ def claim_events(session: Session, *, limit: int = 500) -> list[Event]:
     (PostgreSQL: SKIP LOCKED keeps them from waiting on each other; SQLite: writers serialise).
     The claim commits with the deliveries the caller creates from it.
     """
-    candidates = list(session.exec(
-        select(Event.id)
-        .where(col(Event.dispatched_at).is_(None))
-        .order_by(col(Event.created_at), col(Event.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ))
+    candidates = list(
+        session.exec(
+            select(Event.id)
+            .where(col(Event.dispatched_at).is_(None))
+            .order_by(col(Event.created_at), col(Event.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
     if not candidates:
         return []
-    claimed = set(session.exec(
-        update(Event)  # type: ignore[call-overload]
-        .where(col(Event.id).in_(candidates), col(Event.dispatched_at).is_(None))
-        .values(dispatched_at=utcnow())
-        .returning(col(Event.id))
-    ).scalars())
+    claimed = set(
+        session.exec(
+            update(Event)  # type: ignore[call-overload]
+            .where(col(Event.id).in_(candidates), col(Event.dispatched_at).is_(None))
+            .values(dispatched_at=utcnow())
+            .returning(col(Event.id))
+        ).scalars()
+    )
     if not claimed:
         return []
     rows = session.exec(select(Event).where(col(Event.id).in_(claimed)))
@@ -224,10 +243,17 @@ def create_deliveries(session: Session, *, events: list[Event]) -> list[int]:
                 continue
             if hook.created_at > event.created_at:
                 continue
-            deliveries.append(WebhookDelivery(
-                webhook_id=hook.id or 0, event_id=event.id, event_type=event.type,
-                attempt=1, status="pending", created_at=now, next_attempt_at=now,
-            ))
+            deliveries.append(
+                WebhookDelivery(
+                    webhook_id=hook.id or 0,
+                    event_id=event.id,
+                    event_type=event.type,
+                    attempt=1,
+                    status="pending",
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
     session.add_all(deliveries)
     session.flush()
     return [delivery.id or 0 for delivery in deliveries]
@@ -245,11 +271,15 @@ def claim_overdue_deliveries(session: Session, *, grace_seconds: float, limit: i
     now = utcnow()
     rows = session.exec(
         select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.next_attempt_at)
-        .where(or_(
-            and_(col(WebhookDelivery.status) == "pending",
-                 col(WebhookDelivery.next_attempt_at) <= now - timedelta(seconds=grace_seconds)),
-            and_(col(WebhookDelivery.status) == "sending", col(WebhookDelivery.next_attempt_at) <= now),
-        ))
+        .where(
+            or_(
+                and_(
+                    col(WebhookDelivery.status) == "pending",
+                    col(WebhookDelivery.next_attempt_at) <= now - timedelta(seconds=grace_seconds),
+                ),
+                and_(col(WebhookDelivery.status) == "sending", col(WebhookDelivery.next_attempt_at) <= now),
+            )
+        )
         .order_by(col(WebhookDelivery.next_attempt_at))
         .limit(limit)
     ).all()
@@ -257,8 +287,11 @@ def claim_overdue_deliveries(session: Session, *, grace_seconds: float, limit: i
     for delivery_id, status, due in rows:
         result = session.exec(
             update(WebhookDelivery)  # type: ignore[call-overload]
-            .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.status) == status,
-                   col(WebhookDelivery.next_attempt_at) == due)
+            .where(
+                col(WebhookDelivery.id) == delivery_id,
+                col(WebhookDelivery.status) == status,
+                col(WebhookDelivery.next_attempt_at) == due,
+            )
             .values(status="pending", next_attempt_at=now)
         )
         if result.rowcount == 1:
@@ -282,11 +315,13 @@ class ClaimedDelivery:
 
 def _attempts_of(session: Session, *, event_id: str, webhook_id: int) -> list[WebhookDelivery]:
     """Every attempt of one event to one webhook, in attempt order."""
-    return list(session.exec(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.event_id == event_id, WebhookDelivery.webhook_id == webhook_id)
-        .order_by(col(WebhookDelivery.attempt), col(WebhookDelivery.id))
-    ))
+    return list(
+        session.exec(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_id == event_id, WebhookDelivery.webhook_id == webhook_id)
+            .order_by(col(WebhookDelivery.attempt), col(WebhookDelivery.id))
+        )
+    )
 
 
 def claim_delivery(session: Session, *, delivery_id: int, lease_seconds: float) -> ClaimedDelivery | None:
@@ -297,9 +332,14 @@ def claim_delivery(session: Session, *, delivery_id: int, lease_seconds: float) 
     now = utcnow()
     result = session.exec(
         update(WebhookDelivery)  # type: ignore[call-overload]
-        .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.status) == "pending",
-               or_(col(WebhookDelivery.next_attempt_at).is_(None),
-                   col(WebhookDelivery.next_attempt_at) <= now + timedelta(seconds=1)))
+        .where(
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.status) == "pending",
+            or_(
+                col(WebhookDelivery.next_attempt_at).is_(None),
+                col(WebhookDelivery.next_attempt_at) <= now + timedelta(seconds=1),
+            ),
+        )
         .values(status="sending", next_attempt_at=now + timedelta(seconds=lease_seconds))
     )
     if result.rowcount != 1:
@@ -311,35 +351,61 @@ def claim_delivery(session: Session, *, delivery_id: int, lease_seconds: float) 
         return None
     # The chain is this attempt and the "retrying" ones right before it (a redelivery starts anew).
     chain = [delivery]
-    earlier = [row for row in _attempts_of(session, event_id=event.id, webhook_id=webhook.id or 0)
-               if row.attempt < delivery.attempt]
+    earlier = [
+        row
+        for row in _attempts_of(session, event_id=event.id, webhook_id=webhook.id or 0)
+        if row.attempt < delivery.attempt
+    ]
     for row in reversed(earlier):
         if row.status != "retrying":
             break
         chain.append(row)
-    return ClaimedDelivery(delivery, webhook, event, chain_started=min(row.created_at for row in chain),
-                           failures_before=len(chain) - 1)
+    return ClaimedDelivery(
+        delivery,
+        webhook,
+        event,
+        chain_started=min(row.created_at for row in chain),
+        failures_before=len(chain) - 1,
+    )
 
 
 def record_attempt(
-    session: Session, *, delivery_id: int, status: str, response_status: int | None = None,
-    response_body: str = "", error: str = "", duration_ms: int | None = None,
+    session: Session,
+    *,
+    delivery_id: int,
+    status: str,
+    response_status: int | None = None,
+    response_body: str = "",
+    error: str = "",
+    duration_ms: int | None = None,
 ) -> bool:
     """Store an attempt's outcome on the row the worker holds; False if it no longer holds it."""
     result = session.exec(
         update(WebhookDelivery)  # type: ignore[call-overload]
         .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.status) == "sending")
-        .values(status=status, response_status=response_status, response_body=response_body,
-                error=error, duration_ms=duration_ms, next_attempt_at=None)
+        .values(
+            status=status,
+            response_status=response_status,
+            response_body=response_body,
+            error=error,
+            duration_ms=duration_ms,
+            next_attempt_at=None,
+        )
     )
     return result.rowcount == 1
 
 
 def schedule_retry(session: Session, *, previous: WebhookDelivery, at: datetime) -> WebhookDelivery:
     """The next attempt of a chain, pending until ``at``."""
-    delivery = WebhookDelivery(webhook_id=previous.webhook_id, event_id=previous.event_id,
-                               event_type=previous.event_type, attempt=previous.attempt + 1,
-                               status="pending", created_at=utcnow(), next_attempt_at=at)
+    delivery = WebhookDelivery(
+        webhook_id=previous.webhook_id,
+        event_id=previous.event_id,
+        event_type=previous.event_type,
+        attempt=previous.attempt + 1,
+        status="pending",
+        created_at=utcnow(),
+        next_attempt_at=at,
+    )
     session.add(delivery)
     session.flush()
     return delivery
@@ -371,10 +437,10 @@ def mark_webhook_failing(
     if webhook.is_active and (now - webhook.failing_since).total_seconds() >= disable_after_seconds:
         webhook.is_active = False
         since = webhook.failing_since.isoformat().replace("+00:00", "Z")
-        webhook.disabled_reason = (f"Disabled automatically: every delivery has failed since {since}. "
-                                   f"Last error: {error}")[:2000]
+        webhook.disabled_reason = (
+            f"Disabled automatically: every delivery has failed since {since}. Last error: {error}"
+        )[:2000]
         webhook.updated_at = now
         disabled = True
     session.add(webhook)
     return disabled
-

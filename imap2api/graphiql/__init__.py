@@ -59,17 +59,19 @@ def missing_page(title: str, what: str, absent: list[str], note: str) -> HTMLRes
 
 def _policy(nonce: str) -> str:
     """Only this server: no CDN, no third-party connection, whatever a description or asset asks."""
-    return "; ".join((
-        "default-src 'none'",
-        f"script-src 'self' 'nonce-{nonce}'",
-        "style-src 'self' 'unsafe-inline'",  # React and CodeMirror set inline styles
-        "img-src 'self' data:",
-        "font-src 'self' data:",
-        "connect-src 'self'",  # the GraphQL endpoint, over HTTP and websockets
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            "style-src 'self' 'unsafe-inline'",  # React and CodeMirror set inline styles
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",  # the GraphQL endpoint, over HTTP and websockets
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+        )
+    )
 
 
 def _tag(asset: fetch_assets.Asset, base: str) -> str:
@@ -85,8 +87,12 @@ def explorer_page(root_path: str = "") -> HTMLResponse:
 
     absent = missing_assets(STYLES + SCRIPTS)
     if absent:
-        return missing_page("GraphiQL", "The GraphQL explorer serves React and GraphiQL", absent,
-                            "The GraphQL API itself works: POST queries to this URL.")
+        return missing_page(
+            "GraphiQL",
+            "The GraphQL explorer serves React and GraphiQL",
+            absent,
+            "The GraphQL API itself works: POST queries to this URL.",
+        )
 
     nonce = secrets.token_urlsafe(16)
     base = root_path.rstrip("/") + STATIC_PATH

@@ -61,42 +61,93 @@ class Asset:
 
 
 # The versions Strawberry's own GraphiQL page uses (strawberry/static/graphiql.html), same bytes.
-REACT = Package("react", "18.2.0",
-                "sha512-/3IjMdb2L9QbBdWiW5e3P2/npwMBaU9mHCSCUzNln0ZCYbcfTsGbTJrU/kGemdH2IWmB2ioZ+zkxtmq6g09fGQ==")
-REACT_DOM = Package("react-dom", "18.2.0",
-                    "sha512-6IMTriUmvsjHUjNtEDudZfuDQUoWXVxKHhlEGSk81n4YFS+r/Kl99wXiwlVXtPBtJenozv2P+hxDsw9eA7Xo6g==")
-GRAPHIQL = Package("graphiql", "3.8.3",
-                   "sha512-cuPDYtXVKV86Pu5PHBX642Odi/uVEE2y1Jxq5rGO/Qy1G2lRp7ZZ7a/T30RzxhuLSWo9zUbzq0P3U49//H0Ugw==")
-EXPLORER = Package("@graphiql/plugin-explorer", "1.0.2",
-                   "sha512-9j+kg2UjtLZD5EBmGjeWHkoVVxtbShYg2DzbUVebibnZYZM/iMBEF4vaccXJIAm5KaomIPLx0aoNs4LbODyc3Q==")
-SWAGGER_UI = Package("swagger-ui-dist", "5.35.0",
-                     "sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==")
+REACT = Package(
+    "react",
+    "18.2.0",
+    "sha512-/3IjMdb2L9QbBdWiW5e3P2/npwMBaU9mHCSCUzNln0ZCYbcfTsGbTJrU/kGemdH2IWmB2ioZ+zkxtmq6g09fGQ==",
+)
+REACT_DOM = Package(
+    "react-dom",
+    "18.2.0",
+    "sha512-6IMTriUmvsjHUjNtEDudZfuDQUoWXVxKHhlEGSk81n4YFS+r/Kl99wXiwlVXtPBtJenozv2P+hxDsw9eA7Xo6g==",
+)
+GRAPHIQL = Package(
+    "graphiql",
+    "3.8.3",
+    "sha512-cuPDYtXVKV86Pu5PHBX642Odi/uVEE2y1Jxq5rGO/Qy1G2lRp7ZZ7a/T30RzxhuLSWo9zUbzq0P3U49//H0Ugw==",
+)
+EXPLORER = Package(
+    "@graphiql/plugin-explorer",
+    "1.0.2",
+    "sha512-9j+kg2UjtLZD5EBmGjeWHkoVVxtbShYg2DzbUVebibnZYZM/iMBEF4vaccXJIAm5KaomIPLx0aoNs4LbODyc3Q==",
+)
+SWAGGER_UI = Package(
+    "swagger-ui-dist",
+    "5.35.0",
+    "sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==",
+)
 PACKAGES = (REACT, REACT_DOM, GRAPHIQL, EXPLORER, SWAGGER_UI)
 
 # In the order the page loads them.
 STYLES = (
-    Asset(GRAPHIQL, "package/graphiql.min.css", "graphiql-3.8.3.min.css",
-          "Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM"),
-    Asset(EXPLORER, "package/dist/style.css", "plugin-explorer-1.0.2.css",
-          "5DFJlDPW2tSATRbM8kzoP1j194jexLswuNmClWoRr2Q0x7R68JIQzPHZ02Faktwi"),
+    Asset(
+        GRAPHIQL,
+        "package/graphiql.min.css",
+        "graphiql-3.8.3.min.css",
+        "Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM",
+    ),
+    Asset(
+        EXPLORER,
+        "package/dist/style.css",
+        "plugin-explorer-1.0.2.css",
+        "5DFJlDPW2tSATRbM8kzoP1j194jexLswuNmClWoRr2Q0x7R68JIQzPHZ02Faktwi",
+    ),
 )
 SCRIPTS = (
-    Asset(REACT, "package/umd/react.production.min.js", "react-18.2.0.production.min.js",
-          "tMH8h3BGESGckSAVGZ82T9n90ztNXxvdwvdM6UoR56cYcf+0iGXBliJ29D+wZ/x8"),
-    Asset(REACT_DOM, "package/umd/react-dom.production.min.js", "react-dom-18.2.0.production.min.js",
-          "bm7MnzvK++ykSwVJ2tynSE5TRdN+xL418osEVF2DE/L/gfWHj91J2Sphe582B1Bh"),
-    Asset(GRAPHIQL, "package/graphiql.min.js", "graphiql-3.8.3.min.js",
-          "HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie"),
-    Asset(EXPLORER, "package/dist/index.umd.js", "plugin-explorer-1.0.2.umd.js",
-          "2oonKe47vfHIZnmB6ZZ10vl7T0Y+qrHQF2cmNTaFDuPshpKqpUMGMc9jgj9MLDZ9"),
+    Asset(
+        REACT,
+        "package/umd/react.production.min.js",
+        "react-18.2.0.production.min.js",
+        "tMH8h3BGESGckSAVGZ82T9n90ztNXxvdwvdM6UoR56cYcf+0iGXBliJ29D+wZ/x8",
+    ),
+    Asset(
+        REACT_DOM,
+        "package/umd/react-dom.production.min.js",
+        "react-dom-18.2.0.production.min.js",
+        "bm7MnzvK++ykSwVJ2tynSE5TRdN+xL418osEVF2DE/L/gfWHj91J2Sphe582B1Bh",
+    ),
+    Asset(
+        GRAPHIQL,
+        "package/graphiql.min.js",
+        "graphiql-3.8.3.min.js",
+        "HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie",
+    ),
+    Asset(
+        EXPLORER,
+        "package/dist/index.umd.js",
+        "plugin-explorer-1.0.2.umd.js",
+        "2oonKe47vfHIZnmB6ZZ10vl7T0Y+qrHQF2cmNTaFDuPshpKqpUMGMc9jgj9MLDZ9",
+    ),
 )
 # The REST reference page (imap2api.graphiql.openapi_pages).
-SWAGGER_CSS = Asset(SWAGGER_UI, "package/swagger-ui.css", "swagger-ui-5.35.0.css",
-                    "WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I")
-SWAGGER_JS = Asset(SWAGGER_UI, "package/swagger-ui-bundle.js", "swagger-ui-bundle-5.35.0.js",
-                   "gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9")
-SWAGGER_ICON = Asset(SWAGGER_UI, "package/favicon-32x32.png", "swagger-ui-favicon-32x32.png",
-                     "vCPruBEcPmxk2uv19KNJCkWttTDv8oQxBAzSuTndOepjsIyiKHSoLNlWOcQMpXdL")
+SWAGGER_CSS = Asset(
+    SWAGGER_UI,
+    "package/swagger-ui.css",
+    "swagger-ui-5.35.0.css",
+    "WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I",
+)
+SWAGGER_JS = Asset(
+    SWAGGER_UI,
+    "package/swagger-ui-bundle.js",
+    "swagger-ui-bundle-5.35.0.js",
+    "gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
+)
+SWAGGER_ICON = Asset(
+    SWAGGER_UI,
+    "package/favicon-32x32.png",
+    "swagger-ui-favicon-32x32.png",
+    "vCPruBEcPmxk2uv19KNJCkWttTDv8oQxBAzSuTndOepjsIyiKHSoLNlWOcQMpXdL",
+)
 REFERENCE = (SWAGGER_CSS, SWAGGER_JS, SWAGGER_ICON)
 ASSETS = STYLES + SCRIPTS + REFERENCE
 
@@ -137,8 +188,9 @@ def download(package: Package, registry: str, timeout: float = 60) -> bytes:
     algorithm, _, expected = package.integrity.partition("-")
     actual = _b64(algorithm, data)
     if actual != expected:
-        raise FetchError(f"{url}: integrity mismatch "
-                         f"(expected {package.integrity}, got {algorithm}-{actual})")
+        raise FetchError(
+            f"{url}: integrity mismatch (expected {package.integrity}, got {algorithm}-{actual})"
+        )
     return data
 
 
@@ -156,10 +208,18 @@ def _members(data: bytes) -> dict[str, bytes]:
 
 def _notice(package: Package, files: dict[str, bytes], registry: str) -> str:
     meta = json.loads(files.get("package/package.json", b"{}"))
-    license_text = next((files[name].decode("utf-8", "replace") for name in
-                         ("package/LICENSE", "package/LICENSE.md", "package/license") if name in files), "")
-    lines = [f"{package.name}@{package.version}  license: {meta.get('license', 'see package')}",
-             f"from {tarball_url(package, registry)} ({package.integrity})"]
+    license_text = next(
+        (
+            files[name].decode("utf-8", "replace")
+            for name in ("package/LICENSE", "package/LICENSE.md", "package/license")
+            if name in files
+        ),
+        "",
+    )
+    lines = [
+        f"{package.name}@{package.version}  license: {meta.get('license', 'see package')}",
+        f"from {tarball_url(package, registry)} ({package.integrity})",
+    ]
     return "\n".join(lines) + ("\n\n" + license_text.strip() if license_text else "") + "\n"
 
 
@@ -193,8 +253,10 @@ def fetch(directory: Path = STATIC_DIR, *, force: bool = False, log=print) -> bo
             if data is None:
                 raise FetchError(f"{package.name}@{package.version} has no {asset.member}")
             if _b64("sha384", data) != asset.sha384:
-                raise FetchError(f"{package.name}@{package.version} {asset.member}: sha384 mismatch "
-                                 f"(expected {asset.sha384}, got {_b64('sha384', data)})")
+                raise FetchError(
+                    f"{package.name}@{package.version} {asset.member}: sha384 mismatch "
+                    f"(expected {asset.sha384}, got {_b64('sha384', data)})"
+                )
             contents[asset.filename] = data
     directory.mkdir(parents=True, exist_ok=True)
     for filename, data in contents.items():

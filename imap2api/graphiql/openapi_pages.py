@@ -19,17 +19,19 @@ from imap2api.security_headers import inline_script_hashes
 
 def _policy(page: str) -> str:
     """Only this server, and only the page's own inline script (the one that starts Swagger UI)."""
-    return "; ".join((
-        "default-src 'self'",
-        "script-src 'self' " + " ".join(inline_script_hashes(page)),
-        "style-src 'self' 'unsafe-inline'",  # Swagger UI sets inline styles
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self' " + " ".join(inline_script_hashes(page)),
+            "style-src 'self' 'unsafe-inline'",  # Swagger UI sets inline styles
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 def mount_openapi_pages(app: FastAPI) -> None:
@@ -39,12 +41,17 @@ def mount_openapi_pages(app: FastAPI) -> None:
     async def swagger_ui(request: Request) -> HTMLResponse:
         absent = missing_assets(REFERENCE)
         if absent:
-            return missing_page("Swagger UI", "The REST reference serves Swagger UI", absent,
-                                "The description itself is at /openapi.json.")
+            return missing_page(
+                "Swagger UI",
+                "The REST reference serves Swagger UI",
+                absent,
+                "The description itself is at /openapi.json.",
+            )
         root = request.scope.get("root_path", "").rstrip("/")
         static = root + STATIC_PATH
         page = get_swagger_ui_html(
-            openapi_url=root + (app.openapi_url or "/openapi.json"), title=f"{app.title} · REST API",
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} · REST API",
             swagger_js_url=f"{static}/{SWAGGER_JS.filename}",
             swagger_css_url=f"{static}/{SWAGGER_CSS.filename}",
             swagger_favicon_url=f"{static}/{SWAGGER_ICON.filename}",

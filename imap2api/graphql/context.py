@@ -77,5 +77,3 @@ class Context(BaseContext):
     async def db(fn: Callable[..., T], /, **kwargs: Any) -> T:
         """Shorthand for ``run_db`` from a resolver."""
         return await run_db(fn, **kwargs)
-
-

@@ -115,8 +115,12 @@ def _introspection_sizes(schema: GraphQLSchema) -> dict[str, int]:
 class CostEstimate:
     """The estimated result size of one operation of a document, with the given variables."""
 
-    def __init__(self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode],
-                 variables: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+    ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = dict(variables)
@@ -159,8 +163,11 @@ class CostEstimate:
         inner_page = None
         if "pageSize" in definition.args:
             value = self._argument(node, "pageSize")
-            inner_page = clamp_page_size(value if isinstance(value, int) else None,
-                                         default=settings.page_size, maximum=settings.max_page_size)
+            inner_page = clamp_page_size(
+                value if isinstance(value, int) else None,
+                default=settings.page_size,
+                maximum=settings.max_page_size,
+            )
         return 1 + items * self.selection_set(node.selection_set, get_named_type(definition.type), inner_page)
 
     def _definition(self, parent: GraphQLNamedType, name: str) -> GraphQLField | None:
@@ -171,8 +178,9 @@ class CostEstimate:
             return SchemaMetaFieldDef if name == "__schema" else TypeMetaFieldDef
         return getattr(parent, "fields", {}).get(name)
 
-    def _list_size(self, node: FieldNode, parent: GraphQLNamedType, definition: GraphQLField,
-                   page_size: int | None) -> int:
+    def _list_size(
+        self, node: FieldNode, parent: GraphQLNamedType, definition: GraphQLField, page_size: int | None
+    ) -> int:
         """How many items a list field can return."""
         declared = _list_size_of(definition)
         if declared is not None:
@@ -192,8 +200,9 @@ class CostEstimate:
         return None
 
 
-def estimate_cost(schema: GraphQLSchema, document: Any, operation_name: str | None,
-                  variables: Mapping[str, Any] | None) -> int:
+def estimate_cost(
+    schema: GraphQLSchema, document: Any, operation_name: str | None, variables: Mapping[str, Any] | None
+) -> int:
     """The estimated number of values the answer to ``document``'s operation would hold."""
     operation: OperationDefinitionNode | None = get_operation_ast(document, operation_name)
     if operation is None:

@@ -61,8 +61,11 @@ class BudgetedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         """Spend one request before the operation starts; refuse it when the budget is spent."""
-        if (settings.rate_limit_enabled and self.connection_acknowledged
-                and message["id"] not in self.operations):
+        if (
+            settings.rate_limit_enabled
+            and self.connection_acknowledged
+            and message["id"] not in self.operations
+        ):
             verdict = await self._spend()
             if not verdict.allowed:
                 await self.send_message(_throttled(message["id"], verdict))
@@ -89,15 +92,18 @@ class BudgetedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         try:
             await run_within(super().run_operation(operation), limit)
         except RequestTimedOut:
-            error = GraphQLError(f"Request timed out: no answer within {limit:g} seconds.",
-                                 extensions={"code": "TIMEOUT"})
+            error = GraphQLError(
+                f"Request timed out: no answer within {limit:g} seconds.", extensions={"code": "TIMEOUT"}
+            )
             await operation.send_initial_errors([error])
 
 
 class WebSocketTransport:
     """Router mixin: graphql-transport-ws only, budgeted, authenticated at ``connection_init``."""
 
-    graphql_transport_ws_handler_class: type[BaseGraphQLTransportWSHandler[Any, Any]] = BudgetedTransportWSHandler
+    graphql_transport_ws_handler_class: type[BaseGraphQLTransportWSHandler[Any, Any]] = (
+        BudgetedTransportWSHandler
+    )
 
     def decode_json(self, data: str | bytes) -> object:
         """A websocket message; one nested absurdly deep closes the socket (4400) like bad JSON."""

@@ -249,8 +249,12 @@ def _take_body(
         return
     if bodies.texts:
         same_mixed = parent is bodies.text_parent and parent is not None
-        if not same_mixed or parent is None or parent.get_content_subtype() != "mixed" \
-                or bodies.text_chars >= bodies.limit:
+        if (
+            not same_mixed
+            or parent is None
+            or parent.get_content_subtype() != "mixed"
+            or bodies.text_chars >= bodies.limit
+        ):
             return
     text = _text(part, headers, bodies)
     if not text.strip():

@@ -39,8 +39,12 @@ def _migrate(connection: Connection) -> None:
         # End the transaction the pragma began: Alembic would take it for the caller's and never commit.
         connection.commit()
     try:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          include_object=include_object)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_object,
+        )
         with context.begin_transaction():
             context.run_migrations()
     finally:

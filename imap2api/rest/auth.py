@@ -50,14 +50,14 @@ async def obtain_token(request: Request) -> dict[str, str]:
     """Exchange a username and password for a token."""
     data = await read_body(request)
     missing = {
-        name: ["This field is required."]
-        for name in ("username", "password")
-        if data.get(name) is None
+        name: ["This field is required."] for name in ("username", "password") if data.get(name) is None
     }
     if missing:
         raise ApiError(400, missing)
     fields = {name: data[name] for name in ("username", "password")}
-    wrong_type = {name: ["Not a valid string."] for name, value in fields.items() if not isinstance(value, str)}
+    wrong_type = {
+        name: ["Not a valid string."] for name, value in fields.items() if not isinstance(value, str)
+    }
     if wrong_type:
         raise ApiError(400, wrong_type)
     result = await execute(TOKEN_AUTH, fields)

@@ -22,7 +22,10 @@ from imap2api.rest.wire import JSONRoute, iso_z
 
 router = APIRouter(prefix="/emails", tags=["emails"], route_class=JSONRoute)
 
-LIST_FIELDS = "id messageId subject sender senderName recipient cc date folder threadId threadCount imapServer seen flagged hasAttachments"
+LIST_FIELDS = (
+    "id messageId subject sender senderName recipient cc date folder threadId threadCount imapServer"
+    " seen flagged hasAttachments"
+)
 THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"
 # thread_emails lists the whole rest of the thread (as apidoc shows), up to IMAP2API_MAX_THREAD_EMAILS.
 DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml createdAt updatedAt inReplyTo references flags size
@@ -34,12 +37,17 @@ LIST_ARGUMENTS = """q: $q, folder: $folder, imapServer: $imapServer, dateFrom: $
   ordering: $ordering, page: $page, pageSize: $pageSize"""
 PAGE = f"count page hasNext hasPrevious results {{ {LIST_FIELDS} }}"
 
-LIST = f"query({LIST_VARIABLES}, $thread: Boolean!) {{ emails({LIST_ARGUMENTS}, thread: $thread) {{ {PAGE} }} }}"
+LIST = (
+    f"query({LIST_VARIABLES}, $thread: Boolean!) {{ emails({LIST_ARGUMENTS}, thread: $thread) {{ {PAGE} }} }}"
+)
 THREADS = f"query({LIST_VARIABLES}) {{ threads({LIST_ARGUMENTS}) {{ {PAGE} }} }}"
 DETAIL = f"query($id: ID!, $members: Int!) {{ email(id: $id) {{ {DETAIL_FIELDS} }} }}"
 THREAD = f"query($id: ID!) {{ emailThread(emailId: $id) {{ {THREAD_FIELDS} }} }}"
 FOLDERS = "query($imapServer: ID) { folders(imapServer: $imapServer) }"
-STATISTICS = "query($imapServer: ID) { statistics(imapServer: $imapServer) { totalEmails totalThreads folders { name count } } }"
+STATISTICS = (
+    "query($imapServer: ID) { statistics(imapServer: $imapServer) {"
+    " totalEmails totalThreads folders { name count } } }"
+)
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
 
@@ -92,8 +100,13 @@ def to_rest_detail(email: dict[str, Any]) -> dict[str, Any]:
         "flags": email["flags"],
         "size": email["size"],
         "attachments": [
-            {"filename": a["filename"], "content_type": a["contentType"], "size": a["size"],
-             "content_id": a["contentId"], "inline": a["inline"]}
+            {
+                "filename": a["filename"],
+                "content_type": a["contentType"],
+                "size": a["size"],
+                "content_id": a["contentId"],
+                "inline": a["inline"],
+            }
             for a in email["attachments"]
         ],
         "thread_emails": [to_rest_thread_email(member) for member in email["threadEmails"]],
@@ -128,21 +141,37 @@ def _thread_flag(value: str | None) -> bool:
 LIST_PARAMETERS = [
     {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
     for name, schema, description in [
-        ("q", {"type": "string"}, "search: words, \"phrases\", from: to: subject: in: has:attachment is: after: before: -negation"),
+        (
+            "q",
+            {"type": "string"},
+            'search: words, "phrases", from: to: subject: in: has:attachment is: after: before: -negation',
+        ),
         ("folder", {"type": "string"}, "exact folder name"),
         ("imap_server", {"type": "integer"}, "IMAP server id"),
         ("date_from", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive"),
         ("date_to", {"type": "string", "format": "date"}, "YYYY-MM-DD, inclusive"),
-        ("ordering", {"type": "string"}, "date, subject, sender, folder, created_at; prefix - for descending"),
+        (
+            "ordering",
+            {"type": "string"},
+            "date, subject, sender, folder, created_at; prefix - for descending",
+        ),
         ("page", {"type": "string"}, "page number or 'last'"),
         ("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "default 50, max 100"),
     ]
 ]
 
 
-@router.get("/", response_model=None, responses=documented(EmailList),
-            openapi_extra={"parameters": [*LIST_PARAMETERS, {"name": "thread", "in": "query", "required": False,
-                                                             "schema": {"type": "boolean"}}]})
+@router.get(
+    "/",
+    response_model=None,
+    responses=documented(EmailList),
+    openapi_extra={
+        "parameters": [
+            *LIST_PARAMETERS,
+            {"name": "thread", "in": "query", "required": False, "schema": {"type": "boolean"}},
+        ]
+    },
+)
 async def list_emails(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's emails, filtered, searched, ordered and paginated."""
     variables = {**_list_variables(request), "thread": _thread_flag(request.query_params.get("thread"))}
@@ -150,8 +179,12 @@ async def list_emails(request: Request, user: CurrentUser) -> dict[str, Any]:
     return paginated(request, data, [to_rest_list_item(email) for email in data["results"]])
 
 
-@router.get("/threads/", response_model=None, responses=documented(EmailList),
-            openapi_extra={"parameters": LIST_PARAMETERS})
+@router.get(
+    "/threads/",
+    response_model=None,
+    responses=documented(EmailList),
+    openapi_extra={"parameters": LIST_PARAMETERS},
+)
 async def list_threads(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Each conversation once (its newest message), with its thread_count."""
     data = (await execute(THREADS, _list_variables(request), user=user))["threads"]

@@ -47,11 +47,14 @@ def allowed_methods(request: Request) -> list[str]:
     methods = set()
     for method in METHOD_ORDER:
         # Asked of the routes as the router asks them; nested dicts copied, as matching writes to them.
-        probe = {key: dict(value) if isinstance(value, dict) else value
-                 for key, value in request.scope.items()}
+        probe = {
+            key: dict(value) if isinstance(value, dict) else value for key, value in request.scope.items()
+        }
         probe["method"] = method
-        if any(not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL
-               for route in request.app.router.routes):
+        if any(
+            not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL
+            for route in request.app.router.routes
+        ):
             methods.add(method)
     return ordered(methods)
 

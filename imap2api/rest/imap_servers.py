@@ -42,13 +42,20 @@ TO_GRAPHQL = {
     "exclude_trash": "excludeTrash",
 }
 
-LIST = f"query($page: Int!, $pageSize: Int) {{ imapServers(page: $page, pageSize: $pageSize) {{ count page hasNext hasPrevious results {{ {SERVER_FIELDS} }} }} }}"
+LIST = (
+    "query($page: Int!, $pageSize: Int) { imapServers(page: $page, pageSize: $pageSize) {"
+    f" count page hasNext hasPrevious results {{ {SERVER_FIELDS} }} }} }}"
+)
 GET = f"query($id: ID!) {{ imapServer(id: $id) {{ {SERVER_FIELDS} }} }}"
 CREATE = f"mutation($input: ImapServerInput!) {{ createImapServer(input: $input) {{ {SERVER_FIELDS} }} }}"
-UPDATE = f"mutation($id: ID!, $input: ImapServerInput!) {{ updateImapServer(id: $id, input: $input) {{ {SERVER_FIELDS} }} }}"
+UPDATE = (
+    "mutation($id: ID!, $input: ImapServerInput!) {"
+    f" updateImapServer(id: $id, input: $input) {{ {SERVER_FIELDS} }} }}"
+)
 DELETE = "mutation($id: ID!) { deleteImapServer(id: $id) }"
 SYNC = """mutation($id: ID!, $wait: Boolean!) { syncImapServer(id: $id, wait: $wait) {
-  id status progressDone progressTotal foldersSynced messagesNew messagesUpdated messagesDeleted error errorCode } }"""
+  id status progressDone progressTotal foldersSynced messagesNew messagesUpdated messagesDeleted
+  error errorCode } }"""
 
 
 def to_rest(server: dict[str, Any]) -> dict[str, Any]:
@@ -84,10 +91,20 @@ async def _input(request: Request) -> dict[str, Any]:
     return {TO_GRAPHQL.get(name, name): value for name, value in data.items()}
 
 
-_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": ImapServerIn.model_json_schema()}}}}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ImapServerIn.model_json_schema()}},
+    }
+}
 
 
-@router.get("/", response_model=None, responses=documented(ImapServerList), openapi_extra={"parameters": PAGE_PARAMETERS})
+@router.get(
+    "/",
+    response_model=None,
+    responses=documented(ImapServerList),
+    openapi_extra={"parameters": PAGE_PARAMETERS},
+)
 async def list_servers(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's IMAP servers, paginated."""
     params = request.query_params
@@ -96,7 +113,9 @@ async def list_servers(request: Request, user: CurrentUser) -> dict[str, Any]:
     return paginated(request, data, [to_rest(server) for server in data["results"]])
 
 
-@router.post("/", status_code=201, response_model=None, responses=documented(ImapServerOut, 201), openapi_extra=_BODY)
+@router.post(
+    "/", status_code=201, response_model=None, responses=documented(ImapServerOut, 201), openapi_extra=_BODY
+)
 async def create_server(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Add an IMAP account; the password is stored encrypted and never returned."""
     data = await execute(CREATE, {"input": await _input(request)}, user=user)
@@ -140,8 +159,15 @@ def _sync_failed(error: dict[str, Any]) -> ApiError | None:
     code = extensions.get("code", "")
     if code.startswith(("IMAP_", "SYNC_", "SECRET_", "WORKER_", "LEASE_")):
         run = extensions.get("syncRun")
-        return ApiError(502, {"status": "error", "message": error["message"], "code": code,
-                              "sync_run": int(run) if run else None})
+        return ApiError(
+            502,
+            {
+                "status": "error",
+                "message": error["message"],
+                "code": code,
+                "sync_run": int(run) if run else None,
+            },
+        )
     return None
 
 

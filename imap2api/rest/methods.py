@@ -43,6 +43,7 @@ def _options_endpoint(body: dict[str, Any], allow: str, *, authenticated: bool) 
     """An OPTIONS handler answering ``body``; behind the token check when the resource is."""
     headers = {"Allow": allow}
     if authenticated:
+
         async def options_authenticated(_user: CurrentUser) -> JSONResponse:
             return JSONResponse(body, headers=headers)
 
@@ -70,9 +71,16 @@ def add_options_and_head(router: APIRouter, *, names: dict[str, str] | None = No
         get = next((route for route in routes if "GET" in (route.methods or set())), None)
         if get is not None and "HEAD" not in methods:
             # Same handler: the server sends no body for HEAD, the headers are those of GET.
-            router.add_api_route(path, get.endpoint, methods=["HEAD"], status_code=get.status_code,
-                                 response_model=None, response_class=get.response_class,
-                                 include_in_schema=False, route_class_override=APIRoute)
+            router.add_api_route(
+                path,
+                get.endpoint,
+                methods=["HEAD"],
+                status_code=get.status_code,
+                response_model=None,
+                response_class=get.response_class,
+                include_in_schema=False,
+                route_class_override=APIRoute,
+            )
             methods.add("HEAD")
         if "OPTIONS" in methods:
             continue
@@ -84,7 +92,14 @@ def add_options_and_head(router: APIRouter, *, names: dict[str, str] | None = No
             "renders": RENDERS,
             "parses": PARSES,
         }
-        endpoint = _options_endpoint(body, ", ".join(ordered(methods)),
-                                     authenticated=any(_needs_user(route) for route in routes))
-        router.add_api_route(path, endpoint, methods=["OPTIONS"], response_model=None,
-                             include_in_schema=False, route_class_override=APIRoute)
+        endpoint = _options_endpoint(
+            body, ", ".join(ordered(methods)), authenticated=any(_needs_user(route) for route in routes)
+        )
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["OPTIONS"],
+            response_model=None,
+            include_in_schema=False,
+            route_class_override=APIRoute,
+        )

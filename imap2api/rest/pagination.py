@@ -11,9 +11,20 @@ from imap2api.rest.errors import ApiError
 
 # For /openapi.json: routes read these from the query string themselves (DRF's lenient parsing).
 PAGE_PARAMETERS = [
-    {"name": "page", "in": "query", "required": False, "schema": {"type": "string"}, "description": "page number or 'last'"},
-    {"name": "page_size", "in": "query", "required": False,
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "default 50, max 100"},
+    {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "page number or 'last'",
+    },
+    {
+        "name": "page_size",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        "description": "default 50, max 100",
+    },
 ]
 
 

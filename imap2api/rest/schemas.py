@@ -11,7 +11,10 @@ from pydantic import BaseModel, Field
 class ValidationErrorBody(BaseModel):
     """``{"field": ["message", ...]}``."""
 
-    model_config = {"extra": "allow", "json_schema_extra": {"example": {"port": ["A valid integer is required."]}}}
+    model_config = {
+        "extra": "allow",
+        "json_schema_extra": {"example": {"port": ["A valid integer is required."]}},
+    }
 
 
 class DetailBody(BaseModel):
@@ -33,7 +36,8 @@ class ImapServerIn(BaseModel):
     )
     use_ssl: bool = Field(True, description="true: implicit TLS (tls_mode ssl); false: tls_mode starttls")
     tls_mode: Literal["ssl", "starttls", "none"] = Field(
-        "ssl", description="ssl (implicit TLS), starttls (required) or none (clear text); wins over use_ssl, "
+        "ssl",
+        description="ssl (implicit TLS), starttls (required) or none (clear text); wins over use_ssl, "
         "which decides when it is left out",
     )
     sync_limit_type: str = Field("all", pattern="^(all|last_n|days|weeks|months)$")

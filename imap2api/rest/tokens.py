@@ -51,8 +51,12 @@ def to_rest(token: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/", response_model=None, responses=documented(ApiTokenList),
-            openapi_extra={"parameters": PAGE_PARAMETERS})
+@router.get(
+    "/",
+    response_model=None,
+    responses=documented(ApiTokenList),
+    openapi_extra={"parameters": PAGE_PARAMETERS},
+)
 async def list_tokens(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's API tokens, newest first."""
     params = request.query_params

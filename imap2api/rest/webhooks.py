@@ -106,11 +106,17 @@ def _with_secret(payload: dict[str, Any]) -> dict[str, Any]:
     return {**to_rest(payload["webhook"]), "secret": payload["secret"]}
 
 
-_BODY = {"requestBody": {"required": True,
-                         "content": {"application/json": {"schema": WebhookIn.model_json_schema()}}}}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
+    }
+}
 
 
-@router.get("/", response_model=None, responses=documented(WebhookList), openapi_extra={"parameters": PAGE_PARAMETERS})
+@router.get(
+    "/", response_model=None, responses=documented(WebhookList), openapi_extra={"parameters": PAGE_PARAMETERS}
+)
 async def list_webhooks(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's webhooks, paginated."""
     params = request.query_params
@@ -119,8 +125,9 @@ async def list_webhooks(request: Request, user: CurrentUser) -> dict[str, Any]:
     return paginated(request, data, [to_rest(webhook) for webhook in data["results"]])
 
 
-@router.post("/", status_code=201, response_model=None, responses=documented(WebhookCreated, 201),
-             openapi_extra=_BODY)
+@router.post(
+    "/", status_code=201, response_model=None, responses=documented(WebhookCreated, 201), openapi_extra=_BODY
+)
 async def create_webhook(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Add a webhook. The answer carries its signing secret (``whsec_…``), shown only this once."""
     data = await execute(CREATE, {"input": await _input(request)}, user=user)
@@ -164,19 +171,27 @@ async def rotate_secret(webhook_id: str, user: CurrentUser) -> dict[str, Any]:
     return _with_secret((await execute(ROTATE, {"id": webhook_id}, user=user))["rotateWebhookSecret"])
 
 
-@router.get("/{webhook_id}/deliveries/", response_model=None, responses=documented(WebhookDeliveryList),
-            openapi_extra={"parameters": PAGE_PARAMETERS})
+@router.get(
+    "/{webhook_id}/deliveries/",
+    response_model=None,
+    responses=documented(WebhookDeliveryList),
+    openapi_extra={"parameters": PAGE_PARAMETERS},
+)
 async def list_deliveries(webhook_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Every delivery attempt of the webhook, newest first, paginated."""
     params = request.query_params
-    variables = {"id": webhook_id, "page": page_number(params.get("page")),
-                 "pageSize": page_size(params.get("page_size"))}
+    variables = {
+        "id": webhook_id,
+        "page": page_number(params.get("page")),
+        "pageSize": page_size(params.get("page_size")),
+    }
     data = (await execute(DELIVERIES, variables, user=user))["webhookDeliveries"]
     return paginated(request, data, [delivery_to_rest(delivery) for delivery in data["results"]])
 
 
-@router.post("/{webhook_id}/test/", status_code=202, response_model=None,
-             responses=documented(WebhookDeliveryOut, 202))
+@router.post(
+    "/{webhook_id}/test/", status_code=202, response_model=None, responses=documented(WebhookDeliveryOut, 202)
+)
 async def test_webhook(webhook_id: str, user: CurrentUser) -> JSONResponse:
     """Send a ``webhook.test`` event now; answers 202 with the queued delivery."""
     data = await execute(TEST, {"id": webhook_id}, user=user)

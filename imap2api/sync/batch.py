@@ -41,8 +41,14 @@ def _fetch(client: IMAPClient, batch: list[tuple[int, int]]) -> dict[int, dict[b
 
 
 def email_row(
-    parsed: ParsedMessage, data: dict[bytes, Any], *, state: RunState, folder_id: int,
-    folder_name: str, uidvalidity: int, uid: int,
+    parsed: ParsedMessage,
+    data: dict[bytes, Any],
+    *,
+    state: RunState,
+    folder_id: int,
+    folder_name: str,
+    uidvalidity: int,
+    uid: int,
 ) -> dict[str, Any]:
     """The emails-table row for a parsed message."""
     internal = data.get(b"INTERNALDATE")
@@ -93,7 +99,12 @@ class PreparedBatch:
 
 
 def prepare_batch(
-    client: IMAPClient, state: RunState, *, folder_id: int, folder_name: str, uidvalidity: int,
+    client: IMAPClient,
+    state: RunState,
+    *,
+    folder_id: int,
+    folder_name: str,
+    uidvalidity: int,
     batch: list[tuple[int, int]],
 ) -> PreparedBatch:
     """Fetch and parse one batch: IMAP and CPU work only, so it can overlap the previous store."""
@@ -106,13 +117,29 @@ def prepare_batch(
         raw = data.get(b"BODY[]") or b""
         prepared.size += len(raw)
         parsed = parse_message(raw, max_body_chars=settings.sync_max_body_chars)
-        prepared.rows.append(email_row(parsed, data, state=state, folder_id=folder_id, folder_name=folder_name,
-                                       uidvalidity=uidvalidity, uid=uid))
-        prepared.attachments.append([
-            {"filename": a.filename, "content_type": a.content_type[:255], "size": a.size,
-             "content_id": a.content_id, "inline": a.inline}
-            for a in parsed.attachments
-        ])
+        prepared.rows.append(
+            email_row(
+                parsed,
+                data,
+                state=state,
+                folder_id=folder_id,
+                folder_name=folder_name,
+                uidvalidity=uidvalidity,
+                uid=uid,
+            )
+        )
+        prepared.attachments.append(
+            [
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type[:255],
+                    "size": a.size,
+                    "content_id": a.content_id,
+                    "inline": a.inline,
+                }
+                for a in parsed.attachments
+            ]
+        )
         prepared.keys.append(thread_keys(parsed.message_id, parsed.in_reply_to, parsed.references))
     return prepared
 
@@ -123,7 +150,9 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
     with session_scope() as session:
         # First: a worker that lost the lease, or whose server was deleted, stores nothing more.
         keep_lease(session, server_id=state.server_id, holder=state.holder)
-        assignment = crud_threads.assign_threads(session, server_id=state.server_id, keys_per_message=prepared.keys)
+        assignment = crud_threads.assign_threads(
+            session, server_id=state.server_id, keys_per_message=prepared.keys
+        )
         for row, thread_id in zip(rows, assignment.thread_ids, strict=True):
             row["thread_id"] = thread_id
         arrivals = _arrivals(session, state, rows, previous_uidnext)
@@ -132,8 +161,13 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
         ids = crud_mirror.insert_emails(session, rows=rows, attachments=prepared.attachments)
         id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
         _record_events(session, state, id_by_row, arrivals, assignment)
-        crud_runs.update_run(session, run_id=state.run_id, progress_done=state.done + len(rows),
-                             progress_total=state.total, messages_new=state.new + len(rows))
+        crud_runs.update_run(
+            session,
+            run_id=state.run_id,
+            progress_done=state.done + len(rows),
+            progress_total=state.total,
+            messages_new=state.new + len(rows),
+        )
     state.add_done(len(rows), prepared.size)
     # Live subscribers hear of it only now that the rows are committed and readable.
     for row in arrivals:
@@ -141,7 +175,9 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
     pubsub.publish(pubsub.run_channel(state.run_id), {"done": state.done, "total": state.total})
 
 
-def _arrivals(session: Any, state: RunState, rows: list[dict[str, Any]], previous_uidnext: int | None) -> list[dict[str, Any]]:
+def _arrivals(
+    session: Any, state: RunState, rows: list[dict[str, Any]], previous_uidnext: int | None
+) -> list[dict[str, Any]]:
     """The rows that are new mail: above the folder's previous UIDNEXT, not moved, not seen before."""
     if previous_uidnext is None:
         return []  # first sync of this folder (generation): nothing here is news
@@ -161,8 +197,11 @@ def _arrivals(session: Any, state: RunState, rows: list[dict[str, Any]], previou
 
 
 def _record_events(
-    session: Any, state: RunState, id_by_row: dict[int, int],
-    arrivals: list[dict[str, Any]], assignment: crud_threads.ThreadAssignment,
+    session: Any,
+    state: RunState,
+    id_by_row: dict[int, int],
+    arrivals: list[dict[str, Any]],
+    assignment: crud_threads.ThreadAssignment,
 ) -> None:
     """Write email.received and thread.updated events into the outbox."""
     if not arrivals and not assignment.merged:
@@ -174,7 +213,10 @@ def _record_events(
         email_id = id_by_row[id(row)]
         added.setdefault(row["thread_id"], []).append(email_id)
         crud_events.record_event(
-            session, owner_id=state.owner_id, server_id=state.server_id, type="email.received",
+            session,
+            owner_id=state.owner_id,
+            server_id=state.server_id,
+            type="email.received",
             data={
                 "id": email_id,
                 "message_id": row["message_id"],
@@ -196,7 +238,10 @@ def _record_events(
         if not grew and thread_id not in merged_into:
             continue
         crud_events.record_event(
-            session, owner_id=state.owner_id, server_id=state.server_id, type="thread.updated",
+            session,
+            owner_id=state.owner_id,
+            server_id=state.server_id,
+            type="thread.updated",
             data={
                 "thread_id": thread_id,
                 "thread_count": counts.get(thread_id, 0),

@@ -53,16 +53,22 @@ def apply_reported_changes(
             session, folder_id=folder_id, uidvalidity=uidvalidity, ranges=changes.vanished
         )
         # Mail from the boundary up that is mirrored already: stored by a sync that broke off.
-        already = crud_mirror.stored_uids_from(session, folder_id=folder_id, uidvalidity=uidvalidity,
-                                               first_uid=boundary)
+        already = crud_mirror.stored_uids_from(
+            session, folder_id=folder_id, uidvalidity=uidvalidity, first_uid=boundary
+        )
         candidates = [uid for uid in changes.flags if uid < boundary or uid in already]
-        stored = crud_mirror.stored_flags(session, folder_id=folder_id, uidvalidity=uidvalidity,
-                                          uids=candidates)
-        flag_changes = {uid: changes.flags[uid] for uid in candidates if uid in stored
-                        and stored[uid] != changes.flags[uid]}
+        stored = crud_mirror.stored_flags(
+            session, folder_id=folder_id, uidvalidity=uidvalidity, uids=candidates
+        )
+        flag_changes = {
+            uid: changes.flags[uid]
+            for uid in candidates
+            if uid in stored and stored[uid] != changes.flags[uid]
+        }
         if flag_changes:
-            crud_mirror.set_flags(session, folder_id=folder_id, uidvalidity=uidvalidity,
-                                  flags_by_uid=flag_changes)
+            crud_mirror.set_flags(
+                session, folder_id=folder_id, uidvalidity=uidvalidity, flags_by_uid=flag_changes
+            )
         mirrored = crud_mirror.count_emails(session, folder_id=folder_id, uidvalidity=uidvalidity)
     state.removed_message_ids.update(removed)
     state.deleted += deleted
@@ -74,22 +80,32 @@ def apply_reported_changes(
         found = uid_search(client, ["UID", f"{boundary}:{uidnext - 1}"])
         new_uids = sorted({uid for uid in found if boundary <= uid < uidnext} - already)
     if mirrored + len(new_uids) != status.exists:
-        log.info("folder %d: %d mirrored + %d new != %d on the server; listing it", folder_id, mirrored,
-                 len(new_uids), status.exists)
+        log.info(
+            "folder %d: %d mirrored + %d new != %d on the server; listing it",
+            folder_id,
+            mirrored,
+            len(new_uids),
+            status.exists,
+        )
         return None
     return new_uids
 
 
 def apply_listed_changes(
-    client: IMAPClient, state: RunState, folder_id: int, status: FolderStatus, changes: Changes | None,
+    client: IMAPClient,
+    state: RunState,
+    folder_id: int,
+    status: FolderStatus,
+    changes: Changes | None,
     previous_modseq: int | None,
 ) -> tuple[list[int], int]:
     """List the folder's UIDs, mirror expunges and flag changes; returns (new UIDs, highest UID seen + 1)."""
     uidvalidity = status.uidvalidity
     with session_scope() as session:
         stored = crud_mirror.stored_flags(session, folder_id=folder_id, uidvalidity=uidvalidity)
-    wanted = wanted_uids(client, limit_type=state.limit_type, limit_value=state.limit_value,
-                         exists=status.exists)
+    wanted = wanted_uids(
+        client, limit_type=state.limit_type, limit_value=state.limit_value, exists=status.exists
+    )
     gone = sorted(set(stored) - wanted)
     kept = set(stored) & wanted
     flag_changes = _flag_changes(client, status, stored, kept, previous_modseq, changes)
@@ -101,8 +117,9 @@ def apply_listed_changes(
                     crud_mirror.delete_uids(session, folder_id=folder_id, uidvalidity=uidvalidity, uids=gone)
                 )
             if flag_changes:
-                crud_mirror.set_flags(session, folder_id=folder_id, uidvalidity=uidvalidity,
-                                      flags_by_uid=flag_changes)
+                crud_mirror.set_flags(
+                    session, folder_id=folder_id, uidvalidity=uidvalidity, flags_by_uid=flag_changes
+                )
         state.deleted += len(gone)
         state.updated += len(flag_changes)
     seen_below = max(wanted | set(stored), default=0) + 1
@@ -110,8 +127,12 @@ def apply_listed_changes(
 
 
 def _flag_changes(
-    client: IMAPClient, status: FolderStatus, stored: dict[int, str], kept: set[int],
-    previous_modseq: int | None, changes: Changes | None,
+    client: IMAPClient,
+    status: FolderStatus,
+    stored: dict[int, str],
+    kept: set[int],
+    previous_modseq: int | None,
+    changes: Changes | None,
 ) -> dict[int, str]:
     """New flags of kept messages: as QRESYNC reported them, by CHANGEDSINCE, or from a FLAGS sweep."""
     if not kept:

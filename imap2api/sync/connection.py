@@ -64,8 +64,10 @@ def _fail(account: ImapAccount, code: str, reason: str) -> SyncFailed:
 
 def _host_invalid(account: ImapAccount) -> SyncFailed:
     """The SyncFailed for a stored host that is no hostname (ascii(): it may hold any character)."""
-    return SyncFailed(f"the stored host {ascii(account.host)} is not a valid hostname or IP address; "
-                      "correct it", code="IMAP_HOST_INVALID")
+    return SyncFailed(
+        f"the stored host {ascii(account.host)} is not a valid hostname or IP address; correct it",
+        code="IMAP_HOST_INVALID",
+    )
 
 
 def _sendable_host(account: ImapAccount) -> str:
@@ -83,9 +85,12 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
     """
     if UNSENDABLE.search(account.username) or UNSENDABLE.search(account.password):
         # Stored before validation refused them: sent, a line break would start a command of its own.
-        raise _fail(account, "IMAP_CREDENTIALS_INVALID",
-                    "the stored IMAP username or password contains a line break or NUL character and was "
-                    "not sent; enter the password (and username) again")
+        raise _fail(
+            account,
+            "IMAP_CREDENTIALS_INVALID",
+            "the stored IMAP username or password contains a line break or NUL character and was "
+            "not sent; enter the password (and username) again",
+        )
     if account.tls_mode not in TLS_MODES:
         raise _fail(account, "IMAP_TLS_REQUIRED", f"unknown tls_mode {account.tls_mode!r}; not connecting")
     implicit = account.tls_mode == "ssl"
@@ -107,8 +112,9 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
         # Never quote what was read: the host may be any service the worker can reach (SSH, Redis...),
         # and its banner would end up in last_error for the caller to read.
         hint = " (is tls_mode right for this port?)" if not implicit else ""
-        raise _fail(account, "IMAP_PROTOCOL_ERROR",
-                    f"the server did not answer like an IMAP server{hint}") from exc
+        raise _fail(
+            account, "IMAP_PROTOCOL_ERROR", f"the server did not answer like an IMAP server{hint}"
+        ) from exc
     except OSError as exc:
         raise _fail(account, "IMAP_CONNECTION_FAILED", f"could not connect: {exc.strerror or exc}") from exc
     except (UnicodeError, ValueError) as exc:
@@ -133,8 +139,9 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
         raise _fail(account, "IMAP_TIMEOUT", "the IMAP server stopped answering") from exc
     except (imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as exc:
         _close(client)
-        raise _fail(account, "IMAP_PROTOCOL_ERROR",
-                    "the server did not answer like an IMAP server while logging in") from exc
+        raise _fail(
+            account, "IMAP_PROTOCOL_ERROR", "the server did not answer like an IMAP server while logging in"
+        ) from exc
     return client
 
 
@@ -143,10 +150,13 @@ def _secure_and_log_in(client: IMAPClient, account: ImapAccount) -> None:
     if account.tls_mode == "starttls":
         if not client.has_capability("STARTTLS"):
             # No STARTTLS may also mean someone on the path stripped it: never fall back to clear text.
-            raise _fail(account, "IMAP_TLS_REQUIRED",
-                        'the server does not offer STARTTLS, so the password would travel in clear text; '
-                        'use tls_mode "ssl" with the server\'s implicit-TLS port, or tls_mode "none" to '
-                        'allow clear text')
+            raise _fail(
+                account,
+                "IMAP_TLS_REQUIRED",
+                "the server does not offer STARTTLS, so the password would travel in clear text; "
+                'use tls_mode "ssl" with the server\'s implicit-TLS port, or tls_mode "none" to '
+                "allow clear text",
+            )
         client.starttls(tls_context())
     _login(client, account.username, account.password)
 

@@ -74,17 +74,25 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
         except NotFound:
             # Runs go with their server (ON DELETE CASCADE): this one was deleted with it.
             raise ServerGone(f"the server of sync run {run_id} was deleted") from None
-        if not crud_runs.acquire_lease(session, server_id=server.id or 0, holder=holder,
-                                       seconds=settings.sync_lease_seconds):
+        if not crud_runs.acquire_lease(
+            session, server_id=server.id or 0, holder=holder, seconds=settings.sync_lease_seconds
+        ):
             if run.status == "running":
                 # This very run is under way elsewhere (a promoted run's second message, or a message
                 # delivered twice): nothing to wait for, so no LeaseBusy retry every few seconds.
                 return run
             raise LeaseBusy(f"server {server.id} is being synced by another worker")
-        crud_runs.update_run(session, run_id=run_id, status="running", started_at=utcnow(), error="", error_code="")
+        crud_runs.update_run(
+            session, run_id=run_id, status="running", started_at=utcnow(), error="", error_code=""
+        )
     state = RunState(
-        run_id=run_id, server_id=server.id or 0, owner_id=server.owner_id, holder=holder,
-        limit_type=server.sync_limit_type, limit_value=server.sync_limit_value, on_progress=on_progress,
+        run_id=run_id,
+        server_id=server.id or 0,
+        owner_id=server.owner_id,
+        holder=holder,
+        limit_type=server.sync_limit_type,
+        limit_value=server.sync_limit_value,
+        on_progress=on_progress,
     )
     try:
         with RunTimeout(settings.sync_run_timeout_seconds) as bound:
@@ -102,7 +110,9 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
             # The delete cascaded under the sync: its foreign-key errors are that, not a crash.
             raise ServerGone(f"server {state.server_id} was deleted during its sync") from None
         log.exception("sync run %s of server %s crashed", run_id, server.id)
-        return _finish(state, status="error", error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED")
+        return _finish(
+            state, status="error", error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED"
+        )
     return _finish(state, status="success")
 
 
@@ -111,8 +121,9 @@ def _mirror(server: ImapServer, state: RunState, bound: RunTimeout) -> None:
     timeout = bound.imap_timeout(settings.imap_timeout_seconds)
     with connected(_account(server), timeout=timeout) as client, bound.watching(client):
         remote = list_remote_folders(client)
-        chosen = select_folders(remote, folders_to_sync=server.folders_to_sync,
-                                exclude_trash=server.exclude_trash)
+        chosen = select_folders(
+            remote, folders_to_sync=server.folders_to_sync, exclude_trash=server.exclude_trash
+        )
         with session_scope() as session:
             keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
             stored = crud_mirror.folders_of(session, server_id=state.server_id)
@@ -149,8 +160,13 @@ def _finish(state: RunState, *, status: str, error: str = "", code: str = "") ->
             _store_outcome(session, state, now, status=status, error=error, code=code)
             finished = crud_runs.get_run(session, run_id=state.run_id)
     except LeaseLost as exc:
-        log.warning("sync run %s of server %s ended as %s, but %s: its outcome is left to that worker",
-                    state.run_id, state.server_id, status, exc)
+        log.warning(
+            "sync run %s of server %s ended as %s, but %s: its outcome is left to that worker",
+            state.run_id,
+            state.server_id,
+            status,
+            exc,
+        )
         return _current(state.run_id)
     if status == "success" and state.new:
         with session_scope() as session:
@@ -159,12 +175,21 @@ def _finish(state: RunState, *, status: str, error: str = "", code: str = "") ->
     return finished
 
 
-def _store_outcome(session: Session, state: RunState, now: datetime, *, status: str, error: str,
-                   code: str) -> None:
+def _store_outcome(
+    session: Session, state: RunState, now: datetime, *, status: str, error: str, code: str
+) -> None:
     """The run's counts and outcome, the server's last sync and next one, the sync.completed event."""
-    crud_runs.update_run(session, run_id=state.run_id, status=status, error=error, error_code=code,
-                         finished_at=now, progress_done=state.done, progress_total=state.total,
-                         **state.counts())
+    crud_runs.update_run(
+        session,
+        run_id=state.run_id,
+        status=status,
+        error=error,
+        error_code=code,
+        finished_at=now,
+        progress_done=state.done,
+        progress_total=state.total,
+        **state.counts(),
+    )
     server = session.get(ImapServer, state.server_id)
     if server is not None:
         server.last_sync_status = status
@@ -175,8 +200,17 @@ def _store_outcome(session: Session, state: RunState, now: datetime, *, status: 
         server.next_sync_at = now + timedelta(seconds=interval)
         session.add(server)
     crud_events.record_event(
-        session, owner_id=state.owner_id, server_id=state.server_id, type="sync.completed",
-        data={"imap_server": state.server_id, "sync_run": state.run_id, "status": status,
-              "error": error, "error_code": code, "duration_seconds": round(state.duration, 3),
-              **state.counts()},
+        session,
+        owner_id=state.owner_id,
+        server_id=state.server_id,
+        type="sync.completed",
+        data={
+            "imap_server": state.server_id,
+            "sync_run": state.run_id,
+            "status": status,
+            "error": error,
+            "error_code": code,
+            "duration_seconds": round(state.duration, 3),
+            **state.counts(),
+        },
     )

@@ -60,7 +60,8 @@ def examine(
         if qresync and known is not None:
             imap.untagged_responses = {}  # as imaplib's select does: only this answer counts
             typ, data = imap._simple_command(  # noqa: SLF001
-                "EXAMINE", client._normalise_folder(name),  # noqa: SLF001
+                "EXAMINE",
+                client._normalise_folder(name),  # noqa: SLF001
                 f"(QRESYNC ({known.uidvalidity} {known.highestmodseq}))",
             )
             if typ != "OK":
@@ -119,7 +120,7 @@ def _reported_changes(client: IMAPClient, *, below: int) -> Changes | None:
         text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
         text = text.strip()
         if text.upper().startswith("(EARLIER)"):
-            text = text[len("(EARLIER)"):].strip()
+            text = text[len("(EARLIER)") :].strip()
         ranges = uid_ranges(text, below=below)
         if ranges is None:
             log.info("unparsable VANISHED response %r; listing the folder instead", text[:100])

@@ -81,8 +81,9 @@ def _known_state(folder: Folder | None) -> KnownState | None:
     """What QRESYNC needs from the folder's last completed sync, when the mirror has all of it."""
     if folder is None or folder.uidvalidity is None or folder.highestmodseq is None or folder.uidnext is None:
         return None
-    return KnownState(uidvalidity=folder.uidvalidity, highestmodseq=folder.highestmodseq,
-                      uidnext=folder.uidnext)
+    return KnownState(
+        uidvalidity=folder.uidvalidity, highestmodseq=folder.highestmodseq, uidnext=folder.uidnext
+    )
 
 
 def _unchanged(folder: Folder, status: FolderStatus, limit_type: str) -> bool:
@@ -110,7 +111,10 @@ def plan_folder(
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
         row = crud_mirror.ensure_folder(
-            session, server_id=state.server_id, name=remote.name, delimiter=remote.delimiter,
+            session,
+            server_id=state.server_id,
+            name=remote.name,
+            delimiter=remote.delimiter,
             special_use=remote.special_use,
         )
         if _unchanged(row, status, state.limit_type):
@@ -129,14 +133,24 @@ def plan_folder(
         new_uids = apply_reported_changes(client, state, folder_id, status, changes, previous_uidnext)
     uidnext = status.uidnext
     if new_uids is None:
-        new_uids, seen_below = apply_listed_changes(client, state, folder_id, status, changes,
-                                                    previous_modseq)
+        new_uids, seen_below = apply_listed_changes(
+            client, state, folder_id, status, changes, previous_modseq
+        )
         # No UIDNEXT from the server at all: the next sync counts mail above what this one saw as new.
         uidnext = uidnext or max(seen_below, previous_uidnext or 1)
-    planned = FolderStatus(uidvalidity=status.uidvalidity, uidnext=uidnext, exists=status.exists,
-                           highestmodseq=status.highestmodseq)
-    return FolderPlan(remote=remote, folder_id=folder_id, status=planned, new_uids=new_uids,
-                      previous_uidnext=previous_uidnext)
+    planned = FolderStatus(
+        uidvalidity=status.uidvalidity,
+        uidnext=uidnext,
+        exists=status.exists,
+        highestmodseq=status.highestmodseq,
+    )
+    return FolderPlan(
+        remote=remote,
+        folder_id=folder_id,
+        status=planned,
+        new_uids=new_uids,
+        previous_uidnext=previous_uidnext,
+    )
 
 
 def _arrival_boundary(session: Session, folder: Folder, status: FolderStatus) -> int:
@@ -160,8 +174,14 @@ def fetch_new_mail(client: IMAPClient, state: RunState, plan: FolderPlan) -> boo
         return False
     done_before = state.done
     prepared = (
-        prepare_batch(client, state, folder_id=plan.folder_id, folder_name=plan.remote.name,
-                      uidvalidity=status.uidvalidity, batch=batch)
+        prepare_batch(
+            client,
+            state,
+            folder_id=plan.folder_id,
+            folder_name=plan.remote.name,
+            uidvalidity=status.uidvalidity,
+            batch=batch,
+        )
         for batch in _batches(client, plan.new_uids)
     )
     # The IMAP client is used only by the producer thread while the pipeline runs.
@@ -176,8 +196,12 @@ def _finish_folder(state: RunState, plan: FolderPlan) -> None:
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
         crud_mirror.save_folder_state(
-            session, folder_id=plan.folder_id, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
-            highestmodseq=status.highestmodseq, message_count=status.exists,
+            session,
+            folder_id=plan.folder_id,
+            uidvalidity=status.uidvalidity,
+            uidnext=status.uidnext,
+            highestmodseq=status.highestmodseq,
+            message_count=status.exists,
         )
         state.folder_done()
         crud_runs.update_run(session, run_id=state.run_id, **state.progress())

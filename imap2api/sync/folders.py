@@ -10,8 +10,20 @@ SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\
 # Names that mean trash or spam on servers that do not flag them (compared case-insensitively,
 # on the last path component).
 TRASH_NAMES = {
-    "trash", "junk", "spam", "bin", "deleted", "deleted items", "deleted messages",
-    "junk e-mail", "junk email", "bulk mail", "papierkorb", "corbeille", "papelera", "cestino",
+    "trash",
+    "junk",
+    "spam",
+    "bin",
+    "deleted",
+    "deleted items",
+    "deleted messages",
+    "junk e-mail",
+    "junk email",
+    "bulk mail",
+    "papierkorb",
+    "corbeille",
+    "papelera",
+    "cestino",
 }
 
 

@@ -119,8 +119,9 @@ def resolve_target(url: str, *, allow_private: bool | None = None) -> Target:
         # internal DNS names through webhook errors.
         literal = len(addresses) == 1 and str(addresses[0]) == host
         what = refusal_reason(addresses[0]) if literal else "not a public address"
-        raise AddressRefused(f"{parsed.host} is {what}; deliveries there are refused "
-                             "(IMAP2API_WEBHOOK_ALLOW_PRIVATE)")
+        raise AddressRefused(
+            f"{parsed.host} is {what}; deliveries there are refused (IMAP2API_WEBHOOK_ALLOW_PRIVATE)"
+        )
     return Target(
         url=parsed.copy_with(host=str(chosen)),
         ip=str(chosen),

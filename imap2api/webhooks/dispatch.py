@@ -103,8 +103,9 @@ def _refusal(claimed: crud_webhooks.ClaimedDelivery) -> tuple[str | None, str]:
 def deliver(delivery_id: int) -> Retry | None:
     """Make one attempt of a delivery and store it; returns the retry to enqueue, if one is due."""
     with session_scope() as session:
-        claimed = crud_webhooks.claim_delivery(session, delivery_id=delivery_id,
-                                               lease_seconds=lease_seconds())
+        claimed = crud_webhooks.claim_delivery(
+            session, delivery_id=delivery_id, lease_seconds=lease_seconds()
+        )
         if claimed is None:
             return None  # gone, done, taken by another worker, or not yet due
         refusal, secret = _refusal(claimed)
@@ -123,14 +124,20 @@ def _record(claimed: crud_webhooks.ClaimedDelivery, result: sender.SendResult) -
     delay = None
     if not result.ok:
         delay = retry.retry_delay(
-            result, failures=claimed.failures_before + 1, chain_started=claimed.chain_started, now=now,
-            base=settings.webhook_retry_base_seconds, span=settings.webhook_retry_span_seconds,
+            result,
+            failures=claimed.failures_before + 1,
+            chain_started=claimed.chain_started,
+            now=now,
+            base=settings.webhook_retry_base_seconds,
+            span=settings.webhook_retry_span_seconds,
         )
     with session_scope() as session:
         if result.ok:
             crud_webhooks.mark_webhook_succeeding(session, webhook_id=webhook_id)
         elif crud_webhooks.mark_webhook_failing(
-            session, webhook_id=webhook_id, now=now,
+            session,
+            webhook_id=webhook_id,
+            now=now,
             disable_after_seconds=settings.webhook_disable_after_seconds,
             error=result.error or f"HTTP {result.status_code}",
         ):
@@ -138,13 +145,19 @@ def _record(claimed: crud_webhooks.ClaimedDelivery, result: sender.SendResult) -
             delay = None
         status = "success" if result.ok else ("retrying" if delay is not None else "failed")
         if not crud_webhooks.record_attempt(
-            session, delivery_id=claimed.delivery.id or 0, status=status, response_status=result.status_code,
-            response_body=result.body, error=result.error, duration_ms=result.duration_ms,
+            session,
+            delivery_id=claimed.delivery.id or 0,
+            status=status,
+            response_status=result.status_code,
+            response_body=result.body,
+            error=result.error,
+            duration_ms=result.duration_ms,
         ):
             session.rollback()
             return None  # the lease ran out and another worker took over this attempt
         if delay is None:
             return None
-        following = crud_webhooks.schedule_retry(session, previous=claimed.delivery,
-                                                 at=now + timedelta(seconds=delay))
+        following = crud_webhooks.schedule_retry(
+            session, previous=claimed.delivery, at=now + timedelta(seconds=delay)
+        )
     return Retry(following.id or 0, delay)

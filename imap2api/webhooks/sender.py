@@ -74,8 +74,9 @@ def send(url: str, body: bytes, headers: dict[str, str], *, timeout: float | Non
     extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
     try:
         with httpx.Client(timeout=httpx.Timeout(seconds), trust_env=False, follow_redirects=False) as client:
-            request = client.build_request("POST", target.url, content=body, headers=request_headers,
-                                           extensions=extensions)
+            request = client.build_request(
+                "POST", target.url, content=body, headers=request_headers, extensions=extensions
+            )
             response = client.send(request, stream=True)
             excerpt = b""
             try:
@@ -89,7 +90,10 @@ def send(url: str, body: bytes, headers: dict[str, str], *, timeout: float | Non
                 response.close()
             text = excerpt[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="replace")
             return SendResult(
-                response.status_code, _clean(text), "", elapsed(),
+                response.status_code,
+                _clean(text),
+                "",
+                elapsed(),
                 retry_after=response.headers.get("retry-after"),
             )
     except httpx.TimeoutException as exc:

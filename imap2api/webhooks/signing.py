@@ -30,7 +30,7 @@ def new_secret() -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a secret (the bytes after ``whsec_``, base64-decoded)."""
-    encoded = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    encoded = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -34,8 +34,10 @@ class _OneWorkerPerLane(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep every other record."""
-        return not (record.getMessage().startswith("You're adding a middleware of the same type twice")
-                    and "_WorkerMiddleware" in record.getMessage())
+        return not (
+            record.getMessage().startswith("You're adding a middleware of the same type twice")
+            and "_WorkerMiddleware" in record.getMessage()
+        )
 
 
 def _lane_queues(broker: dramatiq.Broker, job_threads: int) -> list[tuple[str, set[str], int]]:

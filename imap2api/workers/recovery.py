@@ -55,6 +55,10 @@ def recover_runs() -> tuple[int, int]:
         actor = sync_server_scheduled if trigger == "schedule" else sync_server
         actor.send(server_id, run_id)
     if failed or queued:
-        log.info("start-up: failed %d sync runs left running by a dead process (WORKER_LOST), queued %d "
-                 "queued runs again", failed, len(queued))
+        log.info(
+            "start-up: failed %d sync runs left running by a dead process (WORKER_LOST), queued %d "
+            "queued runs again",
+            failed,
+            len(queued),
+        )
     return failed, len(queued)

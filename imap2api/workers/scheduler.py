@@ -47,8 +47,13 @@ def prune_old_history() -> Pruned | None:
     with session_scope() as session:
         pruned = prune_history(session, before=utcnow() - timedelta(days=settings.history_retention_days))
     if pruned.events or pruned.sync_runs:
-        log.info("pruned %s events, %s deliveries and %s sync runs older than %s days", pruned.events,
-                 pruned.deliveries, pruned.sync_runs, settings.history_retention_days)
+        log.info(
+            "pruned %s events, %s deliveries and %s sync runs older than %s days",
+            pruned.events,
+            pruned.deliveries,
+            pruned.sync_runs,
+            settings.history_retention_days,
+        )
     return pruned
 
 

@@ -49,8 +49,13 @@ def _sync(actor: dramatiq.Actor, server_id: int, run_id: int | None, first_try: 
         first_try = first_try or time.time()
         if time.time() - first_try > LEASE_RETRY_LIMIT_S:
             with session_scope() as session:
-                crud_runs.update_run(session, run_id=run_id or 0, status="error", error_code="LEASE_TIMEOUT",
-                                     error="another sync of this server never finished")
+                crud_runs.update_run(
+                    session,
+                    run_id=run_id or 0,
+                    status="error",
+                    error_code="LEASE_TIMEOUT",
+                    error="another sync of this server never finished",
+                )
             pubsub.publish(pubsub.run_channel(run_id or 0), {"status": "error"})
             return
         actor.send_with_options(args=(server_id, run_id, first_try), delay=LEASE_RETRY_DELAY_MS)
@@ -86,8 +91,9 @@ def request_sync(*, server_id: int, owner_id: int | None, trigger: str = "manual
         # Joining a scheduled run that still waits in its lane: queue it in the requested lane too
         # (once: the first joiner promotes it). Whichever message comes first runs it; the other
         # finds it done.
-        promoted = (not created and trigger != "schedule"
-                    and crud_runs.promote_run(session, run_id=run.id or 0))
+        promoted = (
+            not created and trigger != "schedule" and crud_runs.promote_run(session, run_id=run.id or 0)
+        )
     if created and trigger == "schedule":
         sync_server_scheduled.send(server_id, run.id)
     elif created or promoted:

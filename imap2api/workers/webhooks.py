@@ -25,8 +25,9 @@ def deliver_webhook(delivery_id: int) -> None:
     """Make one delivery attempt; schedule the next one when the receiver should be tried again."""
     following = dispatch.deliver(delivery_id)
     if following is not None:
-        deliver_webhook.send_with_options(args=(following.delivery_id,),
-                                          delay=int(following.delay_seconds * 1000))
+        deliver_webhook.send_with_options(
+            args=(following.delivery_id,), delay=int(following.delay_seconds * 1000)
+        )
 
 
 def enqueue_delivery(delivery_id: int) -> None:

@@ -25,8 +25,13 @@ from tests.support.services import in_ci
 CHROMIUM = "/usr/bin/chromium"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # No route out: whatever is not loopback goes to a proxy that does not exist.
     "--proxy-server=http://127.0.0.1:9",
 ]
@@ -63,8 +68,9 @@ def running_app(*, run_worker: bool) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(run_worker=run_worker), log_level="warning",
-                            lifespan="on" if run_worker else "off")
+    config = uvicorn.Config(
+        create_app(run_worker=run_worker), log_level="warning", lifespan="on" if run_worker else "off"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -116,7 +122,10 @@ def offline_browser(profile: Path) -> Iterator[OfflineBrowser]:
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 900},
         )
         try:

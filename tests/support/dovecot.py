@@ -108,9 +108,7 @@ def _write_self_signed_cert(cert_path: Path, key_path: Path) -> None:
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -130,8 +128,14 @@ class DovecotServer:
     host = "127.0.0.1"
 
     def __init__(
-        self, root: Path | str | None = None, binary: str | None = None, tls: bool = True, *,
-        capabilities: str = "", prefix: str = "", separator: str = "/",
+        self,
+        root: Path | str | None = None,
+        binary: str | None = None,
+        tls: bool = True,
+        *,
+        capabilities: str = "",
+        prefix: str = "",
+        separator: str = "/",
     ) -> None:
         """Prepare (but do not start) a server; ``root`` defaults to a fresh temp dir.
 
@@ -349,8 +353,10 @@ service anvil {{
     def _imaps_listener(self) -> str:
         if not self.tls:
             return ""
-        return (f"  inet_listener imaps {{\n    address = {self.host}\n    port = {self.ssl_port}\n"
-                "    ssl = yes\n  }")
+        return (
+            f"  inet_listener imaps {{\n    address = {self.host}\n    port = {self.ssl_port}\n"
+            "    ssl = yes\n  }"
+        )
 
     def _wait_for_greeting(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT

@@ -84,8 +84,9 @@ class ImapProxy:
         """Start relaying."""
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         """Stop relaying."""
         self.stop()
 
@@ -111,13 +112,20 @@ class ImapProxy:
                 # Relaying a response in pieces must not wait for ACKs (Nagle): that adds 40 ms stalls.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, self._client_line, False),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, self._server_line, True),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, server, self._client_line, False), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, self._server_line, True), daemon=True
+            ).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket, on_line: Callable[[bytes], bytes | None],
-              from_server: bool) -> None:
+    def _pump(
+        self,
+        source: socket.socket,
+        target: socket.socket,
+        on_line: Callable[[bytes], bytes | None],
+        from_server: bool,
+    ) -> None:
         reader: BinaryIO = source.makefile("rb")
         try:
             while True:

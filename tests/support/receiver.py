@@ -62,10 +62,16 @@ class Receiver:
                 body = self.rfile.read(length)
                 answer = receiver._next_answer()
                 with receiver._lock:
-                    receiver.requests.append(Received(
-                        "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                        time.time(), answer.status,
-                    ))
+                    receiver.requests.append(
+                        Received(
+                            "POST",
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.time(),
+                            answer.status,
+                        )
+                    )
                     receiver._lock.notify_all()
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
@@ -104,8 +110,9 @@ class Receiver:
         """The URL to register as a webhook."""
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def fail_next(self, status: int, *, times: int = 1, headers: dict[str, str] | None = None,
-                  body: bytes = b"") -> None:
+    def fail_next(
+        self, status: int, *, times: int = 1, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> None:
         """Answer the next ``times`` requests with ``status`` (then 200 again)."""
         with self._lock:
             for _ in range(times):
@@ -129,7 +136,9 @@ class Receiver:
             while not predicate(list(self.requests)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"receiver: condition not met in {timeout}s; got "
-                                         f"{[(r.answered, r.body[:120]) for r in self.requests]}")
+                    raise AssertionError(
+                        f"receiver: condition not met in {timeout}s; got "
+                        f"{[(r.answered, r.body[:120]) for r in self.requests]}"
+                    )
                 self._lock.wait(remaining)
             return list(self.requests)

@@ -27,11 +27,21 @@ def start_serve(root: Path, **settings: str) -> tuple[subprocess.Popen, str]:
     ``root/serve.log`` (appended: a restarted server keeps one log); returns it once it answers."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
-    env.update({"IMAP2API_DATA_DIR": str(root / "data"), "IMAP2API_SCHEDULER_ENABLED": "false",
-                **{f"IMAP2API_{name.upper()}": value for name, value in settings.items()}})
+    env.update(
+        {
+            "IMAP2API_DATA_DIR": str(root / "data"),
+            "IMAP2API_SCHEDULER_ENABLED": "false",
+            **{f"IMAP2API_{name.upper()}": value for name, value in settings.items()},
+        }
+    )
     with (root / "serve.log").open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "imap2api.cli", "serve", "--port", str(port)],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imap2api.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:

@@ -8,7 +8,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-POSTGRES_ADMIN_URL = os.environ.get("IMAP2API_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "IMAP2API_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_TEST_URL = os.environ.get("IMAP2API_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

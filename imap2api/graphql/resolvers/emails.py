@@ -81,8 +81,12 @@ def _list(session: Session, *, owner_id: int, args: dict[str, Any], threaded: bo
     filters = _filters(session, owner_id=owner_id, args=args)
     size = clamp_page_size(args.get("page_size"), default=settings.page_size, maximum=settings.max_page_size)
     return crud_emails.list_emails(
-        session, filters=filters, ordering=args.get("ordering"), page=args.get("page") or 1,
-        page_size=size, threaded=threaded,
+        session,
+        filters=filters,
+        ordering=args.get("ordering"),
+        page=args.get("page") or 1,
+        page_size=size,
+        threaded=threaded,
     )
 
 
@@ -104,13 +108,17 @@ def _server_scope(session: Session, *, owner_id: int, imap_server: str | None) -
 
 def _folders(session: Session, *, owner_id: int, imap_server: str | None) -> list[str]:
     return crud_emails.folder_names(
-        session, owner_id=owner_id, server_id=_server_scope(session, owner_id=owner_id, imap_server=imap_server)
+        session,
+        owner_id=owner_id,
+        server_id=_server_scope(session, owner_id=owner_id, imap_server=imap_server),
     )
 
 
 def _statistics(session: Session, *, owner_id: int, imap_server: str | None) -> dict[str, Any]:
     return crud_emails.statistics(
-        session, owner_id=owner_id, server_id=_server_scope(session, owner_id=owner_id, imap_server=imap_server)
+        session,
+        owner_id=owner_id,
+        server_id=_server_scope(session, owner_id=owner_id, imap_server=imap_server),
     )
 
 
@@ -123,7 +131,7 @@ async def _page(info: Info, args: dict[str, Any], *, threaded: bool) -> Page[Ema
 
 LIST_ARGS_DOC = (
     "q: search (substring over subject, sender, recipient, body; Gmail operators from:, to:, subject:, "
-    "in:, has:attachment, is:unread|read|starred, after:/before:YYYY-MM-DD, \"phrases\", -negation). "
+    'in:, has:attachment, is:unread|read|starred, after:/before:YYYY-MM-DD, "phrases", -negation). '
     "ordering: date, subject, sender, folder, created_at, with - for descending (default -date). "
     "page: 1-based, -1 for the last page. pageSize: default 50, at most 100."
 )
@@ -133,36 +141,76 @@ LIST_ARGS_DOC = (
 class EmailQuery:
     """Reads of the mirrored mail."""
 
-    @strawberry.field(description="The caller's emails. " + LIST_ARGS_DOC + " thread: one row per conversation.")
+    @strawberry.field(
+        description="The caller's emails. " + LIST_ARGS_DOC + " thread: one row per conversation."
+    )
     async def emails(
-        self, info: Info, q: str | None = None, folder: str | None = None, imap_server: strawberry.ID | None = None,
-        date_from: str | None = None, date_to: str | None = None, thread: bool = False, ordering: str | None = None,
-        page: int = 1, page_size: int | None = None,
+        self,
+        info: Info,
+        q: str | None = None,
+        folder: str | None = None,
+        imap_server: strawberry.ID | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        thread: bool = False,
+        ordering: str | None = None,
+        page: int = 1,
+        page_size: int | None = None,
     ) -> Page[EmailType]:
         """A page of emails; with ``thread`` each conversation appears once, as its newest message."""
-        args = {"q": q, "folder": folder, "imap_server": imap_server, "date_from": date_from, "date_to": date_to,
-                "ordering": ordering, "page": page, "page_size": page_size}
+        args = {
+            "q": q,
+            "folder": folder,
+            "imap_server": imap_server,
+            "date_from": date_from,
+            "date_to": date_to,
+            "ordering": ordering,
+            "page": page,
+            "page_size": page_size,
+        }
         return await _page(info, args, threaded=thread)
 
-    @strawberry.field(description="Conversations, each as its newest message with its threadCount. " + LIST_ARGS_DOC)
+    @strawberry.field(
+        description="Conversations, each as its newest message with its threadCount. " + LIST_ARGS_DOC
+    )
     async def threads(
-        self, info: Info, q: str | None = None, folder: str | None = None, imap_server: strawberry.ID | None = None,
-        date_from: str | None = None, date_to: str | None = None, ordering: str | None = None,
-        page: int = 1, page_size: int | None = None,
+        self,
+        info: Info,
+        q: str | None = None,
+        folder: str | None = None,
+        imap_server: strawberry.ID | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        ordering: str | None = None,
+        page: int = 1,
+        page_size: int | None = None,
     ) -> Page[EmailType]:
         """A page of threads: ``emails`` with ``thread: true``."""
-        args = {"q": q, "folder": folder, "imap_server": imap_server, "date_from": date_from, "date_to": date_to,
-                "ordering": ordering, "page": page, "page_size": page_size}
+        args = {
+            "q": q,
+            "folder": folder,
+            "imap_server": imap_server,
+            "date_from": date_from,
+            "date_to": date_to,
+            "ordering": ordering,
+            "page": page,
+            "page_size": page_size,
+        }
         return await _page(info, args, threaded=True)
 
     @strawberry.field(description="One email with every stored field.")
     async def email(self, info: Info, id: strawberry.ID) -> EmailType:
         """An email by id."""
         user = info.context.require_user()
-        return to_gql_email(await info.context.db(crud_emails.get_email, owner_id=user.id, email_id=parse_id(id)))
+        return to_gql_email(
+            await info.context.db(crud_emails.get_email, owner_id=user.id, email_id=parse_id(id))
+        )
 
-    @strawberry.field(description="The emails of a thread (by thread id), in date order: the first `limit` "
-                      "(default and most: IMAP2API_MAX_THREAD_EMAILS).", metadata=WHOLE_THREAD.metadata)
+    @strawberry.field(
+        description="The emails of a thread (by thread id), in date order: the first `limit` "
+        "(default and most: IMAP2API_MAX_THREAD_EMAILS).",
+        metadata=WHOLE_THREAD.metadata,
+    )
     async def thread(self, info: Info, id: str, limit: int | None = None) -> list[EmailType]:
         """A thread's emails; an unknown thread id is not found."""
         user = info.context.require_user()
@@ -171,16 +219,19 @@ class EmailQuery:
             raise NotFound()
         return [to_gql_email(row) for row in members]
 
-    @strawberry.field(description="The thread an email belongs to, in date order (the email included): the "
-                      "first `limit` (default and most: IMAP2API_MAX_THREAD_EMAILS).",
-                      metadata=WHOLE_THREAD.metadata)
+    @strawberry.field(
+        description="The thread an email belongs to, in date order (the email included): the "
+        "first `limit` (default and most: IMAP2API_MAX_THREAD_EMAILS).",
+        metadata=WHOLE_THREAD.metadata,
+    )
     async def email_thread(
         self, info: Info, email_id: strawberry.ID, limit: int | None = None
     ) -> list[EmailType]:
         """The thread of an email."""
         user = info.context.require_user()
-        members = await info.context.db(_thread_of, owner_id=user.id, email_id=parse_id(email_id),
-                                        limit=WHOLE_THREAD.clamp(limit))
+        members = await info.context.db(
+            _thread_of, owner_id=user.id, email_id=parse_id(email_id), limit=WHOLE_THREAD.clamp(limit)
+        )
         return [to_gql_email(row) for row in members]
 
     @strawberry.field(description="Names of the mirrored folders, INBOX first.")

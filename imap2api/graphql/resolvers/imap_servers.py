@@ -46,18 +46,14 @@ class ImapServerQuery:
         """One page of servers (``page: -1`` is the last page)."""
         user = info.context.require_user()
         size = clamp_page_size(page_size, default=settings.page_size, maximum=settings.max_page_size)
-        result = await info.context.db(
-            crud_servers.list_servers, owner_id=user.id, page=page, page_size=size
-        )
+        result = await info.context.db(crud_servers.list_servers, owner_id=user.id, page=page, page_size=size)
         return to_gql_page(result, to_gql_imap_server)
 
     @strawberry.field(description="One of the caller's IMAP servers.")
     async def imap_server(self, info: Info, id: strawberry.ID) -> ImapServerType:
         """A server by id."""
         user = info.context.require_user()
-        server = await info.context.db(
-            crud_servers.get_server, owner_id=user.id, server_id=parse_id(id)
-        )
+        server = await info.context.db(crud_servers.get_server, owner_id=user.id, server_id=parse_id(id))
         return to_gql_imap_server(server)
 
 

@@ -42,7 +42,9 @@ class Subscription:
             while True:
                 message = await queue.get()
                 try:
-                    email = await info.context.db(crud_emails.get_email, owner_id=user.id, email_id=message["id"])
+                    email = await info.context.db(
+                        crud_emails.get_email, owner_id=user.id, email_id=message["id"]
+                    )
                 except NotFound:
                     continue  # already gone again
                 info.context.fresh_loaders()  # this email's thread count, not one cached earlier

@@ -39,8 +39,9 @@ class SyncQuery:
         run = await info.context.db(crud_runs.get_run, run_id=parse_id(id), owner_id=user.id)
         return to_gql_sync_run(run)
 
-    @strawberry.field(description="The newest sync runs of a server, newest first.",
-                      metadata=SYNC_RUNS.metadata)
+    @strawberry.field(
+        description="The newest sync runs of a server, newest first.", metadata=SYNC_RUNS.metadata
+    )
     async def sync_runs(self, info: Info, imap_server: strawberry.ID, limit: int = 20) -> list[SyncRunType]:
         """Recent runs of a server (at most 100)."""
         user = info.context.require_user()

@@ -62,8 +62,9 @@ def _update(session: Session, *, owner_id: int, webhook_id: int, data: dict[str,
 def _rotate(session: Session, *, owner_id: int, webhook_id: int) -> tuple[Webhook, str]:
     """Give a webhook a new secret; returns it with the secret."""
     secret = new_secret()
-    webhook = crud_webhooks.set_webhook_secret(session, owner_id=owner_id, webhook_id=webhook_id,
-                                               secret=secret)
+    webhook = crud_webhooks.set_webhook_secret(
+        session, owner_id=owner_id, webhook_id=webhook_id, secret=secret
+    )
     return webhook, secret
 
 
@@ -83,8 +84,9 @@ class WebhookQuery:
         """One page of webhooks (``page: -1`` is the last page)."""
         user = info.context.require_user()
         size = clamp_page_size(page_size, default=settings.page_size, maximum=settings.max_page_size)
-        result = await info.context.db(crud_webhooks.list_webhooks, owner_id=user.id, page=page,
-                                       page_size=size)
+        result = await info.context.db(
+            crud_webhooks.list_webhooks, owner_id=user.id, page=page, page_size=size
+        )
         return to_gql_page(result, to_gql_webhook)
 
     @strawberry.field(description="One of the caller's webhooks.")
@@ -101,8 +103,13 @@ class WebhookQuery:
         """One page of attempts (status code, duration, response excerpt, error)."""
         user = info.context.require_user()
         size = clamp_page_size(page_size, default=settings.page_size, maximum=settings.max_page_size)
-        result = await info.context.db(crud_webhooks.list_deliveries, owner_id=user.id,
-                                       webhook_id=parse_id(webhook_id), page=page, page_size=size)
+        result = await info.context.db(
+            crud_webhooks.list_deliveries,
+            owner_id=user.id,
+            webhook_id=parse_id(webhook_id),
+            page=page,
+            page_size=size,
+        )
         return to_gql_page(result, to_gql_webhook_delivery)
 
 
@@ -121,8 +128,9 @@ class WebhookMutation:
     async def update_webhook(self, info: Info, id: strawberry.ID, input: WebhookInput) -> WebhookType:
         """Partially update a webhook."""
         user = info.context.require_user()
-        webhook = await info.context.db(_update, owner_id=user.id, webhook_id=parse_id(id),
-                                        data=webhook_input_fields(input))
+        webhook = await info.context.db(
+            _update, owner_id=user.id, webhook_id=parse_id(id), data=webhook_input_fields(input)
+        )
         return to_gql_webhook(webhook)
 
     @strawberry.mutation(description="Remove a webhook and its delivery history.")
@@ -143,8 +151,9 @@ class WebhookMutation:
     async def test_webhook(self, info: Info, id: strawberry.ID) -> WebhookDeliveryType:
         """Queue a test delivery (retried like any other)."""
         user = info.context.require_user()
-        delivery = await info.context.db(crud_webhooks.create_test_delivery, owner_id=user.id,
-                                         webhook_id=parse_id(id))
+        delivery = await info.context.db(
+            crud_webhooks.create_test_delivery, owner_id=user.id, webhook_id=parse_id(id)
+        )
         await run_in_threadpool(_enqueue, delivery)
         return to_gql_webhook_delivery(delivery)
 
@@ -152,7 +161,8 @@ class WebhookMutation:
     async def redeliver(self, info: Info, delivery_id: strawberry.ID) -> WebhookDeliveryType:
         """Queue a new attempt of the same event to the same webhook (same event id)."""
         user = info.context.require_user()
-        delivery = await info.context.db(crud_webhooks.create_redelivery, owner_id=user.id,
-                                         delivery_id=parse_id(delivery_id))
+        delivery = await info.context.db(
+            crud_webhooks.create_redelivery, owner_id=user.id, delivery_id=parse_id(delivery_id)
+        )
         await run_in_threadpool(_enqueue, delivery)
         return to_gql_webhook_delivery(delivery)

@@ -15,10 +15,12 @@ from imap2api.graphql.cost import ListSize
 # The parser keeps at most this many parts of a message (imap2api.mail.parse), so no email has more.
 MAX_ATTACHMENTS = 1000
 # How many members a thread field returns (thread and emailThread: the whole thread, up to the maximum).
-THREAD_EMAILS = ListSize("limit", default=lambda: settings.page_size,
-                         maximum=lambda: settings.max_thread_emails)
-WHOLE_THREAD = ListSize("limit", default=lambda: settings.max_thread_emails,
-                        maximum=lambda: settings.max_thread_emails)
+THREAD_EMAILS = ListSize(
+    "limit", default=lambda: settings.page_size, maximum=lambda: settings.max_thread_emails
+)
+WHOLE_THREAD = ListSize(
+    "limit", default=lambda: settings.max_thread_emails, maximum=lambda: settings.max_thread_emails
+)
 ATTACHMENTS = ListSize("limit", default=lambda: 100, maximum=lambda: MAX_ATTACHMENTS)
 
 
@@ -37,8 +39,12 @@ class AttachmentType:
 def to_gql_attachment(row: Any) -> AttachmentType:
     """Convert an Attachment row."""
     return AttachmentType(
-        id=strawberry.ID(str(row.id)), filename=row.filename, content_type=row.content_type,
-        size=row.size, content_id=row.content_id, inline=row.inline,
+        id=strawberry.ID(str(row.id)),
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        content_id=row.content_id,
+        inline=row.inline,
     )
 
 
@@ -92,9 +98,11 @@ class EmailType:
         current_budget().spend(len(body))
         return body
 
-    @strawberry.field(description="Attachment metadata, in stored order: the first `limit` (default 100, "
-                      f"at most {MAX_ATTACHMENTS}, as many as a message may have).",
-                      metadata=ATTACHMENTS.metadata)
+    @strawberry.field(
+        description="Attachment metadata, in stored order: the first `limit` (default 100, "
+        f"at most {MAX_ATTACHMENTS}, as many as a message may have).",
+        metadata=ATTACHMENTS.metadata,
+    )
     async def attachments(
         self, info: strawberry.Info[Context, None], limit: int | None = None
     ) -> list[AttachmentType]:
@@ -102,9 +110,11 @@ class EmailType:
         rows = await info.context.loaders.attachments.load(int(self.id))
         return [to_gql_attachment(row) for row in rows[: ATTACHMENTS.clamp(limit)]]
 
-    @strawberry.field(description="The other emails of this thread, in date order: the first `limit` "
-                      "(default IMAP2API_PAGE_SIZE, at most IMAP2API_MAX_THREAD_EMAILS).",
-                      metadata=THREAD_EMAILS.metadata)
+    @strawberry.field(
+        description="The other emails of this thread, in date order: the first `limit` "
+        "(default IMAP2API_PAGE_SIZE, at most IMAP2API_MAX_THREAD_EMAILS).",
+        metadata=THREAD_EMAILS.metadata,
+    )
     async def thread_emails(
         self, info: strawberry.Info[Context, None], limit: int | None = None
     ) -> list[EmailType]:

@@ -26,8 +26,14 @@ def upgrade() -> None:
         "WHERE status IN ('queued', 'running') AND id NOT IN "
         "(SELECT max(id) FROM sync_runs WHERE status IN ('queued', 'running') GROUP BY imap_server_id)"
     )
-    op.create_index("ux_sync_runs_one_active", "sync_runs", ["imap_server_id"], unique=True,
-                    sqlite_where=ACTIVE, postgresql_where=ACTIVE)
+    op.create_index(
+        "ux_sync_runs_one_active",
+        "sync_runs",
+        ["imap_server_id"],
+        unique=True,
+        sqlite_where=ACTIVE,
+        postgresql_where=ACTIVE,
+    )
 
 
 def downgrade() -> None:

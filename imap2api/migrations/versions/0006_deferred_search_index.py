@@ -75,8 +75,10 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         for name in SEARCHED:
-            op.execute(f"ALTER INDEX ix_emails_trgm_{name} SET (fastupdate = on, "
-                       f"gin_pending_list_limit = {PG_PENDING_LIST_KB})")
+            op.execute(
+                f"ALTER INDEX ix_emails_trgm_{name} SET (fastupdate = on, "
+                f"gin_pending_list_limit = {PG_PENDING_LIST_KB})"
+            )
         return
     if bind.dialect.name != "sqlite":
         return

@@ -31,8 +31,19 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-TABLES = ("users", "api_tokens", "admin_sessions", "imap_servers", "folders", "emails", "attachments",
-          "thread_keys", "sync_runs", "webhooks", "webhook_deliveries")
+TABLES = (
+    "users",
+    "api_tokens",
+    "admin_sessions",
+    "imap_servers",
+    "folders",
+    "emails",
+    "attachments",
+    "thread_keys",
+    "sync_runs",
+    "webhooks",
+    "webhook_deliveries",
+)
 
 _NAME = re.compile(r'^CREATE TABLE\s+("?)(\w+)\1\s*\(')
 _ID = re.compile(r"^(\s*)id INTEGER NOT NULL,", re.MULTILINE)
@@ -59,16 +70,23 @@ def _without_autoincrement(sql: str) -> str | None:
 
 def _rebuild(bind: Connection, table: str, change: Callable[[str], str | None]) -> None:
     """Recreate ``table`` from its changed definition, keeping its rows, ids, indexes and triggers."""
-    sql = bind.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"),
-                       {"name": table}).scalar_one()
+    sql = bind.execute(
+        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"), {"name": table}
+    ).scalar_one()
     changed = change(sql)
     if changed is None:
         return
     # Indexes and triggers go with the dropped table; their SQL is kept to create them again.
     # Automatic indexes (UNIQUE constraints) have no SQL and come back with the new table.
-    extras = list(bind.execute(
-        text("SELECT sql FROM sqlite_master WHERE tbl_name = :name AND sql IS NOT NULL "
-             "AND type IN ('index', 'trigger') ORDER BY type, name"), {"name": table}).scalars())
+    extras = list(
+        bind.execute(
+            text(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = :name AND sql IS NOT NULL "
+                "AND type IN ('index', 'trigger') ORDER BY type, name"
+            ),
+            {"name": table},
+        ).scalars()
+    )
     rebuilt = f"{table}__rebuilt"
     bind.exec_driver_sql(_NAME.sub(f'CREATE TABLE "{rebuilt}" (', changed, count=1))
     bind.exec_driver_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "{table}"')
