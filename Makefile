@@ -38,7 +38,8 @@ test: install
 
 ## ruff (lint and format) and mypy; .ci/run runs this before the tests.
 lint: install
-	$(BIN)/pip install --quiet ruff mypy
+	@# Pinned: a newer ruff may format differently, a newer mypy may find new things.
+	$(BIN)/pip install --quiet 'ruff==0.17.6' 'mypy==2.4.1'
 	$(BIN)/ruff check imap2api tests bench
 	$(BIN)/ruff format --check imap2api tests bench
 	$(BIN)/mypy imap2api
