@@ -9,33 +9,30 @@ mirror; flags come from CHANGEDSINCE with CONDSTORE, or from a FLAGS sweep witho
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from imapclient import IMAPClient
 
 from imap2api.crud import mirror as crud_mirror
 from imap2api.db import session_scope
+from imap2api.sync import plan as decide
 from imap2api.sync.examine import Changes, FolderStatus
 from imap2api.sync.imap import flags_text, uid_fetch, uid_search, uid_set
 from imap2api.sync.lease import keep_lease
+from imap2api.sync.plan import FlagSource
 from imap2api.sync.progress import RunState
 
 log = logging.getLogger("imap2api.sync")
-
-DAYS_PER_UNIT = {"days": 1, "weeks": 7, "months": 30}
 
 
 def wanted_uids(client: IMAPClient, *, limit_type: str, limit_value: int | None, exists: int) -> set[int]:
     """The UIDs the mirror should hold for this folder under the server's sync limit."""
     if exists == 0:
         return set()
-    if limit_type in DAYS_PER_UNIT and limit_value:
-        since = datetime.now(UTC) - timedelta(days=limit_value * DAYS_PER_UNIT[limit_type])
+    since = decide.since(limit_type, limit_value, datetime.now(UTC))
+    if since is not None:
         return set(uid_search(client, ["SINCE", since.date()]))
-    uids = uid_search(client, "ALL")
-    if limit_type == "last_n" and limit_value:
-        uids = sorted(uids)[-limit_value:]
-    return set(uids)
+    return decide.within_limit(uid_search(client, "ALL"), limit_type, limit_value)
 
 
 def apply_reported_changes(
@@ -56,15 +53,11 @@ def apply_reported_changes(
         already = crud_mirror.stored_uids_from(
             session, folder_id=folder_id, uidvalidity=uidvalidity, first_uid=boundary
         )
-        candidates = [uid for uid in changes.flags if uid < boundary or uid in already]
+        candidates = decide.reported_candidates(changes.flags, boundary, already)
         stored = crud_mirror.stored_flags(
             session, folder_id=folder_id, uidvalidity=uidvalidity, uids=candidates
         )
-        flag_changes = {
-            uid: changes.flags[uid]
-            for uid in candidates
-            if uid in stored and stored[uid] != changes.flags[uid]
-        }
+        flag_changes = decide.flag_diff(changes.flags, stored, set(candidates))
         if flag_changes:
             crud_mirror.set_flags(
                 session, folder_id=folder_id, uidvalidity=uidvalidity, flags_by_uid=flag_changes
@@ -74,12 +67,13 @@ def apply_reported_changes(
     state.deleted += deleted
     state.updated += len(flag_changes)
     new_uids: list[int] = []
-    uidnext = status.uidnext or boundary
-    if uidnext > boundary:
+    window = decide.arrival_range(status.uidnext, boundary)
+    if window is not None:
         # Only the UIDs that arrived: bounded by UIDNEXT as EXAMINE gave it, which the next sync starts from.
-        found = uid_search(client, ["UID", f"{boundary}:{uidnext - 1}"])
-        new_uids = sorted({uid for uid in found if boundary <= uid < uidnext} - already)
-    if mirrored + len(new_uids) != status.exists:
+        first, last = window
+        found = uid_search(client, ["UID", f"{first}:{last}"])
+        new_uids = decide.arrivals(found, first, last, already)
+    if not decide.consistent(mirrored, len(new_uids), status.exists):
         log.info(
             "folder %d: %d mirrored + %d new != %d on the server; listing it",
             folder_id,
@@ -106,9 +100,9 @@ def apply_listed_changes(
     wanted = wanted_uids(
         client, limit_type=state.limit_type, limit_value=state.limit_value, exists=status.exists
     )
-    gone = sorted(set(stored) - wanted)
-    kept = set(stored) & wanted
-    flag_changes = _flag_changes(client, status, stored, kept, previous_modseq, changes)
+    diff = decide.listed_diff(stored, wanted)
+    gone = diff.gone
+    flag_changes = _flag_changes(client, status, stored, diff.kept, previous_modseq, changes)
     if gone or flag_changes:
         with session_scope() as session:
             keep_lease(session, server_id=state.server_id, holder=state.holder)
@@ -122,8 +116,7 @@ def apply_listed_changes(
                 )
         state.deleted += len(gone)
         state.updated += len(flag_changes)
-    seen_below = max(wanted | set(stored), default=0) + 1
-    return sorted(wanted - set(stored)), seen_below
+    return diff.new, diff.seen_below
 
 
 def _flag_changes(
@@ -135,16 +128,20 @@ def _flag_changes(
     changes: Changes | None,
 ) -> dict[int, str]:
     """New flags of kept messages: as QRESYNC reported them, by CHANGEDSINCE, or from a FLAGS sweep."""
-    if not kept:
+    source = decide.flag_source(
+        kept=bool(kept),
+        reported=changes is not None,
+        highestmodseq=status.highestmodseq,
+        previous_modseq=previous_modseq,
+    )
+    if source is FlagSource.NOTHING:
         return {}
-    if changes is not None:
+    if source is FlagSource.REPORTED and changes is not None:
         current = changes.flags
-    elif status.highestmodseq is not None and previous_modseq is not None:
-        if status.highestmodseq == previous_modseq:
-            return {}
-        response = uid_fetch(client, "1:*", ["FLAGS"], [f"CHANGEDSINCE {previous_modseq}"])
-        current = {uid: flags_text(data[b"FLAGS"]) for uid, data in response.items() if b"FLAGS" in data}
     else:
-        response = uid_fetch(client, uid_set(kept), ["FLAGS"])
+        if source is FlagSource.CHANGED_SINCE:
+            response = uid_fetch(client, "1:*", ["FLAGS"], [f"CHANGEDSINCE {previous_modseq}"])
+        else:
+            response = uid_fetch(client, uid_set(kept), ["FLAGS"])
         current = {uid: flags_text(data[b"FLAGS"]) for uid, data in response.items() if b"FLAGS" in data}
-    return {uid: flags for uid, flags in current.items() if uid in kept and flags != stored.get(uid)}
+    return decide.flag_diff(current, stored, kept)

@@ -18,7 +18,7 @@ from imap2api.config import settings
 from imap2api.errors import SyncFailed
 from imap2api.hostnames import InvalidHost, ascii_host
 from imap2api.sync.credentials import UNSENDABLE, imap_login_argument, server_text
-from imap2api.sync.imap import enable_extensions, no_delay
+from imap2api.sync.imap import enable_extensions, login_with_literals, no_delay
 from imap2api.validation import TLS_MODES
 
 
@@ -166,14 +166,11 @@ def _login(client: IMAPClient, username: str, password: str) -> None:
     arguments = [imap_login_argument(username), imap_login_argument(password)]
     _LOGGING_IN.active = True
     try:
-        typ, data = client._raw_command(b"LOGIN", arguments, uid=False)  # noqa: SLF001 - sends literals
+        typ, data = login_with_literals(client, arguments)
     finally:
         _LOGGING_IN.active = False
     if typ != "OK":
         raise LoginError(server_text(data))
-    # What imaplib's own login would have done: commands are now allowed, capabilities change.
-    client._imap.state = "AUTH"  # noqa: SLF001
-    client._cached_capabilities = None  # noqa: SLF001
 
 
 def _close(client: IMAPClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from imapclient.imapclient import _literal
+from imap2api.sync.imap import literal
 
 # Never sent: CR or LF would end the command inside a quoted string, and NUL is not allowed even in a literal.
 UNSENDABLE = re.compile(r"[\r\n\x00]")
@@ -15,14 +15,14 @@ def imap_login_argument(value: str) -> bytes:
     """``value`` as an IMAP string: quoted (``\\`` and ``"`` escaped) if printable ASCII, else a literal.
 
     A literal is sent as ``{n}`` and then the n bytes (UTF-8) uninterpreted; imapclient's raw commands
-    send any ``_literal`` (and any 8-bit argument) that way.
+    send any ``literal`` (and any 8-bit argument) that way.
     """
     if UNSENDABLE.search(value):
         raise ValueError("CR, LF and NUL cannot be sent in an IMAP credential")
     raw = value.encode("utf-8")
     if all(0x20 <= byte < 0x7F for byte in raw):
         return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-    return _literal(raw)
+    return literal(raw)
 
 
 def server_text(data: list[bytes | tuple | None] | None) -> str:

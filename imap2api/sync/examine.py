@@ -4,42 +4,24 @@ from __future__ import annotations
 
 import imaplib
 import logging
-from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 from imapclient.exceptions import ProtocolError
 
-from imap2api.sync.imap import extension_enabled, fetched_by_uid, flags_text, uid_ranges
+from imap2api.sync.imap import (
+    examine_qresync,
+    extension_enabled,
+    fetched_by_uid,
+    flags_text,
+    pop_untagged,
+    uid_ranges,
+)
+from imap2api.sync.plan import Changes, FolderStatus, KnownState
+
+__all__ = ["Changes", "FolderStatus", "FolderVanished", "KnownState", "examine"]
 
 log = logging.getLogger("imap2api.sync")
 MAX_VANISHED_RANGES = 1000
-
-
-@dataclass(frozen=True)
-class FolderStatus:
-    """What EXAMINE (and, where it said nothing of UIDNEXT, STATUS) told us about a folder."""
-
-    uidvalidity: int
-    uidnext: int | None
-    exists: int
-    highestmodseq: int | None
-
-
-@dataclass
-class Changes:
-    """What QRESYNC reported since the mirror's state: expunged UIDs (as ranges) and changed flags."""
-
-    vanished: list[tuple[int, int]] = field(default_factory=list)
-    flags: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class KnownState:
-    """The folder as the mirror saw it at its last completed sync."""
-
-    uidvalidity: int
-    highestmodseq: int
-    uidnext: int
 
 
 class FolderVanished(Exception):
@@ -55,20 +37,14 @@ def examine(
     QRESYNC data (a new UIDVALIDITY, say): the caller then lists the folder.
     """
     qresync = known is not None and extension_enabled(client, "QRESYNC")
-    imap = client._imap  # noqa: SLF001 - imapclient has no EXAMINE with parameters
     try:
         if qresync and known is not None:
-            imap.untagged_responses = {}  # as imaplib's select does: only this answer counts
-            typ, data = imap._simple_command(  # noqa: SLF001
-                "EXAMINE",
-                client._normalise_folder(name),  # noqa: SLF001
-                f"(QRESYNC ({known.uidvalidity} {known.highestmodseq}))",
+            answer = examine_qresync(
+                client, name, uidvalidity=known.uidvalidity, highestmodseq=known.highestmodseq
             )
-            if typ != "OK":
-                imap.state = "AUTH"
+            if answer is None:
                 raise FolderVanished(name)
-            imap.state, imap.is_readonly = "SELECTED", True
-            info = client._process_select_response(imap.untagged_responses)  # noqa: SLF001
+            info = answer
         else:
             info = client.select_folder(name, readonly=True)
     except imaplib.IMAP4.abort:
@@ -114,9 +90,8 @@ def _reported_changes(client: IMAPClient, *, below: int) -> Changes | None:
 
     No UID at or above the folder's UIDNEXT exists, which bounds whatever ranges a server sends.
     """
-    untagged = client._imap.untagged_responses  # noqa: SLF001
     changes = Changes()
-    for line in untagged.pop("VANISHED", []):
+    for line in pop_untagged(client, "VANISHED"):
         text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
         text = text.strip()
         if text.upper().startswith("(EARLIER)"):
@@ -131,7 +106,7 @@ def _reported_changes(client: IMAPClient, *, below: int) -> Changes | None:
             log.info("more than %d VANISHED ranges; listing the folder instead", MAX_VANISHED_RANGES)
             return None
     try:
-        fetched = fetched_by_uid(untagged.pop("FETCH", []), client.normalise_times)
+        fetched = fetched_by_uid(pop_untagged(client, "FETCH"), client.normalise_times)
     except ProtocolError:
         log.info("unparsable FETCH responses to a QRESYNC EXAMINE; listing the folder instead")
         return None

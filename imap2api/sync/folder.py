@@ -15,13 +15,15 @@ from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
 from imap2api.models import Folder
+from imap2api.sync import plan as decide
 from imap2api.sync.batch import prepare_batch, store_batch
 from imap2api.sync.changes import apply_listed_changes, apply_reported_changes
-from imap2api.sync.examine import FolderStatus, FolderVanished, KnownState, examine
+from imap2api.sync.examine import FolderStatus, FolderVanished, examine
 from imap2api.sync.folders import RemoteFolder
 from imap2api.sync.imap import uid_fetch, uid_set
 from imap2api.sync.lease import keep_lease
 from imap2api.sync.pipeline import pipelined
+from imap2api.sync.plan import StoredFolder
 from imap2api.sync.progress import RunState
 
 __all__ = ["FolderVanished", "sync_folders"]
@@ -77,29 +79,13 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
             _finish_folder(state, plan)
 
 
-def _known_state(folder: Folder | None) -> KnownState | None:
-    """What QRESYNC needs from the folder's last completed sync, when the mirror has all of it."""
-    if folder is None or folder.uidvalidity is None or folder.highestmodseq is None or folder.uidnext is None:
-        return None
-    return KnownState(
-        uidvalidity=folder.uidvalidity, highestmodseq=folder.highestmodseq, uidnext=folder.uidnext
-    )
-
-
-def _unchanged(folder: Folder, status: FolderStatus, limit_type: str) -> bool:
-    """Whether EXAMINE alone proves nothing changed since the last completed sync.
-
-    New mail moves UIDNEXT, expunges lower EXISTS, flag changes move HIGHESTMODSEQ. Without
-    CONDSTORE flags could have changed unseen, and time-based limits move with the clock.
-    """
-    return (
-        folder.uidvalidity == status.uidvalidity
-        and status.uidnext is not None
-        and folder.uidnext == status.uidnext
-        and folder.message_count == status.exists
-        and status.highestmodseq is not None
-        and folder.highestmodseq == status.highestmodseq
-        and limit_type in ("all", "last_n")
+def _stored(folder: Folder) -> StoredFolder:
+    """The folder row's saved sync state, as the plan reads it."""
+    return StoredFolder(
+        uidvalidity=folder.uidvalidity,
+        uidnext=folder.uidnext,
+        highestmodseq=folder.highestmodseq,
+        message_count=folder.message_count,
     )
 
 
@@ -107,7 +93,9 @@ def plan_folder(
     client: IMAPClient, state: RunState, remote: RemoteFolder, folder: Folder | None
 ) -> FolderPlan | None:
     """Examine a folder, mirror its expunges and flag changes, and list its new mail; None if unchanged."""
-    status, changes = examine(client, remote.name, _known_state(folder))
+    status, changes = examine(
+        client, remote.name, decide.known_state(None if folder is None else _stored(folder))
+    )
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
         row = crud_mirror.ensure_folder(
@@ -117,10 +105,11 @@ def plan_folder(
             delimiter=remote.delimiter,
             special_use=remote.special_use,
         )
-        if _unchanged(row, status, state.limit_type):
+        stored = _stored(row)
+        if decide.unchanged(stored, status, state.limit_type):
             return None
         folder_id = row.id or 0
-        same_generation = row.uidvalidity == status.uidvalidity
+        same_generation = decide.same_generation(stored, status)
         # A recreated folder (new UIDVALIDITY) is replaced, never merged with its old mirror.
         state.removed_message_ids.update(
             crud_mirror.delete_stale_generations(session, folder_id=folder_id, uidvalidity=status.uidvalidity)
@@ -129,7 +118,8 @@ def plan_folder(
         previous_uidnext = _arrival_boundary(session, row, status) if same_generation else None
         previous_modseq = row.highestmodseq if same_generation else None
     new_uids = None
-    if changes is not None and previous_uidnext is not None and state.limit_type == "all":
+    if changes is not None and decide.trust_reported(changes, previous_uidnext, state.limit_type):
+        assert previous_uidnext is not None  # trusted only against a known arrival boundary
         new_uids = apply_reported_changes(client, state, folder_id, status, changes, previous_uidnext)
     uidnext = status.uidnext
     if new_uids is None:
@@ -137,7 +127,7 @@ def plan_folder(
             client, state, folder_id, status, changes, previous_modseq
         )
         # No UIDNEXT from the server at all: the next sync counts mail above what this one saw as new.
-        uidnext = uidnext or max(seen_below, previous_uidnext or 1)
+        uidnext = decide.next_uidnext(uidnext, seen_below, previous_uidnext)
     planned = FolderStatus(
         uidvalidity=status.uidvalidity,
         uidnext=uidnext,
@@ -154,15 +144,11 @@ def plan_folder(
 
 
 def _arrival_boundary(session: Session, folder: Folder, status: FolderStatus) -> int:
-    """The UID from which mail in this folder is new since its last sync.
-
-    The UIDNEXT stored then, or for a folder synced before imap2api kept one for servers that
-    never send it, the highest UID mirrored then plus one.
-    """
-    if folder.uidnext is not None:
-        return folder.uidnext
-    highest = crud_mirror.highest_uid(session, folder_id=folder.id or 0, uidvalidity=status.uidvalidity)
-    return (highest or 0) + 1
+    """The UID from which mail in this folder is new since its last sync (``plan.arrival_boundary``)."""
+    highest = None
+    if folder.uidnext is None:  # only then does the highest mirrored UID count
+        highest = crud_mirror.highest_uid(session, folder_id=folder.id or 0, uidvalidity=status.uidvalidity)
+    return decide.arrival_boundary(folder.uidnext, highest)
 
 
 def fetch_new_mail(client: IMAPClient, state: RunState, plan: FolderPlan) -> bool:
@@ -215,22 +201,14 @@ def _announce_progress(state: RunState) -> None:
 
 
 def _batches(client: IMAPClient, uids: list[int]) -> Iterator[list[tuple[int, int]]]:
-    """(uid, size) batches bounded by message count and by bytes, so memory stays flat."""
-    max_count, max_bytes = settings.sync_batch_messages, settings.sync_batch_bytes
+    """(uid, size) batches bounded by message count and by bytes (``plan.batches``), so memory stays flat."""
     # Sizes are asked for in chunks too, so a huge folder never means one huge response.
-    for start in range(0, len(uids), 5000):
-        chunk = uids[start : start + 5000]
+    for chunk in decide.chunks(uids):
         sizes = uid_fetch(client, uid_set(chunk), ["RFC822.SIZE"])
-        batch: list[tuple[int, int]] = []
-        batch_bytes = 0
-        for uid in chunk:
-            if uid not in sizes:
-                continue  # expunged since SEARCH
-            size = int(sizes[uid].get(b"RFC822.SIZE", 0))
-            if batch and (len(batch) >= max_count or batch_bytes + size > max_bytes):
-                yield batch
-                batch, batch_bytes = [], 0
-            batch.append((uid, size))
-            batch_bytes += min(size, settings.sync_max_message_bytes)
-        if batch:
-            yield batch
+        yield from decide.batches(
+            chunk,
+            {uid: int(sizes[uid].get(b"RFC822.SIZE", 0)) for uid in chunk if uid in sizes},
+            max_count=settings.sync_batch_messages,
+            max_bytes=settings.sync_batch_bytes,
+            max_message_bytes=settings.sync_max_message_bytes,
+        )

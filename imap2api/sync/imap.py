@@ -11,7 +11,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from imapclient.imapclient import _literal
 from imapclient.response_parser import parse_fetch_response
+from imapclient.util import to_unicode
 
 # What ENABLE switched on, per connection (imapclient does not remember it).
 _ENABLED: weakref.WeakKeyDictionary[IMAPClient, frozenset[str]] = weakref.WeakKeyDictionary()
@@ -103,19 +106,19 @@ def uid_fetch(
 ) -> dict[int, dict[bytes, Any]]:
     """``UID FETCH`` over a UID set string (``"1:*"`` allowed), parsed as imapclient parses it.
 
-    imapclient's own ``fetch`` only takes UID lists, which grow too long for big folders and
-    cannot express ``1:*`` with ``CHANGEDSINCE``.
+    imapclient's own ``fetch`` cannot be used: it filters its answer by ``int()`` of each id
+    asked for (a ValueError for ``1:*`` or ``1:3,7``), so only takes UID lists, which grow too
+    long for big folders; and it keys UID-less responses by sequence number (see
+    ``fetched_by_uid``). This sends the same command through imaplib's public ``uid``.
     """
     if not uids:
         return {}
-    args = ["UID", "FETCH", uids, "(" + " ".join(items) + ")"]
+    args = [uids, "(" + " ".join(items) + ")"]
     if modifiers:
         args.append("(" + " ".join(modifiers) + ")")
-    imap = client._imap  # noqa: SLF001 - imapclient exposes no public raw-command API for FETCH
-    tag = imap._command(*args)  # noqa: SLF001
-    typ, data = imap._command_complete("FETCH", tag)  # noqa: SLF001
-    client._checkok("fetch", typ, data)  # noqa: SLF001
-    typ, data = imap._untagged_response(typ, data, "FETCH")  # noqa: SLF001
+    typ, data = imaplib_connection(client).uid("FETCH", *args)
+    if typ != "OK":  # NO (BAD raises): as IMAPClient.fetch fails
+        raise IMAPClientError(f"fetch failed: {to_unicode(data[0])}")
     return fetched_by_uid(data, client.normalise_times)
 
 
@@ -144,3 +147,73 @@ def flags_text(flags: tuple[bytes | str, ...]) -> str:
     """IMAP flags as one space-separated string (``\\Recent`` left out: it is per-session)."""
     names = (flag.decode() if isinstance(flag, bytes) else str(flag) for flag in flags)
     return " ".join(sorted(name for name in names if name.lower() != "\\recent"))
+
+
+# ------------------------------------------------------------------------------------------------
+# imapclient's internals, used here and nowhere else
+# ------------------------------------------------------------------------------------------------
+# imapclient (4.1) wraps each command it knows in a method, and has no public way to send one it
+# does not wrap, to pass parameters it does not know, or to reach the imaplib connection under it.
+# The sync needs three such things, so they are done here, through the fewest internals;
+# tests/test_sync_imap_internals.py runs each against a scripted server, so an imapclient that
+# changes them fails there rather than in a sync:
+#
+# - the imaplib connection itself (``IMAPClient._imap``), for imaplib's public ``uid`` (UID FETCH
+#   over a UID set: ``uid_fetch``), ``select`` (EXAMINE with QRESYNC) and ``untagged_responses``;
+# - EXAMINE with a QRESYNC parameter: ``select_folder`` sends none. ``_normalise_folder`` quotes
+#   (and UTF-7 encodes) the name as ``select_folder`` does, ``_process_select_response`` reads the
+#   answer as it does, so both paths give the same dict;
+# - LOGIN with both arguments as IMAP strings or literals (``login`` sends the username bare):
+#   ``_raw_command`` is what imapclient itself sends literals with, and it sends as one any 8-bit
+#   argument and any argument marked with its ``_literal`` class (``literal``).
+
+
+def imaplib_connection(client: IMAPClient) -> imaplib.IMAP4:
+    """The imaplib connection under ``client`` (imapclient keeps it in ``_imap``, with no accessor)."""
+    connection: imaplib.IMAP4 = client._imap  # noqa: SLF001 - see above
+    return connection
+
+
+def examine_qresync(
+    client: IMAPClient, name: str, *, uidvalidity: int, highestmodseq: int
+) -> dict[bytes, Any] | None:
+    """``EXAMINE name (QRESYNC (uidvalidity highestmodseq))`` (RFC 7162 3.2.5); None if refused.
+
+    Returns the EXAMINE answer as ``select_folder`` returns it. The VANISHED and FETCH responses
+    it brought stay for ``pop_untagged``. imaplib's ``select`` flushes earlier untagged responses
+    and sets the connection's state, as for a plain EXAMINE.
+    """
+    imap = imaplib_connection(client)
+    mailbox = client._normalise_folder(name)  # noqa: SLF001 - see above
+    if isinstance(mailbox, str):  # bytes unless folder_encode is off
+        mailbox = mailbox.encode()
+    typ, _ = imap.select(mailbox + f" (QRESYNC ({uidvalidity} {highestmodseq}))".encode(), readonly=True)
+    if typ != "OK":
+        return None
+    info: dict[bytes, Any] = client._process_select_response(imap.untagged_responses)  # noqa: SLF001
+    return info
+
+
+def pop_untagged(client: IMAPClient, name: str) -> list[Any]:
+    """Take the untagged ``name`` responses (VANISHED, FETCH...) the last command left, raw."""
+    found: list[Any] = imaplib_connection(client).untagged_responses.pop(name, [])
+    return found
+
+
+def literal(raw: bytes) -> bytes:
+    """``raw`` marked to go as an IMAP literal (``{n}`` then the bytes) through ``login_with_literals``."""
+    marked: bytes = _literal(raw)
+    return marked
+
+
+def login_with_literals(client: IMAPClient, arguments: list[bytes]) -> tuple[str, list[Any]]:
+    """``LOGIN`` with ready-made arguments (quoted strings or 8-bit literals); (typ, data) as imaplib gives.
+
+    On OK, does what imaplib's own ``login`` would: commands of the authenticated state are now
+    allowed, and the capabilities imapclient cached before login are dropped (they change).
+    """
+    typ, data = client._raw_command(b"LOGIN", arguments, uid=False)  # noqa: SLF001 - see above
+    if typ == "OK":
+        imaplib_connection(client).state = "AUTH"
+        client._cached_capabilities = None  # noqa: SLF001 - see above
+    return typ, data
