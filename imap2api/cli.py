@@ -124,21 +124,22 @@ def migrate_command() -> None:
 @click.option("--admin", is_flag=True, help="Give the user access to the admin interface.")
 def createuser(username: str, password: str | None, admin: bool) -> None:
     """Create a user who can log in to the API."""
-    from imap2api.crud import users as crud_users
-    from imap2api.db import migrate, session_scope
+    from imap2api.db import in_session, migrate
+    from imap2api.errors import ValidationFailed
+    from imap2api.services import accounts
+    from imap2api.services.principal import Principal
 
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if not password:
         raise click.BadParameter("the password may not be blank", param_hint="--password")
     migrate()
-    from imap2api.errors import ValidationFailed
-
     try:
-        with session_scope() as session:
-            user = crud_users.create_user(session, username=username, password=password, is_admin=admin)
+        user = in_session(
+            accounts.create_user, Principal.system(), username=username, password=password, is_admin=admin
+        )
     except ValidationFailed as exc:
-        raise click.ClickException(" ".join(exc.fields["username"])) from None
+        raise click.ClickException(" ".join(" ".join(messages) for messages in exc.fields.values())) from None
     click.echo(f"created {'admin ' if admin else ''}user {user.username}")
 
 
@@ -146,19 +147,18 @@ def createuser(username: str, password: str | None, admin: bool) -> None:
 @click.argument("server_id", type=int)
 def sync(server_id: int) -> None:
     """Sync one IMAP server now, in the foreground, with a progress bar."""
-    from imap2api.crud import servers as crud_servers
     from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import migrate, session_scope
+    from imap2api.db import in_session, migrate
     from imap2api.errors import NotFound
+    from imap2api.services import sync as sync_service
+    from imap2api.services.principal import Principal
     from imap2api.sync.engine import LeaseBusy, run_sync
     from imap2api.sync.lease import ServerGone
 
     _setup_logging()
     migrate()
     try:
-        with session_scope() as session:
-            server = crud_servers.get_server(session, owner_id=None, server_id=server_id)
-            run, _ = crud_runs.start_run(session, server=server, trigger="cli")
+        server, run = in_session(sync_service.start_here, Principal.system(), server_id)
     except NotFound:
         raise click.ClickException(f"no IMAP server with id {server_id}") from None
     with click.progressbar(length=1, label=f"syncing {server.name}", show_pos=True) as bar:

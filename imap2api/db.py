@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
@@ -20,6 +20,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 _engines: dict[str, Engine] = {}
 T = TypeVar("T")
+P = ParamSpec("P")
+# session.info key of the callables to run once the session's transaction has committed.
+AFTER_COMMIT = "imap2api.after_commit"
 
 
 def sql_contains(haystack: str | None, needle: str | None) -> int:
@@ -83,25 +86,37 @@ def dispose_engines() -> None:
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
+    """A session that commits on success and rolls back on error; then runs its after-commit hooks.
+
+    Hooks (``imap2api.services.jobs.enqueue``) run only after a successful commit, so a job never
+    reaches a worker before the rows it names, and a rolled-back transaction queues nothing.
+    """
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
+            session.info.pop(AFTER_COMMIT, None)
             session.rollback()
             raise
+        for hook in session.info.pop(AFTER_COMMIT, []):
+            hook()
 
 
-def _in_session(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
-    """Call ``fn(session, **kwargs)`` inside a committed session."""
+def after_commit(session: Session, hook: Callable[[], object]) -> None:
+    """Run ``hook`` once ``session_scope`` has committed this session (never if it rolls back)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(hook)
+
+
+def in_session(fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call ``fn(session, *args, **kwargs)`` inside a committed session."""
     with session_scope() as session:
-        return fn(session, **kwargs)
+        return fn(session, *args, **kwargs)
 
 
-async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a crud function in a worker thread with its own session, so the event loop never blocks."""
-    return await run_in_threadpool(_in_session, fn, kwargs)
+async def run_db(fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a crud or service function in a worker thread with its own session (the loop never blocks)."""
+    return await run_in_threadpool(in_session, fn, *args, **kwargs)
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001

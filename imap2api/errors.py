@@ -38,15 +38,6 @@ class InvalidToken(Unauthenticated):
         super().__init__(message)
 
 
-class PermissionDenied(Imap2ApiError):
-    """Raised when an authenticated user may not do this."""
-
-    code = "PERMISSION_DENIED"
-
-    def __init__(self, message: str = "You do not have permission to perform this action.") -> None:
-        super().__init__(message)
-
-
 class ValidationFailed(Imap2ApiError):
     """Raised when input is invalid; ``fields`` maps a field name to its messages."""
 

@@ -36,8 +36,10 @@ HTTP_LATENCY = Histogram(
 
 def queue_sizes() -> dict[str, int]:
     """Messages waiting in each Dramatiq queue of the configured broker."""
-    from imap2api.workers import actors  # noqa: F401 - declares the queues
-    from imap2api.workers.broker import broker
+    from imap2api.workers.actors import declare_actors
+    from imap2api.workers.broker import get_broker
+
+    broker = declare_actors(get_broker())  # every queue, whether or not a job was sent yet
 
     sizes = {}
     for name in sorted(broker.get_declared_queues()):

@@ -1,12 +1,46 @@
-"""SQLModel tables: the mirror's whole schema. Secrets are stored hashed or encrypted, never plain."""
+"""SQLModel tables, the mirror's whole schema, and the one declaration of each API field.
+
+Secrets are stored hashed or encrypted, never plain. In the style of full-stack-fastapi-template,
+a resource's fields are declared once, on a base the table inherits (``ImapServerSettings`` →
+``ImapServerBase`` → the ``ImapServer`` table), with their type, default, bounds and description;
+the non-table variants are what the APIs take and show: ``ImapServerCreate`` (the writable settings
+and the write-only password) and ``ImapServerPublic`` (with the id and the readable state). Every
+layer derives its shape from these: the GraphQL types and inputs (``imap2api.graphql.derive``), the
+REST selections, coercions, converters and OpenAPI models (``imap2api.rest.shapes``), crud's
+``WRITABLE`` and the defaults, bounds and "not null" rules of ``imap2api.validation``.
+Enum-typed fields (``imap2api.enums``) are stored as plain strings (``_choice``).
+
+To add a field to IMAP servers:
+
+1. declare it here, on ``ImapServerSettings`` if its owner writes it (on ``ImapServerBase`` if it is
+   only shown, on the table if no API shows it): type, default, bounds, ``description``;
+2. add a migration in imap2api/migrations/versions/ (tests/test_migrations.py checks that it matches);
+3. if the admin should edit it, a field on ``imap2api.admin.servers.ServerForm``;
+4. regenerate the references: ``imap2api docs docs`` (tests/test_docs.py checks them).
+
+GraphQL (type and input), REST (selection, coercion, camelCase map, JSON, OpenAPI), crud and the
+generic rules pick it up; a rule of its own (beyond type, bound, null) goes into validation.py.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
+
+from imap2api.enums import (
+    DeliveryStatus,
+    EventType,
+    LastSyncStatus,
+    SyncLimitType,
+    SyncStatus,
+    SyncTrigger,
+    TlsMode,
+)
 
 # SQLite's AUTOINCREMENT: a deleted row's id is never handed out again (migration 0008), as with
 # PostgreSQL's sequences; without it SQLite gives a new row the highest id + 1, a deleted one's.
@@ -38,26 +72,52 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _choice(default: StrEnum, *, max_length: int, description: str | None = None) -> Any:
+    """A field typed by a StrEnum, stored as its value in a plain string column (no SQL enum type)."""
+    return Field(
+        default=default, max_length=max_length, sa_type=AutoString(length=max_length), description=description
+    )
+
+
 def _ts(*, nullable: bool = True, index: bool = False) -> Column:
     """A timezone-aware UTC timestamp column."""
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
-class User(SQLModel, table=True):
+class UserBase(SQLModel):
+    """An account as every API shows it (but its id)."""
+
+    username: str = Field(max_length=150, unique=True, index=True)
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class User(UserBase, table=True):
     """A person or program that owns IMAP servers and webhooks."""
 
     __tablename__ = "users"
     __table_args__ = IDS_NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
-    username: str = Field(max_length=150, unique=True, index=True)
     password_hash: str = Field(max_length=255)
-    is_admin: bool = False
     is_active: bool = True
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 
-class ApiToken(SQLModel, table=True):
+class UserPublic(UserBase):
+    """An account of this imap2api instance."""
+
+    id: int
+
+
+class ApiTokenBase(SQLModel):
+    """An API token as its owner sees it (but its id, prefix and expiry)."""
+
+    name: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiToken(ApiTokenBase, table=True):
     """An API token; only its SHA-256 is stored, the key is shown once."""
 
     __tablename__ = "api_tokens"
@@ -67,9 +127,14 @@ class ApiToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     key_hash: str = Field(max_length=64, unique=True, index=True)
     key_prefix: str = Field(max_length=8)
-    name: str = Field(default="", max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    last_used_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class ApiTokenPublic(ApiTokenBase):
+    """One API token, without its key."""
+
+    id: int
+    prefix: str = Field(description="The key's first 8 characters, to tell tokens apart.")
+    expires_at: datetime | None = Field(description="Null: the token does not expire.")
 
 
 class AdminSession(SQLModel, table=True):
@@ -85,7 +150,53 @@ class AdminSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
-class ImapServer(SQLModel, table=True):
+class ImapServerSettings(SQLModel):
+    """The settings of an IMAP account its owner writes (the password apart: it is write-only)."""
+
+    name: str = Field(max_length=255, description="A label for the account.")
+    host: str = Field(max_length=255, description="The IMAP server's host name or IP address.")
+    port: int = Field(default=993, ge=1, le=65535, description="993 for implicit TLS, 143 for STARTTLS.")
+    username: str = Field(max_length=255, description="The IMAP login.")
+    use_ssl: bool = Field(
+        default=True,
+        description="The apidoc switch: true is implicit TLS, false STARTTLS (or a stored none).",
+    )
+    tls_mode: TlsMode = _choice(
+        TlsMode.SSL,
+        max_length=10,
+        description="Implicit TLS, STARTTLS (required) or none (clear text, only if you must); "
+        "wins over the use-SSL switch, which decides when it is left out.",
+    )
+    sync_limit_type: SyncLimitType = _choice(
+        SyncLimitType.ALL, max_length=10, description="Which messages are mirrored (a month is 30 days)."
+    )
+    sync_limit_value: int | None = Field(
+        default=None, ge=1, description="The N of every limit type but all: required and positive."
+    )
+    folders_to_sync: str = Field(
+        default="", sa_type=Text, description="Exact folder names, comma-separated (blank: every folder)."
+    )
+    exclude_trash: bool = Field(default=True, description="Skip the Trash and Junk folders.")
+
+
+class ImapServerBase(ImapServerSettings):
+    """The settings and the readable state of an IMAP account (what the API shows, but its id)."""
+
+    last_sync: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="When the last successful sync ended."
+    )
+    # A plain string (blank: never synced; else a LastSyncStatus), shown as stored by every API.
+    last_sync_status: str = Field(
+        default=LastSyncStatus.NEVER.value, max_length=20, description="success or error (blank: never)."
+    )
+    last_error: str = Field(
+        default="", sa_type=Text, description="Why the last sync failed (blank if it did not)."
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class ImapServer(ImapServerBase, table=True):
     """An IMAP account of a user, with the apidoc fields and its scheduling state."""
 
     __tablename__ = "imap_servers"
@@ -93,28 +204,27 @@ class ImapServer(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
-    name: str = Field(max_length=255)
-    host: str = Field(max_length=255)
-    port: int = 993
-    username: str = Field(max_length=255)
     password_encrypted: str = Field(sa_column=Column(Text, nullable=False))
-    use_ssl: bool = True
-    # ssl (implicit TLS), starttls (required) or none (clear text, only when chosen); use_ssl mirrors "ssl".
-    tls_mode: str = Field(default="ssl", max_length=10)
-    sync_limit_type: str = Field(default="all", max_length=10)
-    sync_limit_value: int | None = None
-    folders_to_sync: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    exclude_trash: bool = True
     sync_interval_seconds: int | None = None
     is_active: bool = True
-    last_sync: datetime | None = Field(default=None, sa_column=_ts())
-    last_sync_status: str = Field(default="", max_length=20)
-    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     next_sync_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class ImapServerCreate(ImapServerSettings):
+    """What a client sends to add an account (on update every field is optional)."""
+
+    password: str = Field(
+        schema_extra={"json_schema_extra": {"writeOnly": True}},
+        description="Write-only, stored encrypted; required again to change host, port or TLS.",
+    )
+
+
+class ImapServerPublic(ImapServerBase):
+    """An IMAP account as the API shows it (never with its password)."""
+
+    id: int
 
 
 class Folder(SQLModel, table=True):
@@ -214,7 +324,30 @@ class ThreadKey(SQLModel, table=True):
     thread_id: str = Field(max_length=64)
 
 
-class SyncRun(SQLModel, table=True):
+class SyncRunBase(SQLModel):
+    """One sync of one server as the API shows it (but its id and its server)."""
+
+    status: SyncStatus = _choice(SyncStatus.QUEUED, max_length=20)
+    trigger: SyncTrigger = _choice(SyncTrigger.MANUAL, max_length=20)
+    progress_done: int = Field(default=0, description="Messages fetched so far.")
+    progress_total: int = Field(
+        default=0, description="Messages to fetch, known once every folder is planned."
+    )
+    folders_synced: int = 0
+    messages_new: int = 0
+    messages_updated: int = 0
+    messages_deleted: int = 0
+    bytes_fetched: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    error: str = Field(default="", sa_type=Text)
+    error_code: str = Field(
+        default="", max_length=40, description="On error: IMAP_AUTH_FAILED, SYNC_CRASHED..."
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SyncRun(SyncRunBase, table=True):
     """One sync of one server: status, progress and counts, readable while it runs."""
 
     __tablename__ = "sync_runs"
@@ -232,23 +365,39 @@ class SyncRun(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     imap_server_id: int = Field(foreign_key="imap_servers.id", index=True, ondelete="CASCADE")
-    status: str = Field(default="queued", max_length=20)  # queued, running, success, error
-    trigger: str = Field(default="manual", max_length=20)  # manual, schedule, cli
-    progress_done: int = 0
-    progress_total: int = 0
-    folders_synced: int = 0
-    messages_new: int = 0
-    messages_updated: int = 0
-    messages_deleted: int = 0
-    bytes_fetched: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
-    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    error_code: str = Field(default="", max_length=40)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    started_at: datetime | None = Field(default=None, sa_column=_ts())
-    finished_at: datetime | None = Field(default=None, sa_column=_ts())
 
 
-class Webhook(SQLModel, table=True):
+class WebhookSettings(SQLModel):
+    """A webhook to create or change, as clients write it (on update every field is optional).
+
+    The table stores ``events`` comma-separated and the server as ``imap_server_id``; crud.webhooks
+    converts.
+    """
+
+    url: str = Field(max_length=2000, description="The http(s) URL the events are POSTed to.")
+    events: list[EventType] = Field(
+        default=list(EventType), description="The event types sent (default: all)."
+    )
+    imap_server: int | None = Field(
+        default=None, description="Only events of this server (null: every server)."
+    )
+    is_active: bool = Field(default=True, description="True re-activates an endpoint disabled for failing.")
+
+
+class WebhookState(SQLModel):
+    """What the service keeps about a webhook beside its settings, readable by its owner."""
+
+    disabled_reason: str = Field(
+        default="", sa_type=Text, description="Why the endpoint was disabled automatically, if it was."
+    )
+    failing_since: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="Since when every delivery has failed."
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Webhook(WebhookState, table=True):
     """An endpoint a user wants events POSTed to, signed per Standard Webhooks."""
 
     __tablename__ = "webhooks"
@@ -258,13 +407,15 @@ class Webhook(SQLModel, table=True):
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     imap_server_id: int | None = Field(default=None, foreign_key="imap_servers.id", ondelete="CASCADE")
     url: str = Field(sa_column=Column(Text, nullable=False))
-    events: str = Field(default="email.received,thread.updated,sync.completed", max_length=255)
+    events: str = Field(default=",".join(EventType), max_length=255)
     secret_encrypted: str = Field(sa_column=Column(Text, nullable=False))
     is_active: bool = True
-    disabled_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    failing_since: datetime | None = Field(default=None, sa_column=_ts())
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class WebhookPublic(WebhookState, WebhookSettings):
+    """A webhook as the API shows it (never with its secret, except right after creation/rotation)."""
+
+    id: int
 
 
 class Event(SQLModel, table=True):
@@ -281,7 +432,22 @@ class Event(SQLModel, table=True):
     dispatched_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDeliveryBase(SQLModel):
+    """One attempt to deliver one event to one webhook, as the API shows it (but its id and webhook)."""
+
+    event_id: str = Field(foreign_key="events.id", max_length=40, ondelete="CASCADE")
+    event_type: str = Field(max_length=40, description="An event type, or webhook.test.")
+    attempt: int = 1
+    status: DeliveryStatus = _choice(DeliveryStatus.PENDING, max_length=20)
+    response_status: int | None = None
+    response_body: str = Field(default="", sa_type=Text, description="The first 2 KB of the response.")
+    error: str = Field(default="", sa_type=Text)
+    duration_ms: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookDelivery(WebhookDeliveryBase, table=True):
     """One attempt to deliver one event to one webhook."""
 
     __tablename__ = "webhook_deliveries"
@@ -293,13 +459,17 @@ class WebhookDelivery(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     webhook_id: int = Field(foreign_key="webhooks.id", index=True, ondelete="CASCADE")
-    event_id: str = Field(foreign_key="events.id", max_length=40, ondelete="CASCADE")
-    event_type: str = Field(max_length=40)
-    attempt: int = 1
-    status: str = Field(default="pending", max_length=20)  # pending, sending, success, retrying, failed
-    response_status: int | None = None
-    response_body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    duration_ms: int | None = None
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class WebhookDeliveryPublic(WebhookDeliveryBase):
+    """One attempt to deliver one event to one webhook."""
+
+    id: int
+    webhook: int
+
+
+class SyncRunPublic(SyncRunBase):
+    """One sync of one server; readable while it runs."""
+
+    id: int
+    imap_server: int

@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import re
+from enum import Enum
 from typing import Any
 
+from imap2api.enums import SyncLimitType, TlsMode
 from imap2api.errors import ValidationFailed
+from imap2api.fields import api_fields, max_length
 from imap2api.hostnames import InvalidHost, canonical_host
+from imap2api.models import ImapServerCreate
 
-SYNC_LIMIT_TYPES = ("all", "last_n", "days", "weeks", "months")
-TLS_MODES = ("ssl", "starttls", "none")
-TEXT_FIELDS = {"name": 255, "host": 255, "username": 255}
-REQUIRED_ON_CREATE = ("name", "host", "username", "password")
-SERVER_DEFAULTS: dict[str, Any] = {
-    "port": 993,
-    "sync_limit_type": "all",
-    "sync_limit_value": None,
-    "folders_to_sync": "",
-    "exclude_trash": True,
+# The names admin and sync import; the sets are the enums.
+SYNC_LIMIT_TYPES = tuple(SyncLimitType)
+TLS_MODES = tuple(TlsMode)
+
+# Read off the model (models.ImapServerSettings), so that a new field is checked without a change here.
+_FIELDS = api_fields(ImapServerCreate, first=())
+# Plain text with a bound: trimmed, never blank, at most that long.
+TEXT_FIELDS = {
+    f.name: bound for f in _FIELDS if f.base is str and (bound := max_length(ImapServerCreate, f.name))
 }
+REQUIRED_ON_CREATE = tuple(f.name for f in _FIELDS if f.required)
+# use_ssl and tls_mode have defaults too, but decide each other (_resolve_tls).
+SETTLED_TOGETHER = ("use_ssl", "tls_mode")
+SERVER_DEFAULTS: dict[str, Any] = {
+    f.name: f.default.value if isinstance(f.default, Enum) else f.default
+    for f in _FIELDS
+    if not f.required and f.name not in SETTLED_TOGETHER
+}
+# A default but no null: null would reach a NOT NULL column.
+NOT_NULL = tuple(f.name for f in _FIELDS if not f.required and not f.nullable)
 # Where the password is sent, and how it is protected: changing any of these needs the password again.
 DESTINATION_FIELDS = ("host", "port", "use_ssl", "tls_mode")
 # C0, DEL and C1: a CR or LF in a credential would end the IMAP command and start another one.
@@ -53,9 +66,9 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
             )
     if current is None:
         for name, default in SERVER_DEFAULTS.items():
-            if clean.get(name) is None and name != "sync_limit_value":
+            if clean.get(name) is None and name in NOT_NULL:
                 clean[name] = default
-        for name in ("use_ssl", "tls_mode"):
+        for name in SETTLED_TOGETHER:
             if name in clean and clean[name] is None:
                 del clean[name]  # as for the other defaults: null on create means "the default"
     for name, limit in TEXT_FIELDS.items():
@@ -75,7 +88,7 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
             clean["host"] = canonical_host(clean["host"])
         except InvalidHost as exc:
             errors["host"] = [str(exc)]
-    for name in ("port", "use_ssl", "tls_mode", "exclude_trash", "sync_limit_type", "folders_to_sync"):
+    for name in NOT_NULL:
         if name in clean and clean[name] is None:
             errors.setdefault(name, []).append("This field may not be null.")
     port = clean.get("port")

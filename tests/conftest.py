@@ -64,6 +64,18 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
         _use_database(None)
 
 
+@pytest.fixture(autouse=True)
+def broker() -> Iterator:
+    """A fresh in-process broker per test, so that no job of one test reaches another's worker."""
+    from imap2api.config import settings
+    from imap2api.workers.broker import make_broker, use_broker
+
+    fresh = use_broker(make_broker(settings))
+    yield fresh
+    fresh.flush_all()
+    fresh.close()
+
+
 @pytest.fixture()
 def client(database: str) -> Iterator:
     """An HTTP client for the whole app, with the embedded worker running."""
@@ -168,7 +180,7 @@ class Mirror:
 
         with session_scope() as session:
             server = crud_servers.get_server(session, owner_id=self.owner_id, server_id=self.server_id)
-            run, _ = crud_runs.start_run(session, server=server, trigger="test")
+            run, _ = crud_runs.start_run(session, server=server, trigger="manual")
         return run_sync(run.id)
 
     def emails(self, **where) -> list:

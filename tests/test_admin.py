@@ -75,16 +75,6 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-@pytest.fixture(autouse=True)
-def _clean_queues() -> Iterator[None]:
-    """Drop queued messages afterwards, so none leaks into later tests."""
-    yield
-    from imap2api.workers.broker import broker
-
-    if hasattr(broker, "flush_all"):
-        broker.flush_all()
-
-
 def user_id(username: str) -> int:
     """The id of a user by name."""
     from imap2api.crud import users as crud_users

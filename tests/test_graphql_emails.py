@@ -91,7 +91,7 @@ def mailbox(mirror):
 
 
 LIST = """query($q: String, $folder: String, $thread: Boolean! = false, $ordering: String, $page: Int! = 1,
-                $pageSize: Int, $dateFrom: String, $dateTo: String, $server: ID) {
+                $pageSize: Int, $dateFrom: Date, $dateTo: Date, $server: ID) {
   emails(q: $q, folder: $folder, thread: $thread, ordering: $ordering, page: $page, pageSize: $pageSize,
          dateFrom: $dateFrom, dateTo: $dateTo, imapServer: $server) {
     count page pageSize hasNext hasPrevious results { id subject sender folder threadId threadCount date }
@@ -170,10 +170,10 @@ def test_filters(client, mailbox) -> None:
     assert subjects(gql(client, mailbox.headers, LIST, folder="Sent")) == ["Re: Lighthouse tour"]
     body = gql(client, mailbox.headers, LIST, dateFrom="2024-11-02", dateTo="2024-11-04")["data"]["emails"]
     assert body["count"] == 3  # both ends inclusive
+    # dateFrom is a GraphQL Date: another format is refused before any resolver runs.
     bad = gql(client, mailbox.headers, LIST, dateFrom="27/11/2024")
-    assert bad["errors"][0]["extensions"]["fields"] == {
-        "date_from": ["Date has wrong format. Use one of these formats instead: YYYY-MM-DD."]
-    }
+    assert bad["data"] is None and bad["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "$dateFrom" in bad["errors"][0]["message"]
     assert gql(client, mailbox.headers, LIST, server=str(mailbox.server_id))["data"]["emails"]["count"] == 6
     assert (
         "imap_server"

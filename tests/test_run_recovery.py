@@ -129,7 +129,7 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
     finally:
         kill(process)
     assert [(int(run["id"]), run["status"], run["errorCode"]) for run in history[1:]] == [
-        (run_id, "error", "WORKER_LOST") for run_id in reversed(runs)
+        (run_id, "ERROR", "WORKER_LOST") for run_id in reversed(runs)
     ]
     database = sqlite3.connect(tmp_path / "data" / "imap2api.sqlite3")
     try:
@@ -214,7 +214,7 @@ def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease
     )
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=None, server_id=mirror.server_id)
-        run_id = crud_runs.start_run(session, server=server, trigger="test")[0].id or 0
+        run_id = crud_runs.start_run(session, server=server, trigger="manual")[0].id or 0
     second: dict = {}
     second_holds, first_done = threading.Event(), threading.Event()
 

@@ -105,12 +105,14 @@ def test_deletes_and_edits_keep_the_index_consistent_before_and_after_indexing(d
 
 
 def test_the_worker_indexes_after_a_sync_and_the_scheduler_catches_up(database: str, client, mirror) -> None:  # noqa: ANN001
+    from imap2api.db import in_session
+    from imap2api.services import sync
+    from imap2api.services.principal import Principal
     from imap2api.workers.search_index import search_index_tick
-    from imap2api.workers.sync import request_sync, wait_for_run
 
     mirror.deliver(make_message(subject="Worker indexed"))
-    run = request_sync(server_id=mirror.server_id, owner_id=mirror.owner_id)
-    assert asyncio.run(wait_for_run(run.id, timeout=60)).status == "success"
+    run = in_session(sync.request, Principal.system(), mirror.server_id)
+    assert asyncio.run(sync.wait_for_run(run.id, timeout=60)).status == "success"
     wait_until(lambda: pending(database) == 0, what="the indexer after the sync")
     # A CLI or crashed sync leaves mail queued: the scheduler's tick sends the indexer.
     mirror.deliver(make_message(subject="Scheduler indexed"))

@@ -59,7 +59,7 @@ def test_sync_progress_until_done(client, mirror) -> None:
 
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=mirror.owner_id, server_id=mirror.server_id)
-        run, _ = crud_runs.start_run(session, server=server, trigger="test")
+        run, _ = crud_runs.start_run(session, server=server, trigger="manual")
     ws, socket = _open(client, headers=mirror.headers)
     try:
         socket.send_json(
@@ -75,7 +75,7 @@ def test_sync_progress_until_done(client, mirror) -> None:
             }
         )
         first = socket.receive_json()["payload"]["data"]["syncProgress"]
-        assert first["status"] == "queued"
+        assert first["status"] == "QUEUED"
         worker = threading.Thread(target=run_sync, args=(run.id,))
         worker.start()
         states = [first]
@@ -87,7 +87,7 @@ def test_sync_progress_until_done(client, mirror) -> None:
         worker.join()
     finally:
         ws.__exit__(None, None, None)
-    assert states[-1] == {"status": "success", "progressDone": 30, "progressTotal": 30, "foldersSynced": 4}
+    assert states[-1] == {"status": "SUCCESS", "progressDone": 30, "progressTotal": 30, "foldersSynced": 4}
     done = [state["progressDone"] for state in states]
     assert done == sorted(done)
     # A client can draw a bar: every frame has its total, and folders count up as they finish.

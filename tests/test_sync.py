@@ -283,7 +283,7 @@ def test_one_sync_per_server_at_a_time(mirror) -> None:
         crud_runs.release_lease(session, server_id=mirror.server_id, holder="someone-else")
     # The run that found the lease taken is still queued, and is the one that now completes.
     run = mirror.sync()
-    assert run.status == "success" and run.trigger == "test"
+    assert run.status == "success" and run.trigger == "manual"
 
 
 def test_duplicate_message_ids_are_kept_per_folder(mirror) -> None:
@@ -332,7 +332,7 @@ def test_progress_has_its_total_before_the_first_message(mirror, monkeypatch) ->
         )
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=mirror.owner_id, server_id=mirror.server_id)
-        run_id = crud_runs.start_run(session, server=server, trigger="test")[0].id
+        run_id = crud_runs.start_run(session, server=server, trigger="manual")[0].id
     frames = []
 
     def seen(done: int, total: int) -> None:

@@ -111,7 +111,7 @@ def test_a_wait_ends_on_the_announcement_or_on_a_re_read(mirror) -> None:
     from imap2api.crud import servers as crud_servers
     from imap2api.crud import sync_runs as crud_runs
     from imap2api.db import run_db, session_scope
-    from imap2api.workers.sync import wait_for_run
+    from imap2api.services.sync import wait_for_run
 
     def new_run() -> int:
         with session_scope() as session:
@@ -141,7 +141,9 @@ def test_a_wait_ends_on_the_announcement_or_on_a_re_read(mirror) -> None:
 
 def test_a_requested_sync_does_not_wait_behind_hung_servers(client, mirror, make_user, monkeypatch) -> None:
     from imap2api.config import settings
-    from imap2api.workers.sync import request_sync
+    from imap2api.db import in_session
+    from imap2api.services import sync
+    from imap2api.services.principal import Principal, Role
 
     monkeypatch.setattr(settings, "imap_timeout_seconds", 120.0)  # each hang outlasts the test
     monkeypatch.setattr(settings, "sync_wait_timeout_seconds", 60.0)  # a liveness bound: past it, 202
@@ -151,9 +153,10 @@ def test_a_requested_sync_does_not_wait_behind_hung_servers(client, mirror, make
     try:
         for number, hung in enumerate(servers):
             owner_id = _owner_id(make_user)
-            request_sync(
-                server_id=_hung_server_of(owner_id, hung),
-                owner_id=owner_id,
+            in_session(
+                sync.request,
+                Principal(Role.USER, owner_id),
+                _hung_server_of(owner_id, hung),
                 trigger="schedule" if number < scheduled else "manual",
             )
         # Both sync lanes are busy with hung servers (the old code had two threads for everything).
@@ -162,7 +165,7 @@ def test_a_requested_sync_does_not_wait_behind_hung_servers(client, mirror, make
 
         # The healthy mailbox is due too: its scheduled run queues behind the hung ones...
         mirror.deliver(make_message(subject="healthy"))
-        queued = request_sync(server_id=mirror.server_id, owner_id=None, trigger="schedule")
+        queued = in_session(sync.request, Principal.system(), mirror.server_id, trigger="schedule")
         # ...and its owner's request joins that run and has it synced in the requested lane.
         response = client.post(f"/api/imap-servers/{mirror.server_id}/sync/", headers=mirror.headers)
         assert response.status_code == 200, response.text

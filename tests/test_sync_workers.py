@@ -34,10 +34,10 @@ def test_rest_sync_without_waiting_answers_202(client, mirror) -> None:
         run = client.post(
             "/graphql", json={"query": query, "variables": {"id": run_id}}, headers=mirror.headers
         ).json()["data"]["syncRun"]
-        if run["status"] == "success":
+        if run["status"] == "SUCCESS":
             break
         time.sleep(0.1)
-    assert run == {"status": "success", "progressDone": 1, "progressTotal": 1, "messagesNew": 1}
+    assert run == {"status": "SUCCESS", "progressDone": 1, "progressTotal": 1, "messagesNew": 1}
 
 
 def test_failed_sync_is_a_502_with_the_reason(client, mirror) -> None:

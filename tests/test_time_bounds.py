@@ -133,7 +133,7 @@ def test_waited_syncs_may_wait_past_the_request_bound(client, auth, silent, monk
     assert rest.status_code == 202 and rest.json()["message"] == "Email sync queued"
     variables = {"id": server_id}
     graphql = client.post("/graphql", json={"query": SYNC, "variables": variables}, headers=auth).json()
-    assert graphql["data"]["syncImapServer"]["status"] in ("queued", "running")
+    assert graphql["data"]["syncImapServer"]["status"] in ("QUEUED", "RUNNING")
     silent.close()
     run = "query($id: ID!) { syncRun(id: $id) { status } }"
 
@@ -141,7 +141,7 @@ def test_waited_syncs_may_wait_past_the_request_bound(client, auth, silent, monk
         body = client.post(
             "/graphql", json={"query": run, "variables": {"id": rest.json()["sync_run"]}}, headers=auth
         ).json()
-        return body["data"]["syncRun"]["status"] == "error"
+        return body["data"]["syncRun"]["status"] == "ERROR"
 
     _wait_until(finished, "the sync against the hung server to time out")
 

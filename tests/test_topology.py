@@ -177,7 +177,7 @@ def test_concurrent_syncs_run_once_per_request(topology, dovecot) -> None:
                 "variables": {"s": server_id},
             },
         ).json()["data"]["syncRuns"]
-        assert runs == [{"status": "success", "messagesNew": 40}]
+        assert runs == [{"status": "SUCCESS", "messagesNew": 40}]
         emails = httpx.get(
             f"{topology.apis[1]}/api/emails/?imap_server={server_id}&page_size=100", headers=headers
         ).json()

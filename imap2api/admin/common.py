@@ -15,6 +15,7 @@ from imap2api.crud import servers as crud_servers
 from imap2api.crud import users as crud_users
 from imap2api.db import run_db
 from imap2api.errors import Imap2ApiError
+from imap2api.services.principal import Principal
 
 T = TypeVar("T")
 
@@ -54,6 +55,11 @@ def back(request: Request, identity: str) -> RedirectResponse:
     referer = request.headers.get("referer", "")
     target = referer if referer.startswith(str(request.base_url)) else list_url(request, identity)
     return RedirectResponse(target, status_code=302)
+
+
+def acting(request: Request) -> Principal:
+    """The logged-in admin (admin.auth lets only admins this far) as the services' principal."""
+    return Principal.of_admin(int(request.session.get("user_id") or 0))
 
 
 def selected_ids(request: Request) -> list[int]:

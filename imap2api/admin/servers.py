@@ -11,10 +11,12 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from wtforms import BooleanField, Form, IntegerField, PasswordField, SelectField, StringField, validators
+from wtforms.fields.core import UnboundField
 
 from imap2api.admin.common import (
     AdminView,
     IdFilter,
+    acting,
     excerpt,
     expected,
     link_to,
@@ -23,23 +25,13 @@ from imap2api.admin.common import (
     selected_ids,
     user_choices,
 )
-from imap2api.crud import servers as crud_servers
-from imap2api.crud import users as crud_users
+from imap2api.crud.servers import WRITABLE
 from imap2api.db import run_db
 from imap2api.models import ImapServer, SyncRun, User
-from imap2api.validation import SYNC_LIMIT_TYPES, validate_server
+from imap2api.services import servers, sync
+from imap2api.services.principal import Principal
+from imap2api.validation import SYNC_LIMIT_TYPES
 
-SERVER_FIELDS = (
-    "name",
-    "host",
-    "port",
-    "username",
-    "tls_mode",
-    "sync_limit_type",
-    "sync_limit_value",
-    "folders_to_sync",
-    "exclude_trash",
-)
 TLS_CHOICES = [
     ("ssl", "Implicit TLS (port 993)"),
     ("starttls", "STARTTLS, required (port 143)"),
@@ -75,39 +67,25 @@ class ServerForm(Form):
     is_active = BooleanField("Active (synced on schedule)", default=True)
 
 
-def _save(session: Session, *, server_id: int | None, data: dict[str, Any]) -> ImapServer:
-    """Validate as the API does, then create or update."""
-    fields = {name: data.get(name) for name in SERVER_FIELDS}
-    if fields["folders_to_sync"] is None:
-        fields["folders_to_sync"] = ""
+# The API's writable fields this form edits (a field added to the model shows here once the form has it).
+SERVER_FIELDS = tuple(name for name in WRITABLE if isinstance(getattr(ServerForm, name, None), UnboundField))
+
+
+def _changes(data: dict[str, Any]) -> dict[str, Any]:
+    """The form's values as service changes: a blank password keeps the stored one."""
+    changes = {name: data.get(name) for name in SERVER_FIELDS}
+    if changes["folders_to_sync"] is None:
+        changes["folders_to_sync"] = ""
     if data.get("password"):
-        fields["password"] = data["password"]
-    if server_id is None:
-        owner = crud_users.get_user(session, user_id=data.get("owner_id") or 0)
-        if owner is None:
-            raise ValueError("owner: Choose the user this server belongs to.")
-        server = crud_servers.create_server(session, owner_id=owner.id or 0, data=validate_server(fields))
-    else:
-        current = crud_servers.get_server(session, owner_id=None, server_id=server_id)
-        clean = validate_server(fields, current=crud_servers.server_fields(current))
-        server = crud_servers.update_server(session, owner_id=None, server_id=server_id, data=clean)
-    server.sync_interval_seconds = data.get("sync_interval_seconds")
-    server.is_active = bool(data.get("is_active"))
-    session.add(server)
-    session.flush()
-    return server
+        changes["password"] = data["password"]
+    changes["sync_interval_seconds"] = data.get("sync_interval_seconds")
+    changes["is_active"] = bool(data.get("is_active"))
+    return changes
 
 
-def _queue_syncs(server_ids: list[int]) -> list[int]:
+def _queue_syncs(session: Session, actor: Principal, server_ids: list[int]) -> list[int]:
     """Queue (or join) a sync of each server; returns the run ids."""
-    from imap2api.workers.sync import request_sync
-
-    runs = [request_sync(server_id=server_id, owner_id=None, trigger="manual") for server_id in server_ids]
-    return [run.id or 0 for run in runs]
-
-
-def _delete(session: Session, *, server_id: int) -> None:
-    crud_servers.delete_server(session, owner_id=None, server_id=server_id)
+    return [sync.request(session, actor, server_id).id or 0 for server_id in server_ids]
 
 
 class ImapServerAdmin(AdminView, model=ImapServer):
@@ -116,19 +94,7 @@ class ImapServerAdmin(AdminView, model=ImapServer):
     icon = "fa-solid fa-server"
     name = "IMAP server"
     form = ServerForm
-    form_columns = [
-        "name",
-        "host",
-        "port",
-        "username",
-        "tls_mode",
-        "sync_limit_type",
-        "sync_limit_value",
-        "folders_to_sync",
-        "exclude_trash",
-        "sync_interval_seconds",
-        "is_active",
-    ]
+    form_columns = [*SERVER_FIELDS, *servers.ADMIN_FIELDS]
     form_create_rules = ["owner_id", *form_columns]  # type: ignore[list-item]
     form_edit_rules = list(form_columns)  # type: ignore[arg-type]
     column_list = [
@@ -168,23 +134,23 @@ class ImapServerAdmin(AdminView, model=ImapServer):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the API's validation; the password is encrypted."""
-        return await expected(run_db(_save, server_id=None, data=data))
+        return await expected(
+            run_db(servers.create, acting(request), _changes(data), owner_id=data.get("owner_id") or None)
+        )
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update through the API's validation (the owner does not change)."""
-        return await expected(run_db(_save, server_id=int(pk), data=data))
+        return await expected(run_db(servers.update, acting(request), int(pk), _changes(data)))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete the server with its folders, mail and runs."""
-        await run_db(_delete, server_id=int(pk))
+        await expected(run_db(servers.delete, acting(request), int(pk)))
 
     @action(name="sync-now", label="Sync now")
     async def sync_now(self, request: Request) -> Response:
         """Queue a sync of the selected servers and show their runs."""
-        from starlette.concurrency import run_in_threadpool
-
         ids = selected_ids(request)
-        runs = await run_in_threadpool(_queue_syncs, ids)
+        runs = await run_db(_queue_syncs, acting(request), ids)
         Flash.success(request, f"Sync queued: run {', '.join(f'#{run}' for run in runs)}.")
         target = (
             list_url(request, "sync-run", imap_server_id=ids[0])

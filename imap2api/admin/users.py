@@ -6,15 +6,14 @@ from typing import Any
 
 from sqladmin import action
 from sqladmin.flash import Flash
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from wtforms import BooleanField, Form, PasswordField, StringField, validators
 
-from imap2api.admin.common import AdminView, IdFilter, back, expected, link_to, selected_ids
-from imap2api.crud import users as crud_users
+from imap2api.admin.common import AdminView, IdFilter, acting, back, expected, link_to, selected_ids
 from imap2api.db import run_db
 from imap2api.models import ApiToken, User
+from imap2api.services import accounts
 
 MIN_PASSWORD = 8
 
@@ -30,14 +29,6 @@ class UserForm(Form):
     )
     is_admin = BooleanField("Admin (may use this interface)")
     is_active = BooleanField("Active", default=True)
-
-
-def _acting_id(request: Request) -> int:
-    return int(request.session.get("user_id") or 0)
-
-
-def _revoke(session: Session, *, user_ids: list[int]) -> int:
-    return sum(crud_users.revoke_tokens(session, user_id=user_id) for user_id in user_ids)
 
 
 def _form_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -62,19 +53,15 @@ class UserAdmin(AdminView, model=User):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the same rules as ``imap2api createuser``."""
-        return await expected(
-            run_db(crud_users.save_user, user_id=None, acting_id=_acting_id(request), **_form_fields(data))
-        )
+        return await expected(run_db(accounts.save_user, acting(request), None, **_form_fields(data)))
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update; a non-blank password replaces the old one (and ends that user's admin sessions)."""
-        return await expected(
-            run_db(crud_users.save_user, user_id=int(pk), acting_id=_acting_id(request), **_form_fields(data))
-        )
+        return await expected(run_db(accounts.save_user, acting(request), int(pk), **_form_fields(data)))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete a user and everything they own (servers, mail, webhooks), but never oneself."""
-        await expected(run_db(crud_users.delete_user, user_id=int(pk), acting_id=_acting_id(request)))
+        await expected(run_db(accounts.delete_user, acting(request), int(pk)))
 
     @action(
         name="revoke-tokens",
@@ -83,9 +70,7 @@ class UserAdmin(AdminView, model=User):
     )
     async def revoke_tokens(self, request: Request) -> Response:
         """Delete every API token of the selected users."""
-        count = await run_db(_revoke, user_ids=selected_ids(request))
-        Flash.success(request, f"Revoked {count} token(s).")
-        return back(request, self.identity)
+        return await self._on_selected(request, accounts.revoke_all_tokens, "Revoked {} token(s).")
 
     @action(
         name="make-admin",
@@ -94,8 +79,12 @@ class UserAdmin(AdminView, model=User):
     )
     async def make_admin(self, request: Request) -> Response:
         """Give the selected users admin rights."""
-        count = await run_db(crud_users.make_admins, user_ids=selected_ids(request))
-        Flash.success(request, f"{count} user(s) made admin.")
+        return await self._on_selected(request, accounts.make_admins, "{} user(s) made admin.")
+
+    async def _on_selected(self, request: Request, change: Any, done: str) -> Response:
+        """Apply a service function to the selected users, say how many it changed, go back."""
+        count = await run_db(change, acting(request), selected_ids(request))
+        Flash.success(request, done.format(count))
         return back(request, self.identity)
 
 

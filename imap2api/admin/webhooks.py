@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from markupsafe import Markup
 from sqladmin import action
 from sqladmin.flash import Flash
 from sqladmin.secret import Secret
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from wtforms import BooleanField, Form, SelectField, SelectMultipleField, StringField, validators, widgets
@@ -18,6 +15,7 @@ from wtforms import BooleanField, Form, SelectField, SelectMultipleField, String
 from imap2api.admin.common import (
     AdminView,
     IdFilter,
+    acting,
     back,
     excerpt,
     expected,
@@ -28,15 +26,13 @@ from imap2api.admin.common import (
     server_choices,
     user_choices,
 )
-from imap2api.crud import servers as crud_servers
-from imap2api.crud import users as crud_users
 from imap2api.crud import webhooks as crud_webhooks
-from imap2api.db import run_db, session_scope
-from imap2api.errors import Imap2ApiError, NotFound
+from imap2api.db import run_db
+from imap2api.errors import Imap2ApiError
 from imap2api.models import User, Webhook, WebhookDelivery
 from imap2api.security import decrypt_secret, encrypt_secret
-from imap2api.webhooks.signing import new_secret
-from imap2api.webhooks.validation import EVENT_TYPES, validate_webhook
+from imap2api.services import webhooks
+from imap2api.webhooks.validation import EVENT_TYPES
 
 SECRET_TITLE = "Signing secret"
 SECRET_LABEL = "Copy it now: it is shown only this once. Receivers verify signatures with it."
@@ -63,83 +59,19 @@ class WebhookForm(Form):
     is_active = BooleanField("Active", default=True)
 
 
-def _clean(session: Session, *, owner_id: int, data: dict[str, Any], creating: bool) -> dict[str, Any]:
-    """The form's values through the API's rules; the server must belong to the owner."""
-    fields = {
+def _changes(data: dict[str, Any]) -> dict[str, Any]:
+    """The form's values as service changes ("all servers" is an explicit null)."""
+    return {
         "url": (data.get("url") or "").strip(),
         "events": list(data.get("events") or []),
         "is_active": bool(data.get("is_active")),
+        "imap_server": data.get("imap_server_id"),
     }
-    clean = validate_webhook(fields, creating=creating)
-    server_id = data.get("imap_server_id")
-    if server_id is not None:
-        try:
-            crud_servers.get_server(session, owner_id=owner_id, server_id=server_id)
-        except NotFound:
-            raise ValueError("imap_server: That server does not belong to the webhook's owner.") from None
-    clean["imap_server"] = server_id
-    return clean
 
 
-def _create(session: Session, *, data: dict[str, Any]) -> tuple[Webhook, str]:
-    owner = crud_users.get_user(session, user_id=data.get("owner_id") or 0)
-    if owner is None:
-        raise ValueError("owner: Choose the user this webhook belongs to.")
-    clean = _clean(session, owner_id=owner.id or 0, data=data, creating=True)
-    secret = new_secret()
-    return crud_webhooks.create_webhook(session, owner_id=owner.id or 0, data=clean, secret=secret), secret
-
-
-def _update(session: Session, *, webhook_id: int, data: dict[str, Any]) -> Webhook:
-    webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
-    clean = _clean(session, owner_id=webhook.owner_id, data=data, creating=False)
-    return crud_webhooks.update_webhook(session, owner_id=webhook.owner_id, webhook_id=webhook_id, data=clean)
-
-
-def _rotate(session: Session, *, webhook_id: int) -> str:
-    webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
-    secret = new_secret()
-    crud_webhooks.set_webhook_secret(session, owner_id=webhook.owner_id, webhook_id=webhook_id, secret=secret)
-    return secret
-
-
-def _set_active(session: Session, *, webhook_ids: list[int], active: bool) -> int:
-    changed = 0
-    for webhook_id in webhook_ids:
-        try:
-            webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
-        except NotFound:
-            continue
-        if webhook.is_active != active:
-            crud_webhooks.update_webhook(
-                session, owner_id=None, webhook_id=webhook_id, data={"is_active": active}
-            )
-            changed += 1
-    return changed
-
-
-def _commit_and_enqueue(create: Callable[[Session, int], WebhookDelivery], ids: list[int]) -> list[int]:
-    """Per id, commit the delivery ``create`` makes, then queue it; returns the delivery ids."""
-    from imap2api.workers.webhooks import enqueue_delivery
-
-    delivery_ids = []
-    for object_id in ids:
-        with session_scope() as session:
-            delivery = create(session, object_id)
-        enqueue_delivery(delivery.id or 0)
-        delivery_ids.append(delivery.id or 0)
-    return delivery_ids
-
-
-def _test_delivery(session: Session, webhook_id: int) -> WebhookDelivery:
-    """A ``webhook.test`` event for an active webhook, with its pending delivery."""
-    webhook = crud_webhooks.get_webhook(session, owner_id=None, webhook_id=webhook_id)
-    return crud_webhooks.create_test_delivery(session, owner_id=webhook.owner_id, webhook_id=webhook_id)
-
-
-def _redelivery(session: Session, delivery_id: int) -> WebhookDelivery:
-    """A new pending attempt of a delivery's event."""
-    return crud_webhooks.create_redelivery(session, owner_id=None, delivery_id=delivery_id)
+async def _each(request: Request, send: Any, ids: list[int]) -> list[int]:
+    """Run ``send`` (a service function queueing a delivery) per id, one transaction each."""
+    return [(await run_db(send, acting(request), object_id)).id or 0 for object_id in ids]
 
 
 class WebhookAdmin(AdminView, model=Webhook):
@@ -187,17 +119,19 @@ class WebhookAdmin(AdminView, model=Webhook):
 
     async def insert_model(self, request: Request, data: dict) -> Any:
         """Create through the API's rules, and show the new secret once."""
-        webhook, secret = await expected(run_db(_create, data=data))
+        webhook, secret = await expected(
+            run_db(webhooks.create, acting(request), _changes(data), owner_id=data.get("owner_id") or None)
+        )
         Secret.reveal_once(request, secret, title=SECRET_TITLE, label=SECRET_LABEL)
         return webhook
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
         """Update through the API's rules (re-activating clears the failure flag)."""
-        return await expected(run_db(_update, webhook_id=int(pk), data=data))
+        return await expected(run_db(webhooks.update, acting(request), int(pk), _changes(data)))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
         """Delete the webhook and its delivery history."""
-        await expected(run_db(crud_webhooks.delete_webhook, owner_id=None, webhook_id=int(pk)))
+        await expected(run_db(webhooks.delete, acting(request), int(pk)))
 
     async def details_context(self, request: Request) -> dict[str, Any]:
         """Reveal a secret a rotation just left for this page (then forget it)."""
@@ -218,7 +152,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         if len(ids) != 1:
             Flash.error(request, "Rotate one webhook at a time.")
             return back(request, self.identity)
-        secret = await expected(run_db(_rotate, webhook_id=ids[0]))
+        _, secret = await expected(run_db(webhooks.rotate_secret, acting(request), ids[0]))
         # The page after the redirect shows it; until then it rides in the session, encrypted.
         request.session["webhook_secret"] = encrypt_secret(secret)
         return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=ids[0]), 302)
@@ -228,7 +162,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         """Send a ``webhook.test`` event to the selected webhooks now, and show the deliveries."""
         ids = selected_ids(request)
         try:
-            deliveries = await run_in_threadpool(_commit_and_enqueue, _test_delivery, ids)
+            deliveries = await _each(request, webhooks.send_test, ids)
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)
@@ -241,14 +175,14 @@ class WebhookAdmin(AdminView, model=Webhook):
     )
     async def disable(self, request: Request) -> Response:
         """Stop sending events to the selected webhooks."""
-        count = await run_db(_set_active, webhook_ids=selected_ids(request), active=False)
+        count = await run_db(webhooks.set_active, acting(request), selected_ids(request), active=False)
         Flash.success(request, f"{count} webhook(s) disabled.")
         return back(request, self.identity)
 
     @action(name="enable", label="Enable")
     async def enable(self, request: Request) -> Response:
         """Send events to the selected webhooks again (clears a failure flag)."""
-        count = await run_db(_set_active, webhook_ids=selected_ids(request), active=True)
+        count = await run_db(webhooks.set_active, acting(request), selected_ids(request), active=True)
         Flash.success(request, f"{count} webhook(s) enabled.")
         return back(request, self.identity)
 
@@ -287,7 +221,7 @@ class WebhookDeliveryAdmin(AdminView, model=WebhookDelivery):
     async def redeliver(self, request: Request) -> Response:
         """Send the selected deliveries' events again."""
         try:
-            created = await run_in_threadpool(_commit_and_enqueue, _redelivery, selected_ids(request))
+            created = await _each(request, webhooks.redeliver, selected_ids(request))
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)

@@ -44,14 +44,6 @@ def list_events(
     return list(session.exec(statement.order_by(col(Event.created_at), col(Event.id))))
 
 
-def undispatched_events(session: Session, *, limit: int = 500) -> list[Event]:
-    """Events not yet handed to the webhook sender, oldest first."""
-    statement = (
-        select(Event).where(col(Event.dispatched_at).is_(None)).order_by(col(Event.created_at)).limit(limit)
-    )
-    return list(session.exec(statement))
-
-
 def event_data(event: Event) -> dict[str, Any]:
     """An event's payload as a dict."""
     return json.loads(event.payload)

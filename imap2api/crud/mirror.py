@@ -227,9 +227,3 @@ def insert_emails(
     if attachment_rows:
         session.execute(insert(Attachment), attachment_rows)
     return ids
-
-
-def mark_announced(session: Session, *, email_ids: Sequence[int]) -> None:
-    """Remember that ``email.received`` went out for these emails."""
-    for chunk in _chunks(list(email_ids)):
-        session.exec(update(Email).where(col(Email.id).in_(chunk)).values(announced=True))  # type: ignore[call-overload]

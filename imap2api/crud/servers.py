@@ -8,22 +8,14 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from imap2api.crud.common import Page, paginate
+from imap2api.enums import TlsMode
 from imap2api.errors import NotFound
-from imap2api.models import Folder, ImapServer, utcnow
+from imap2api.fields import field_names
+from imap2api.models import Folder, ImapServer, ImapServerSettings, utcnow
 from imap2api.security import encrypt_secret
 
-WRITABLE = (
-    "name",
-    "host",
-    "port",
-    "username",
-    "use_ssl",
-    "tls_mode",
-    "sync_limit_type",
-    "sync_limit_value",
-    "folders_to_sync",
-    "exclude_trash",
-)
+# The settings its owner writes (the password apart), as models.ImapServerSettings declares them.
+WRITABLE = field_names(ImapServerSettings)
 
 
 def create_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> ImapServer:
@@ -58,14 +50,6 @@ def list_servers(session: Session, *, owner_id: int, page: int, page_size: int) 
     return paginate(session, statement, page=page, page_size=page_size)
 
 
-def server_ids(session: Session, *, owner_id: int) -> list[int]:
-    """Ids of a user's servers."""
-    return [
-        server_id or 0
-        for server_id in session.exec(select(col(ImapServer.id)).where(ImapServer.owner_id == owner_id))
-    ]
-
-
 def update_server(
     session: Session, *, owner_id: int | None, server_id: int, data: dict[str, Any]
 ) -> ImapServer:
@@ -92,12 +76,12 @@ def update_server(
 def _keep_tls_consistent(server: ImapServer, data: dict[str, Any]) -> None:
     """use_ssl == (tls_mode == "ssl") even for callers that skip validation (CLI, tests) and set one."""
     if "tls_mode" in data:
-        server.use_ssl = server.tls_mode == "ssl"
+        server.use_ssl = server.tls_mode == TlsMode.SSL
     elif "use_ssl" in data:
         if server.use_ssl:
-            server.tls_mode = "ssl"
-        elif server.tls_mode == "ssl":
-            server.tls_mode = "starttls"
+            server.tls_mode = TlsMode.SSL
+        elif server.tls_mode == TlsMode.SSL:
+            server.tls_mode = TlsMode.STARTTLS
 
 
 def delete_server(session: Session, *, owner_id: int | None, server_id: int) -> None:

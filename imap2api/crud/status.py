@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from imap2api.enums import SyncStatus
 from imap2api.models import Email, ImapServer, SyncRun, User, WebhookDelivery
 
 
@@ -32,7 +33,7 @@ def server_statuses(session: Session) -> list[ServerStatus]:
     counts = dict(
         session.exec(select(Email.imap_server_id, func.count()).group_by(col(Email.imap_server_id))).all()
     )
-    running = set(session.exec(select(SyncRun.imap_server_id).where(SyncRun.status == "running")))
+    running = set(session.exec(select(SyncRun.imap_server_id).where(SyncRun.status == SyncStatus.RUNNING)))
     rows = session.exec(
         select(ImapServer, User.username)
         .join(User, col(User.id) == col(ImapServer.owner_id))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from imap2api.enums import ACTIVE_SYNC_STATUSES, SyncStatus, SyncTrigger
 from imap2api.errors import NotFound
 from imap2api.models import ImapServer, SyncRun, utcnow
 
-ACTIVE = ("queued", "running")
+ACTIVE = ACTIVE_SYNC_STATUSES  # the name cli, services, sync and workers import
 LOST = "the worker running this sync stopped before it finished"
 
 
@@ -35,12 +36,17 @@ def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[Sy
     finish it before the scheduler noticed.
     """
     active = _active_run(session, server.id or 0)
-    if active is not None and active.status == "running" and _lease_lapsed_now(session, server.id or 0):
+    if (
+        active is not None
+        and active.status == SyncStatus.RUNNING
+        and _lease_lapsed_now(session, server.id or 0)
+    ):
         fail_lost_runs(session, run_ids=[active.id or 0])
         active = None
     if active is not None:
         return active, False
-    run = SyncRun(imap_server_id=server.id or 0, trigger=trigger)
+    # A SyncTrigger value; stored as given (tests label their runs "test").
+    run = SyncRun(imap_server_id=server.id or 0, trigger=cast(SyncTrigger, trigger))
     try:
         with session.begin_nested():
             session.add(run)
@@ -127,8 +133,8 @@ def fail_lost_runs(session: Session, *, run_ids: Sequence[int]) -> None:
     if run_ids:
         session.exec(
             update(SyncRun)  # type: ignore[call-overload]
-            .where(col(SyncRun.id).in_(run_ids), col(SyncRun.status) == "running")
-            .values(status="error", error=LOST, error_code="WORKER_LOST", finished_at=utcnow())
+            .where(col(SyncRun.id).in_(run_ids), col(SyncRun.status) == SyncStatus.RUNNING)
+            .values(status=SyncStatus.ERROR, error=LOST, error_code="WORKER_LOST", finished_at=utcnow())
         )
 
 
@@ -139,7 +145,7 @@ def fail_abandoned_runs(session: Session) -> int:
         select(SyncRun.id)
         .join(ImapServer, col(ImapServer.id) == col(SyncRun.imap_server_id))
         .where(
-            SyncRun.status == "running",
+            SyncRun.status == SyncStatus.RUNNING,
             or_(col(ImapServer.lease_expires_at).is_(None), col(ImapServer.lease_expires_at) < now),
         )
     ).all()
@@ -158,7 +164,9 @@ def fail_runs_of_dead_holders(session: Session, *, is_dead: Callable[[str], bool
         if holder is None or not is_dead(holder):
             continue
         running = session.exec(
-            select(SyncRun.id).where(SyncRun.imap_server_id == server_id, SyncRun.status == "running")
+            select(SyncRun.id).where(
+                SyncRun.imap_server_id == server_id, SyncRun.status == SyncStatus.RUNNING
+            )
         ).all()
         fail_lost_runs(session, run_ids=[run_id for run_id in running if run_id is not None])
         release_lease(session, server_id=server_id or 0, holder=holder)
@@ -168,7 +176,9 @@ def fail_runs_of_dead_holders(session: Session, *, is_dead: Callable[[str], bool
 
 def queued_runs(session: Session) -> list[SyncRun]:
     """Every queued run, oldest first."""
-    return list(session.exec(select(SyncRun).where(SyncRun.status == "queued").order_by(col(SyncRun.id))))
+    return list(
+        session.exec(select(SyncRun).where(SyncRun.status == SyncStatus.QUEUED).order_by(col(SyncRun.id)))
+    )
 
 
 def claim_due_servers(session: Session, *, default_interval: int, limit: int = 100) -> list[int]:
@@ -206,7 +216,11 @@ def promote_run(session: Session, *, run_id: int) -> bool:
     """Mark a queued scheduled run as asked for (trigger manual); True for the one caller that did it."""
     result = session.exec(
         update(SyncRun)  # type: ignore[call-overload]
-        .where(col(SyncRun.id) == run_id, col(SyncRun.status) == "queued", col(SyncRun.trigger) == "schedule")
-        .values(trigger="manual")
+        .where(
+            col(SyncRun.id) == run_id,
+            col(SyncRun.status) == SyncStatus.QUEUED,
+            col(SyncRun.trigger) == SyncTrigger.SCHEDULE,
+        )
+        .values(trigger=SyncTrigger.MANUAL)
     )
     return result.rowcount == 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from imap2api.config import settings
@@ -14,8 +14,12 @@ from imap2api.errors import NotFound, ValidationFailed
 from imap2api.models import ApiToken, User, utcnow
 from imap2api.security import hash_password, hash_token_key, new_token_key, verify_password
 
-# Checked against when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = hash_password("imap2api-timing-equaliser")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the username is unknown, so a wrong name costs as long as a wrong
+    password; made on first use (scrypt costs ~50 ms: not at import)."""
+    return hash_password("imap2api-timing-equaliser")
 
 
 TAKEN = "A user with that username already exists."
@@ -84,7 +88,7 @@ def authenticate_user(session: Session, *, username: str, password: str) -> User
     # No stored name holds NUL (PostgreSQL cannot even compare one): such a login simply fails.
     user = None if "\x00" in username else get_user_by_username(session, username=username)
     if user is None:
-        verify_password(password, _DUMMY_HASH)
+        verify_password(password, _dummy_hash())
         return None
     if not verify_password(password, user.password_hash) or not user.is_active:
         return None
@@ -158,60 +162,6 @@ def user_id_for_token_hash(session: Session, *, key_hash: str) -> int | None:
     """The id of the user owning a live token, by the token's stored hash (no side effects)."""
     token = session.exec(select(ApiToken).where(ApiToken.key_hash == key_hash)).first()
     return token.user_id if token is not None and _live(token, utcnow()) else None
-
-
-# --- account management, as an admin does it ---------------------------------------------------
-
-
-def save_user(
-    session: Session,
-    *,
-    user_id: int | None,
-    username: str,
-    password: str,
-    is_admin: bool,
-    is_active: bool,
-    acting_id: int,
-) -> User:
-    """Create (``user_id`` None) or update a user; a blank password keeps the current one.
-
-    ``acting_id`` is the admin doing it, who cannot remove their own admin rights or deactivate
-    themselves. Raises ValidationFailed (blank or taken username, missing password) or NotFound.
-    """
-    if user_id is not None:  # a new user's name is checked by create_user
-        username = clean_username(session, username=username, except_id=user_id)
-    try:
-        if user_id is None:
-            if not password:
-                raise ValidationFailed({"password": ["A password is required for a new user."]})
-            user = create_user(session, username=username, password=password)
-        else:
-            found = get_user(session, user_id=user_id)
-            if found is None:
-                raise NotFound()
-            user = found
-            if user_id == acting_id and not (is_admin and is_active):
-                message = "You cannot remove your own admin rights or deactivate yourself."
-                raise ValidationFailed({"non_field_errors": [message]})
-            user.username = username
-            if password:
-                set_password(session, user=user, password=password)
-        user.is_admin, user.is_active = is_admin, is_active
-        session.add(user)
-        session.flush()
-    except IntegrityError:
-        raise ValidationFailed({"username": [TAKEN]}) from None
-    return user
-
-
-def delete_user(session: Session, *, user_id: int, acting_id: int) -> None:
-    """Delete a user and all they own (ON DELETE CASCADE), never the admin doing it."""
-    if user_id == acting_id:
-        raise ValidationFailed({"non_field_errors": ["You cannot delete yourself."]})
-    user = get_user(session, user_id=user_id)
-    if user is not None:
-        session.delete(user)
-        session.flush()
 
 
 def make_admins(session: Session, *, user_ids: list[int]) -> int:

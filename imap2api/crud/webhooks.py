@@ -11,18 +11,18 @@ from sqlmodel import Session, col, select
 
 from imap2api.crud import events as crud_events
 from imap2api.crud.common import Page, paginate
+from imap2api.enums import ACTIVE_DELIVERY_STATUSES, TEST_EVENT, DeliveryStatus, EventType
 from imap2api.errors import NotFound, ValidationFailed
 from imap2api.models import Event, Webhook, WebhookDelivery, utcnow
 from imap2api.security import encrypt_secret
-from imap2api.webhooks.validation import EVENT_TYPES, TEST_EVENT
 
-ACTIVE_STATUSES = ("pending", "sending")
+ACTIVE_STATUSES = ACTIVE_DELIVERY_STATUSES
 
 
 def subscribed_events(webhook: Webhook) -> list[str]:
     """The event types a webhook asked for, in canonical order."""
     chosen = {name.strip() for name in webhook.events.split(",") if name.strip()}
-    return [name for name in EVENT_TYPES if name in chosen]
+    return [name.value for name in EventType if name in chosen]
 
 
 # --- webhooks, as their owner manages them ---------------------------------------------------
@@ -152,7 +152,7 @@ def create_test_delivery(session: Session, *, owner_id: int, webhook_id: int) ->
         event_id=event.id,
         event_type=event.type,
         attempt=1,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         created_at=event.created_at,
         next_attempt_at=event.created_at,
     )
@@ -175,7 +175,7 @@ def create_redelivery(session: Session, *, owner_id: int | None, delivery_id: in
         event_id=previous.event_id,
         event_type=previous.event_type,
         attempt=max(r.attempt for r in rows) + 1,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         created_at=now,
         next_attempt_at=now,
     )
@@ -249,7 +249,7 @@ def create_deliveries(session: Session, *, events: list[Event]) -> list[int]:
                     event_id=event.id,
                     event_type=event.type,
                     attempt=1,
-                    status="pending",
+                    status=DeliveryStatus.PENDING,
                     created_at=now,
                     next_attempt_at=now,
                 )
@@ -274,10 +274,13 @@ def claim_overdue_deliveries(session: Session, *, grace_seconds: float, limit: i
         .where(
             or_(
                 and_(
-                    col(WebhookDelivery.status) == "pending",
+                    col(WebhookDelivery.status) == DeliveryStatus.PENDING,
                     col(WebhookDelivery.next_attempt_at) <= now - timedelta(seconds=grace_seconds),
                 ),
-                and_(col(WebhookDelivery.status) == "sending", col(WebhookDelivery.next_attempt_at) <= now),
+                and_(
+                    col(WebhookDelivery.status) == DeliveryStatus.SENDING,
+                    col(WebhookDelivery.next_attempt_at) <= now,
+                ),
             )
         )
         .order_by(col(WebhookDelivery.next_attempt_at))
@@ -292,7 +295,7 @@ def claim_overdue_deliveries(session: Session, *, grace_seconds: float, limit: i
                 col(WebhookDelivery.status) == status,
                 col(WebhookDelivery.next_attempt_at) == due,
             )
-            .values(status="pending", next_attempt_at=now)
+            .values(status=DeliveryStatus.PENDING, next_attempt_at=now)
         )
         if result.rowcount == 1:
             claimed.append(delivery_id or 0)
@@ -334,13 +337,13 @@ def claim_delivery(session: Session, *, delivery_id: int, lease_seconds: float) 
         update(WebhookDelivery)  # type: ignore[call-overload]
         .where(
             col(WebhookDelivery.id) == delivery_id,
-            col(WebhookDelivery.status) == "pending",
+            col(WebhookDelivery.status) == DeliveryStatus.PENDING,
             or_(
                 col(WebhookDelivery.next_attempt_at).is_(None),
                 col(WebhookDelivery.next_attempt_at) <= now + timedelta(seconds=1),
             ),
         )
-        .values(status="sending", next_attempt_at=now + timedelta(seconds=lease_seconds))
+        .values(status=DeliveryStatus.SENDING, next_attempt_at=now + timedelta(seconds=lease_seconds))
     )
     if result.rowcount != 1:
         return None
@@ -357,7 +360,7 @@ def claim_delivery(session: Session, *, delivery_id: int, lease_seconds: float) 
         if row.attempt < delivery.attempt
     ]
     for row in reversed(earlier):
-        if row.status != "retrying":
+        if row.status != DeliveryStatus.RETRYING:
             break
         chain.append(row)
     return ClaimedDelivery(
@@ -382,7 +385,7 @@ def record_attempt(
     """Store an attempt's outcome on the row the worker holds; False if it no longer holds it."""
     result = session.exec(
         update(WebhookDelivery)  # type: ignore[call-overload]
-        .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.status) == "sending")
+        .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.status) == DeliveryStatus.SENDING)
         .values(
             status=status,
             response_status=response_status,
@@ -402,7 +405,7 @@ def schedule_retry(session: Session, *, previous: WebhookDelivery, at: datetime)
         event_id=previous.event_id,
         event_type=previous.event_type,
         attempt=previous.attempt + 1,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         created_at=utcnow(),
         next_attempt_at=at,
     )

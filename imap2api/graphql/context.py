@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sqlmodel import Session
 from strawberry.fastapi import BaseContext
 
 from imap2api.crud import users as crud_users
 from imap2api.db import run_db
 from imap2api.errors import Imap2ApiError, InvalidToken, Unauthenticated
+from imap2api.graphql.loaders import Loaders, build_loaders
 from imap2api.models import User
+from imap2api.services.principal import Principal
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -41,6 +45,19 @@ async def authenticate(header: str | None) -> tuple[User | None, Imap2ApiError |
     return user, None
 
 
+@dataclass(frozen=True)
+class ServiceRunner:
+    """Calls ``fn(session, principal, ...)`` in a worker thread with its own committed session."""
+
+    principal: Principal
+
+    async def __call__(
+        self, fn: Callable[Concatenate[Session, Principal, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run a service function as this principal."""
+        return await run_db(fn, self.principal, *args, **kwargs)
+
+
 @dataclass
 class Context(BaseContext):
     """What every resolver sees: the user (or why there is none) and per-request loaders."""
@@ -49,17 +66,15 @@ class Context(BaseContext):
     auth_error: Imap2ApiError | None = None
     # The websocket an operation came over (its client address and app), None over HTTP and REST.
     websocket: Any = field(default=None, repr=False)
-    _loaders: Any = field(default=None, repr=False)
+    _loaders: Loaders | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__()
 
     @property
-    def loaders(self) -> Any:
+    def loaders(self) -> Loaders:
         """This request's DataLoaders (built on first use, for the authenticated user)."""
         if self._loaders is None:
-            from imap2api.graphql.loaders import build_loaders
-
             self._loaders = build_loaders(self.require_user().id or 0)
         return self._loaders
 
@@ -73,7 +88,16 @@ class Context(BaseContext):
             raise self.auth_error or Unauthenticated()
         return self.user
 
-    @staticmethod
-    async def db(fn: Callable[..., T], /, **kwargs: Any) -> T:
-        """Shorthand for ``run_db`` from a resolver."""
-        return await run_db(fn, **kwargs)
+    @property
+    def principal(self) -> Principal:
+        """The authenticated user as the services' acting principal (or raise the authentication error)."""
+        return Principal.of_user(self.require_user())
+
+    @property
+    def run(self) -> ServiceRunner:
+        """Runs service functions as the authenticated user; raises the authentication error first.
+
+        A property, so that ``info.context.run(fn, parse_id(id))`` checks the caller before it
+        evaluates the arguments: an anonymous caller learns nothing about ids.
+        """
+        return ServiceRunner(self.principal)

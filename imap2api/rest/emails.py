@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,7 +32,7 @@ THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"
 DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml createdAt updatedAt inReplyTo references flags size
   attachments(limit: {MAX_ATTACHMENTS}) {{ filename contentType size contentId inline }}
   threadEmails(limit: $members) {{ {THREAD_FIELDS} }}"""
-LIST_VARIABLES = """$q: String, $folder: String, $imapServer: ID, $dateFrom: String, $dateTo: String,
+LIST_VARIABLES = """$q: String, $folder: String, $imapServer: ID, $dateFrom: Date, $dateTo: Date,
   $ordering: String, $page: Int!, $pageSize: Int"""
 LIST_ARGUMENTS = """q: $q, folder: $folder, imapServer: $imapServer, dateFrom: $dateFrom, dateTo: $dateTo,
   ordering: $ordering, page: $page, pageSize: $pageSize"""
@@ -113,15 +114,33 @@ def to_rest_detail(email: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+DATE_FORMAT_ERROR = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+
+
+def _dates(params: Any) -> dict[str, str | None]:
+    """``date_from``/``date_to`` as GraphQL Date variables; DRF's message for any other format."""
+    values, errors = {}, {}
+    for name, variable in (("date_from", "dateFrom"), ("date_to", "dateTo")):
+        value = params.get(name) or None
+        try:
+            if value is not None and (len(value) != 10 or not date.fromisoformat(value)):
+                raise ValueError
+        except ValueError:
+            errors[name] = [DATE_FORMAT_ERROR]
+        values[variable] = value
+    if errors:
+        raise ApiError(400, errors)
+    return values
+
+
 def _list_variables(request: Request) -> dict[str, Any]:
     """The list query parameters as GraphQL variables."""
     params = request.query_params
     return {
+        **_dates(params),
         "q": params.get("q") or None,
         "folder": params.get("folder") or None,
         "imapServer": params.get("imap_server") or None,
-        "dateFrom": params.get("date_from") or None,
-        "dateTo": params.get("date_to") or None,
         "ordering": params.get("ordering") or None,
         "page": page_number(params.get("page")),
         "pageSize": page_size(params.get("page_size")),

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from imap2api.models import (
+    ImapServerCreate,
+    ImapServerPublic,
+    WebhookDeliveryPublic,
+    WebhookPublic,
+    WebhookSettings,
+)
+from imap2api.rest.shapes import openapi_model
 
 
 class ValidationErrorBody(BaseModel):
@@ -23,48 +32,16 @@ class DetailBody(BaseModel):
     detail: str
 
 
+# The resources' bodies are derived from the models (the one declaration of each field, with its
+# description and bounds): a field added there appears here.
+@openapi_model(ImapServerCreate, first=("name", "host", "port", "username", "password"))
 class ImapServerIn(BaseModel):
     """An IMAP account to create or change (on update every field is optional)."""
 
-    name: str = Field(max_length=255)
-    host: str = Field(max_length=255)
-    port: int = Field(993, ge=1, le=65535)
-    username: str = Field(max_length=255)
-    password: str = Field(
-        json_schema_extra={"writeOnly": True},
-        description="required again on an update that changes host, port, use_ssl or tls_mode",
-    )
-    use_ssl: bool = Field(True, description="true: implicit TLS (tls_mode ssl); false: tls_mode starttls")
-    tls_mode: Literal["ssl", "starttls", "none"] = Field(
-        "ssl",
-        description="ssl (implicit TLS), starttls (required) or none (clear text); wins over use_ssl, "
-        "which decides when it is left out",
-    )
-    sync_limit_type: str = Field("all", pattern="^(all|last_n|days|weeks|months)$")
-    sync_limit_value: int | None = Field(None, ge=1)
-    folders_to_sync: str = ""
-    exclude_trash: bool = True
 
-
+@openapi_model(ImapServerPublic, output=True)
 class ImapServerOut(BaseModel):
     """An IMAP account as the API shows it (never with its password)."""
-
-    id: int
-    name: str
-    host: str
-    port: int
-    username: str
-    use_ssl: bool
-    tls_mode: Literal["ssl", "starttls", "none"]
-    sync_limit_type: str
-    sync_limit_value: int | None
-    folders_to_sync: str
-    exclude_trash: bool
-    last_sync: datetime | None
-    last_sync_status: str
-    last_error: str
-    created_at: datetime
-    updated_at: datetime
 
 
 class EmailListItem(BaseModel):
@@ -163,34 +140,14 @@ class ImapServerList(BaseModel):
     results: list[ImapServerOut]
 
 
-WEBHOOK_EVENTS = ("email.received", "thread.updated", "sync.completed")
-
-
+@openapi_model(WebhookSettings, ids=("imap_server",))
 class WebhookIn(BaseModel):
     """A webhook to create or change (on update every field is optional)."""
 
-    url: str = Field(max_length=2000, description="http(s) URL the events are POSTed to")
-    events: list[str] = Field(
-        default=list(WEBHOOK_EVENTS),
-        description="subset of email.received, thread.updated, sync.completed (default: all)",
-        json_schema_extra={"items": {"type": "string", "enum": list(WEBHOOK_EVENTS)}},
-    )
-    imap_server: int | None = Field(None, description="only events of this server (null: every server)")
-    is_active: bool = True
 
-
+@openapi_model(WebhookPublic, ids=("imap_server",), output=True)
 class WebhookOut(BaseModel):
     """A webhook as the API shows it (never with its secret, except right after creation/rotation)."""
-
-    id: int
-    url: str
-    events: list[str]
-    imap_server: int | None
-    is_active: bool
-    disabled_reason: str = Field(description="why the endpoint was disabled automatically, if it was")
-    failing_since: datetime | None = Field(description="since when every delivery has failed")
-    created_at: datetime
-    updated_at: datetime
 
 
 class WebhookCreated(WebhookOut):
@@ -208,20 +165,9 @@ class WebhookList(BaseModel):
     results: list[WebhookOut]
 
 
+@openapi_model(WebhookDeliveryPublic, exclude=("webhook",), output=True)
 class WebhookDeliveryOut(BaseModel):
     """One attempt to deliver one event to one webhook."""
-
-    id: int
-    event_id: str
-    event_type: str
-    attempt: int
-    status: str = Field(description="pending, sending, success, retrying or failed")
-    response_status: int | None
-    response_body: str = Field(description="the first 2 KB of the response")
-    error: str
-    duration_ms: int | None
-    created_at: datetime
-    next_attempt_at: datetime | None
 
 
 class WebhookDeliveryList(BaseModel):

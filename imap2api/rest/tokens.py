@@ -7,27 +7,25 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
+from imap2api.models import ApiTokenPublic
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
 from imap2api.rest.schemas import ERRORS, documented
-from imap2api.rest.wire import JSONRoute, iso_z
+from imap2api.rest.shapes import RestOutput, openapi_model
+from imap2api.rest.wire import JSONRoute
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=JSONRoute)
 
-LIST = """query($page: Int!, $pageSize: Int) { apiTokens(page: $page, pageSize: $pageSize) {
-  count page hasNext hasPrevious results { id name prefix createdAt lastUsedAt expiresAt } } }"""
+TOKEN = RestOutput(ApiTokenPublic, first=("id", "name", "prefix"))
+LIST = f"""query($page: Int!, $pageSize: Int) {{ apiTokens(page: $page, pageSize: $pageSize) {{
+  count page hasNext hasPrevious results {{ {TOKEN.selection} }} }} }}"""
 REVOKE = "mutation($id: ID!) { revokeApiToken(id: $id) }"
+to_rest = TOKEN.to_rest
 
 
+@openapi_model(ApiTokenPublic, first=("id", "name", "prefix"), output=True)
 class ApiTokenOut(BaseModel):
     """One API token, without its key."""
-
-    id: int
-    name: str
-    prefix: str
-    created_at: str
-    last_used_at: str | None
-    expires_at: str | None
 
 
 class ApiTokenList(BaseModel):
@@ -37,18 +35,6 @@ class ApiTokenList(BaseModel):
     next: str | None
     previous: str | None
     results: list[ApiTokenOut]
-
-
-def to_rest(token: dict[str, Any]) -> dict[str, Any]:
-    """GraphQL ApiToken → its JSON object."""
-    return {
-        "id": int(token["id"]),
-        "name": token["name"],
-        "prefix": token["prefix"],
-        "created_at": iso_z(token["createdAt"]),
-        "last_used_at": iso_z(token["lastUsedAt"]),
-        "expires_at": iso_z(token["expiresAt"]),
-    }
 
 
 @router.get(

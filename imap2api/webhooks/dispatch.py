@@ -21,10 +21,10 @@ from datetime import timedelta
 from imap2api.config import settings
 from imap2api.crud import webhooks as crud_webhooks
 from imap2api.db import session_scope
+from imap2api.enums import TEST_EVENT, DeliveryStatus
 from imap2api.models import Event, utcnow
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.webhooks import retry, sender, signing
-from imap2api.webhooks.validation import TEST_EVENT
 
 log = logging.getLogger("imap2api.webhooks")
 
@@ -110,7 +110,9 @@ def deliver(delivery_id: int) -> Retry | None:
             return None  # gone, done, taken by another worker, or not yet due
         refusal, secret = _refusal(claimed)
         if refusal:
-            crud_webhooks.record_attempt(session, delivery_id=delivery_id, status="failed", error=refusal)
+            crud_webhooks.record_attempt(
+                session, delivery_id=delivery_id, status=DeliveryStatus.FAILED, error=refusal
+            )
             return None
     body = event_message(claimed.event)
     result = sender.send(claimed.webhook.url, body, signing.headers(secret, claimed.event.id, body))
@@ -143,7 +145,11 @@ def _record(claimed: crud_webhooks.ClaimedDelivery, result: sender.SendResult) -
         ):
             log.warning("webhook %s disabled: its deliveries have failed for too long", webhook_id)
             delay = None
-        status = "success" if result.ok else ("retrying" if delay is not None else "failed")
+        status = (
+            DeliveryStatus.SUCCESS
+            if result.ok
+            else (DeliveryStatus.RETRYING if delay is not None else DeliveryStatus.FAILED)
+        )
         if not crud_webhooks.record_attempt(
             session,
             delivery_id=claimed.delivery.id or 0,

@@ -6,11 +6,14 @@ from typing import Any
 
 import httpx
 
+from imap2api.enums import TEST_EVENT, EventType
 from imap2api.errors import ValidationFailed
+from imap2api.fields import max_length
+from imap2api.models import WebhookSettings
 
-EVENT_TYPES = ("email.received", "thread.updated", "sync.completed")
-TEST_EVENT = "webhook.test"
-MAX_URL_LENGTH = 2000
+EVENT_TYPES = tuple(EventType)  # the name the admin imports; TEST_EVENT likewise
+MAX_URL_LENGTH = max_length(WebhookSettings, "url") or 2000
+__all__ = ["EVENT_TYPES", "MAX_URL_LENGTH", "TEST_EVENT", "normalize_events", "validate_webhook"]
 
 
 def _url_error(url: Any) -> str | None:
@@ -45,7 +48,7 @@ def normalize_events(value: Any) -> tuple[list[str], list[str]]:
     errors = [f'"{item}" is not a valid choice.' for item in value if item not in EVENT_TYPES]
     if not value and not errors:
         errors.append("This selection may not be empty.")
-    return [name for name in EVENT_TYPES if name in value], errors
+    return [name.value for name in EventType if name in value], errors
 
 
 def validate_webhook(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -73,7 +76,7 @@ def validate_webhook(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         if problems:
             errors["events"] = problems
     elif creating and "events" not in clean:
-        clean["events"] = list(EVENT_TYPES)
+        clean["events"] = [name.value for name in EventType]
     if creating and clean.get("is_active") is None and "is_active" not in errors:
         clean["is_active"] = True
     if errors:

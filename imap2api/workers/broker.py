@@ -1,4 +1,8 @@
-"""The Dramatiq broker: Redis when ``IMAP2API_REDIS_URL`` is set, an in-process stub otherwise."""
+"""The Dramatiq broker: Redis when ``IMAP2API_REDIS_URL`` is set, an in-process stub otherwise.
+
+Built on first use by ``get_broker`` (never at import), or installed by ``use_broker`` (tests give
+each test a fresh stub broker). Actors are declared on it by ``imap2api.workers.actors``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
-from imap2api.config import settings
+from imap2api.config import Settings, settings
 
 
 def _middleware() -> list:
@@ -21,16 +25,28 @@ def _middleware() -> list:
     ]
 
 
-def make_broker() -> dramatiq.Broker:
-    """Build the broker the current settings call for."""
-    if settings.redis_url:
+def make_broker(config: Settings) -> dramatiq.Broker:
+    """Build the broker ``config`` calls for."""
+    if config.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=settings.redis_url, middleware=_middleware(), namespace=settings.redis_prefix)
+        return RedisBroker(url=config.redis_url, middleware=_middleware(), namespace=config.redis_prefix)
     broker = StubBroker(middleware=_middleware())
     broker.emit_after("process_boot")
     return broker
 
 
-broker = make_broker()
-dramatiq.set_broker(broker)
+_current: dramatiq.Broker | None = None
+
+
+def get_broker() -> dramatiq.Broker:
+    """The broker of this process: the installed one, else one built from the settings now."""
+    return _current if _current is not None else use_broker(make_broker(settings))
+
+
+def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
+    """Install ``broker`` as this process's broker (Dramatiq's global one too) and return it."""
+    global _current
+    _current = broker
+    dramatiq.set_broker(broker)
+    return broker

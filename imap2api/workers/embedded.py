@@ -20,10 +20,11 @@ def start_embedded_worker() -> list[Worker]:
     """Start the worker lanes on the stub broker, and the scheduler thread (idempotent)."""
     global _workers, _scheduler
     if _workers is None:
-        from imap2api.workers import actors  # noqa: F401 - declares the actors on the broker
-        from imap2api.workers.broker import broker
+        from imap2api.workers.actors import declare_actors
+        from imap2api.workers.broker import get_broker
         from imap2api.workers.recovery import recover_runs
 
+        broker = declare_actors(get_broker())
         # Before any request can join one: the runs a dead predecessor left are failed or requeued.
         try:
             recover_runs()

@@ -20,11 +20,12 @@ from dramatiq import Worker
 from dramatiq.common import q_name
 
 from imap2api.config import settings
+from imap2api.services import jobs
 
 log = logging.getLogger("imap2api.workers")
 
-REQUESTED_QUEUE = "sync"
-SCHEDULED_QUEUE = "sync_scheduled"
+REQUESTED_QUEUE = jobs.REQUESTED_SYNCS
+SCHEDULED_QUEUE = jobs.SCHEDULED_SYNCS
 SYNC_QUEUES = frozenset({REQUESTED_QUEUE, SCHEDULED_QUEUE})
 SLOWEST_LANE_STOP_MS = 1000  # a lane stopped past the shared deadline still gets this to hand back messages
 

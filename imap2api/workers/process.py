@@ -27,10 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _number, _frame: stopping.set())
 
-    from imap2api.workers import actors  # noqa: F401 - declares the actors and their queues
-    from imap2api.workers.broker import broker
+    from imap2api.workers.actors import declare_actors
+    from imap2api.workers.broker import get_broker
     from imap2api.workers.lanes import start_lanes, stop_lanes
 
+    broker = declare_actors(get_broker())
     broker.emit_after("process_boot")  # what Dramatiq's command line does first (TimeLimit starts here)
     workers = start_lanes(broker, job_threads=args.threads or settings.worker_threads)
     parent = os.getppid()

@@ -17,6 +17,7 @@ import threading
 
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
+from imap2api.services import jobs
 
 log = logging.getLogger("imap2api.workers")
 
@@ -45,15 +46,12 @@ def holder_is_dead(holder: str) -> bool:
 
 def recover_runs() -> tuple[int, int]:
     """Fail the runs of dead local holders and queue the queued runs again; returns both counts."""
-    from imap2api.workers.sync import sync_server, sync_server_scheduled
-
     with session_scope() as session:
         failed = crud_runs.fail_runs_of_dead_holders(session, is_dead=holder_is_dead)
         queued = [(run.imap_server_id, run.id, run.trigger) for run in crud_runs.queued_runs(session)]
     for server_id, run_id, trigger in queued:
         # Each in the lane it was queued in; a run whose message did survive runs once all the same.
-        actor = sync_server_scheduled if trigger == "schedule" else sync_server
-        actor.send(server_id, run_id)
+        jobs.send(jobs.sync_job(server_id, run_id, scheduled=trigger == "schedule"))
     if failed or queued:
         log.info(
             "start-up: failed %d sync runs left running by a dead process (WORKER_LOST), queued %d "

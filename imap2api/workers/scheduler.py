@@ -16,8 +16,10 @@ from datetime import timedelta
 from imap2api.config import settings
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.history import Pruned, prune_history
-from imap2api.db import session_scope
+from imap2api.db import in_session, session_scope
 from imap2api.models import utcnow
+from imap2api.services import sync
+from imap2api.services.principal import Principal
 
 log = logging.getLogger("imap2api.scheduler")
 
@@ -27,14 +29,12 @@ PRUNE_EVERY_SECONDS = 3600
 
 def enqueue_due_syncs() -> list[int]:
     """Queue a sync for every server whose interval has passed; returns their ids."""
-    from imap2api.workers.sync import request_sync
-
     with session_scope() as session:
         crud_runs.fail_abandoned_runs(session)
         due = crud_runs.claim_due_servers(session, default_interval=settings.sync_interval_seconds)
     for server_id in due:
         try:
-            request_sync(server_id=server_id, owner_id=None, trigger="schedule")
+            in_session(sync.request, Principal.system(), server_id, trigger="schedule")
         except Exception:  # noqa: BLE001 - one bad server must not stop the others
             log.exception("could not queue the scheduled sync of server %s", server_id)
     return due

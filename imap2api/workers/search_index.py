@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import dramatiq
-
 from imap2api.crud import search_index as crud_search_index
 from imap2api.db import session_scope
-from imap2api.workers import broker as _broker  # noqa: F401 - binds the actor to the configured broker
+from imap2api.services import jobs
 
 
 def index_all_pending(*, on_progress: Callable[[int], None] | None = None) -> int:
@@ -29,7 +27,6 @@ def index_all_pending(*, on_progress: Callable[[int], None] | None = None) -> in
             on_progress(total)
 
 
-@dramatiq.actor(queue_name="search", max_retries=3, time_limit=6 * 3600 * 1000)
 def index_search() -> None:
     """Index everything queued for search."""
     index_all_pending()
@@ -40,4 +37,4 @@ def search_index_tick() -> None:
     with session_scope() as session:
         waiting = crud_search_index.pending_count(session)
     if waiting:
-        index_search.send()
+        jobs.send(jobs.index_job())

@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-
+from imap2api.services import jobs
 from imap2api.webhooks import dispatch
-from imap2api.workers import broker as _broker  # noqa: F401 - binds the actors to the configured broker
 
 log = logging.getLogger("imap2api.workers")
 
-QUEUE = "webhooks"
 
-
-@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60 * 1000)
 def deliver_webhook(delivery_id: int) -> None:
     """Make one delivery attempt; schedule the next one when the receiver should be tried again."""
     following = dispatch.deliver(delivery_id)
     if following is not None:
-        deliver_webhook.send_with_options(
-            args=(following.delivery_id,), delay=int(following.delay_seconds * 1000)
-        )
+        jobs.send(jobs.delivery_job(following.delivery_id, delay_ms=int(following.delay_seconds * 1000)))
 
 
 def enqueue_delivery(delivery_id: int) -> None:
     """Queue a delivery attempt now."""
-    deliver_webhook.send(delivery_id)
+    jobs.send(jobs.delivery_job(delivery_id))
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60 * 1000)
 def dispatch_events() -> None:
     """Relay undispatched outbox events to the subscribed endpoints."""
     dispatch.relay_events(enqueue=enqueue_delivery)
@@ -43,5 +35,5 @@ def dispatch_events() -> None:
 
 def webhook_tick() -> None:
     """The scheduler's share: relay new events, and re-enqueue deliveries whose message was lost."""
-    dispatch_events.send()
+    jobs.send(jobs.dispatch_job())
     dispatch.requeue_overdue(enqueue=enqueue_delivery)

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import strawberry
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from imap2api.config import settings
-from imap2api.crud import servers as crud_servers
-from imap2api.crud import sync_runs as crud_runs
 from imap2api.errors import SyncFailed
 from imap2api.graphql.context import Context
 from imap2api.graphql.cost import ListSize
-from imap2api.graphql.ids import parse_id
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
-from imap2api.models import SyncRun
+from imap2api.ids import parse_id
+from imap2api.services import sync
 from imap2api.timeouts import extend_deadline
-from imap2api.workers.sync import request_sync, wait_for_run
 
 Info = strawberry.Info[Context, None]
-SYNC_RUNS = ListSize("limit", default=lambda: 20, maximum=lambda: 100)
-
-
-def _runs_of(session: Session, *, owner_id: int, server_id: int, limit: int) -> list[SyncRun]:
-    """A server's runs, after checking the server is the caller's."""
-    crud_servers.get_server(session, owner_id=owner_id, server_id=server_id)
-    return crud_runs.list_runs(session, server_id=server_id, limit=limit)
+SYNC_RUNS = ListSize("limit", default=lambda: 20, maximum=lambda: sync.MAX_RUNS)
 
 
 @strawberry.type
@@ -35,19 +24,14 @@ class SyncQuery:
     @strawberry.field(description="One sync run of one of the caller's servers.")
     async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRunType:
         """A run by id."""
-        user = info.context.require_user()
-        run = await info.context.db(crud_runs.get_run, run_id=parse_id(id), owner_id=user.id)
-        return to_gql_sync_run(run)
+        return to_gql_sync_run(await info.context.run(sync.get_run, parse_id(id)))
 
     @strawberry.field(
         description="The newest sync runs of a server, newest first.", metadata=SYNC_RUNS.metadata
     )
     async def sync_runs(self, info: Info, imap_server: strawberry.ID, limit: int = 20) -> list[SyncRunType]:
         """Recent runs of a server (at most 100)."""
-        user = info.context.require_user()
-        runs = await info.context.db(
-            _runs_of, owner_id=user.id, server_id=parse_id(imap_server), limit=max(1, min(limit, 100))
-        )
+        runs = await info.context.run(sync.runs_of, parse_id(imap_server), limit=limit)
         return [to_gql_sync_run(run) for run in runs]
 
 
@@ -58,13 +42,12 @@ class SyncMutation:
     @strawberry.mutation(description="Sync a server now; with wait (default) answer when it is done.")
     async def sync_imap_server(self, info: Info, id: strawberry.ID, wait: bool = True) -> SyncRunType:
         """Queue a sync (or join the running one); a waited sync that fails raises its error code."""
-        user = info.context.require_user()
-        run = await run_in_threadpool(request_sync, server_id=parse_id(id), owner_id=user.id)
+        run = await info.context.run(sync.request, parse_id(id))
         if wait:
             # Waiting is this request's job: its time bound is the wait, plus the usual bound for the rest.
             extend_deadline(settings.sync_wait_timeout_seconds + settings.request_timeout_seconds)
             # Waited on the run's channel, not in a thread: the thread pool serves every request's queries.
-            run = await wait_for_run(run.id or 0, timeout=settings.sync_wait_timeout_seconds)
+            run = await sync.wait_for_run(run.id or 0, timeout=settings.sync_wait_timeout_seconds)
             if run.status == "error":
                 raise SyncFailed(run.error, code=run.error_code or "SYNC_FAILED", run_id=run.id)
         return to_gql_sync_run(run)

@@ -1,0 +1,85 @@
+"""Every closed set of values the service knows, as ``StrEnum``s.
+
+The database stores the values (plain strings, so no migration follows a new member); GraphQL shows
+the member names (``LAST_N``, ``EMAIL_RECEIVED``); REST and the webhook payloads show the values
+(``last_n``, ``email.received``). A member compares equal to its value, so ``run.status == "queued"``
+and ``SyncStatus.QUEUED == "queued"`` both hold. The docstring of each enum is its GraphQL description.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class TlsMode(StrEnum):
+    """How the connection to the IMAP server is protected."""
+
+    SSL = "ssl"  # implicit TLS (port 993)
+    STARTTLS = "starttls"  # STARTTLS, required (port 143)
+    NONE = "none"  # clear text, only when chosen
+
+
+class SyncLimitType(StrEnum):
+    """Which messages of a folder are mirrored: all, the last N, or those of the last N days/weeks/months."""
+
+    ALL = "all"
+    LAST_N = "last_n"
+    DAYS = "days"
+    WEEKS = "weeks"
+    MONTHS = "months"  # 30 days each
+
+
+class SyncStatus(StrEnum):
+    """Where a sync run is: queued, running, or finished with success or error."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+# The runs that are not over yet: at most one per server (the partial unique index of migration 0005).
+ACTIVE_SYNC_STATUSES: Final = (SyncStatus.QUEUED, SyncStatus.RUNNING)
+
+
+class LastSyncStatus(StrEnum):
+    """How a server's last finished sync ended (``""``: never synced). REST and GraphQL show the value."""
+
+    NEVER = ""
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+class SyncTrigger(StrEnum):
+    """Who asked for a sync run: the API or admin, the scheduler, or ``imap2api sync``."""
+
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    CLI = "cli"
+
+
+class EventType(StrEnum):
+    """An event a webhook can subscribe to."""
+
+    EMAIL_RECEIVED = "email.received"
+    THREAD_UPDATED = "thread.updated"
+    SYNC_COMPLETED = "sync.completed"
+
+
+# Sent by "test webhook" to that webhook only; nobody subscribes to it, so it is not an EventType.
+TEST_EVENT: Final = "webhook.test"
+
+
+class DeliveryStatus(StrEnum):
+    """pending (waiting for its time), sending, success, retrying (a later attempt follows), failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SUCCESS = "success"
+    RETRYING = "retrying"
+    FAILED = "failed"
+
+
+# The attempts still under way (waiting for their time, or being sent).
+ACTIVE_DELIVERY_STATUSES: Final = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
