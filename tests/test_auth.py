@@ -114,7 +114,7 @@ def test_graphql_token_auth_mutation_and_header(client, make_user) -> None:
     wrong = client.post("/graphql", json={"query": mutation, "variables": {"u": username, "p": "no"}}).json()
     assert wrong["errors"][0]["extensions"]["code"] == "VALIDATION_ERROR"
     assert wrong["errors"][0]["extensions"]["fields"] == {
-        "non_field_errors": ["Unable to log in with provided credentials."]
+        "nonFieldErrors": ["Unable to log in with provided credentials."]
     }
 
 

@@ -91,9 +91,9 @@ def mailbox(mirror):
 
 
 LIST = """query($q: String, $folder: String, $thread: Boolean! = false, $ordering: String, $page: Int! = 1,
-                $pageSize: Int, $dateFrom: Date, $dateTo: Date, $server: ID) {
+                $pageSize: Int, $lastPage: Boolean! = false, $dateFrom: Date, $dateTo: Date, $server: ID) {
   emails(q: $q, folder: $folder, thread: $thread, ordering: $ordering, page: $page, pageSize: $pageSize,
-         dateFrom: $dateFrom, dateTo: $dateTo, imapServer: $server) {
+         lastPage: $lastPage, dateFrom: $dateFrom, dateTo: $dateTo, imapServer: $server) {
     count page pageSize hasNext hasPrevious results { id subject sender folder threadId threadCount date }
   }
 }"""
@@ -118,10 +118,11 @@ def test_pagination_and_ordering(client, mailbox) -> None:
     assert first["hasNext"] and not first["hasPrevious"] and second["hasPrevious"] and not second["hasNext"]
     ordered = [row["subject"] for row in first["results"] + second["results"]]
     assert ordered == sorted(ordered)
-    last = gql(client, mailbox.headers, LIST, pageSize=4, page=-1)["data"]["emails"]
-    assert last["page"] == 2
-    bad = gql(client, mailbox.headers, LIST, page=3)
-    assert bad["errors"][0]["extensions"]["code"] == "INVALID_PAGE"
+    last = gql(client, mailbox.headers, LIST, pageSize=4, page=7, lastPage=True)["data"]["emails"]
+    assert last["page"] == 2  # lastPage wins over page
+    for page in (3, 0, -1):  # past the end, or below 1 (-1 meant "last" before lastPage existed)
+        bad = gql(client, mailbox.headers, LIST, page=page)
+        assert bad["errors"][0]["extensions"]["code"] == "INVALID_PAGE", page
     capped = gql(client, mailbox.headers, LIST, pageSize=1000)["data"]["emails"]
     assert capped["pageSize"] == 100
 
@@ -176,7 +177,7 @@ def test_filters(client, mailbox) -> None:
     assert "$dateFrom" in bad["errors"][0]["message"]
     assert gql(client, mailbox.headers, LIST, server=str(mailbox.server_id))["data"]["emails"]["count"] == 6
     assert (
-        "imap_server"
+        "imapServer"
         in gql(client, mailbox.headers, LIST, server="999999")["errors"][0]["extensions"]["fields"]
     )
 

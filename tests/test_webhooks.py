@@ -305,7 +305,7 @@ def test_graphql_crud_validation_and_ownership(client, make_user) -> None:
     assert empty["extensions"]["fields"] == {"events": ["This selection may not be empty."]}
     foreign = gql(client, me, CREATE, input={"url": "https://a.example", "imapServer": str(theirs["id"])})
     assert foreign["errors"][0]["extensions"]["fields"] == {
-        "imap_server": [f'Invalid pk "{theirs["id"]}" - object does not exist.']
+        "imapServer": [f'Invalid pk "{theirs["id"]}" - object does not exist.']
     }
 
     # Someone else's webhook does not exist for them, whatever they try.

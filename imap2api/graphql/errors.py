@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
 
 from imap2api.errors import Imap2ApiError, SyncFailed, ValidationFailed
 
@@ -22,7 +23,8 @@ def _expected(error: GraphQLError) -> GraphQLError:
     extensions = dict(error.extensions or {})
     extensions["code"] = original.code
     if isinstance(original, ValidationFailed):
-        extensions["fields"] = original.fields
+        # Keyed by the GraphQL (camelCase) names; the REST adapter turns them back into its own.
+        extensions["fields"] = {to_camel_case(name): messages for name, messages in original.fields.items()}
     if isinstance(original, SyncFailed) and original.run_id is not None:
         extensions["syncRun"] = str(original.run_id)
     return GraphQLError(

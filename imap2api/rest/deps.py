@@ -11,6 +11,7 @@ from imap2api.graphql.context import Context, authenticate
 from imap2api.graphql.schema import schema
 from imap2api.models import User
 from imap2api.rest.errors import ApiError, not_authenticated, not_found
+from imap2api.rest.wire import to_snake_case
 
 STATUS_BY_CODE = {
     "UNAUTHENTICATED": 401,
@@ -40,7 +41,10 @@ def error_to_api_error(error: dict[str, Any]) -> ApiError:
     extensions = error.get("extensions") or {}
     code = extensions.get("code", "")
     if code == "VALIDATION_ERROR":
-        return ApiError(400, extensions.get("fields") or {"non_field_errors": [error["message"]]})
+        fields = {
+            to_snake_case(name): messages for name, messages in (extensions.get("fields") or {}).items()
+        }
+        return ApiError(400, fields or {"non_field_errors": [error["message"]]})
     if code == "NOT_FOUND":
         return not_found()
     if code == "INVALID_PAGE":

@@ -11,7 +11,7 @@ from imap2api.config import settings
 from imap2api.graphql.types.email import MAX_ATTACHMENTS
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import page_number, page_size, paginated
+from imap2api.rest.pagination import PAGE_ARGUMENTS, PAGE_VARIABLES, page_variables, paginated
 from imap2api.rest.schemas import (
     EmailDetail,
     EmailList,
@@ -32,10 +32,10 @@ THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"
 DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml createdAt updatedAt inReplyTo references flags size
   attachments(limit: {MAX_ATTACHMENTS}) {{ filename contentType size contentId inline }}
   threadEmails(limit: $members) {{ {THREAD_FIELDS} }}"""
-LIST_VARIABLES = """$q: String, $folder: String, $imapServer: ID, $dateFrom: Date, $dateTo: Date,
-  $ordering: String, $page: Int!, $pageSize: Int"""
-LIST_ARGUMENTS = """q: $q, folder: $folder, imapServer: $imapServer, dateFrom: $dateFrom, dateTo: $dateTo,
-  ordering: $ordering, page: $page, pageSize: $pageSize"""
+LIST_VARIABLES = f"""$q: String, $folder: String, $imapServer: ID, $dateFrom: Date, $dateTo: Date,
+  $ordering: String, {PAGE_VARIABLES}"""
+LIST_ARGUMENTS = f"""q: $q, folder: $folder, imapServer: $imapServer, dateFrom: $dateFrom, dateTo: $dateTo,
+  ordering: $ordering, {PAGE_ARGUMENTS}"""
 PAGE = f"count page hasNext hasPrevious results {{ {LIST_FIELDS} }}"
 
 LIST = (
@@ -142,8 +142,7 @@ def _list_variables(request: Request) -> dict[str, Any]:
         "folder": params.get("folder") or None,
         "imapServer": params.get("imap_server") or None,
         "ordering": params.get("ordering") or None,
-        "page": page_number(params.get("page")),
-        "pageSize": page_size(params.get("page_size")),
+        **page_variables(params),
     }
 
 

@@ -12,7 +12,13 @@ from imap2api.enums import SyncStatus
 from imap2api.models import ImapServerCreate, ImapServerPublic
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
+from imap2api.rest.pagination import (
+    PAGE_ARGUMENTS,
+    PAGE_PARAMETERS,
+    PAGE_VARIABLES,
+    page_variables,
+    paginated,
+)
 from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
 from imap2api.rest.shapes import RestInput, RestOutput, refused
 from imap2api.rest.wire import JSONRoute, coerce_fields, read_body
@@ -29,7 +35,7 @@ TO_GRAPHQL = SERVER_INPUT.to_camel
 to_rest = SERVER.to_rest
 
 LIST = (
-    "query($page: Int!, $pageSize: Int) { imapServers(page: $page, pageSize: $pageSize) {"
+    f"query({PAGE_VARIABLES}) {{ imapServers({PAGE_ARGUMENTS}) {{"
     f" count page hasNext hasPrevious results {{ {SERVER_FIELDS} }} }} }}"
 )
 GET = f"query($id: ID!) {{ imapServer(id: $id) {{ {SERVER_FIELDS} }} }}"
@@ -76,8 +82,7 @@ _BODY = {
 async def list_servers(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's IMAP servers, paginated."""
     params = request.query_params
-    variables = {"page": page_number(params.get("page")), "pageSize": page_size(params.get("page_size"))}
-    data = (await execute(LIST, variables, user=user))["imapServers"]
+    data = (await execute(LIST, page_variables(params), user=user))["imapServers"]
     return paginated(request, data, [to_rest(server) for server in data["results"]])
 
 

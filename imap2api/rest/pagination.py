@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import Request
 
-from imap2api.crud.common import LAST_PAGE
 from imap2api.rest.errors import ApiError
 
 # For /openapi.json: routes read these from the query string themselves (DRF's lenient parsing).
@@ -37,16 +36,26 @@ def invalid_page() -> ApiError:
     return ApiError(404, {"detail": "Invalid page."})
 
 
-def page_number(raw: str | None) -> int:
-    """The page asked for: 1 by default, ``LAST_PAGE`` for "last" only; anything else below 1 is a 404.
+# The page variables of a list operation, for the routes' GraphQL documents.
+PAGE_VARIABLES = "$page: Int!, $pageSize: Int, $lastPage: Boolean!"
+PAGE_ARGUMENTS = "page: $page, pageSize: $pageSize, lastPage: $lastPage"
 
-    GraphQL reads ``page: -1`` as the last page; on REST only ``page=last`` means that (as in DRF), so a
-    negative number must never reach the query.
-    """
+
+def page_variables(params: Any) -> dict[str, Any]:
+    """``?page=&page_size=`` as GraphQL variables: ``page=last`` (as in DRF) is ``lastPage``."""
+    raw = params.get("page")
+    last = raw == "last"
+    return {
+        "page": 1 if last else page_number(raw),
+        "pageSize": page_size(params.get("page_size")),
+        "lastPage": last,
+    }
+
+
+def page_number(raw: str | None) -> int:
+    """The page asked for: 1 by default; anything but a number from 1 up is a 404 (``last`` apart)."""
     if raw is None or raw == "":
         return 1
-    if raw == "last":
-        return LAST_PAGE
     try:
         number = int(raw)
     except ValueError:

@@ -9,7 +9,13 @@ from pydantic import BaseModel
 
 from imap2api.models import ApiTokenPublic
 from imap2api.rest.deps import CurrentUser, execute
-from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
+from imap2api.rest.pagination import (
+    PAGE_ARGUMENTS,
+    PAGE_PARAMETERS,
+    PAGE_VARIABLES,
+    page_variables,
+    paginated,
+)
 from imap2api.rest.schemas import ERRORS, documented
 from imap2api.rest.shapes import RestOutput, openapi_model
 from imap2api.rest.wire import JSONRoute
@@ -17,7 +23,7 @@ from imap2api.rest.wire import JSONRoute
 router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=JSONRoute)
 
 TOKEN = RestOutput(ApiTokenPublic, first=("id", "name", "prefix"))
-LIST = f"""query($page: Int!, $pageSize: Int) {{ apiTokens(page: $page, pageSize: $pageSize) {{
+LIST = f"""query({PAGE_VARIABLES}) {{ apiTokens({PAGE_ARGUMENTS}) {{
   count page hasNext hasPrevious results {{ {TOKEN.selection} }} }} }}"""
 REVOKE = "mutation($id: ID!) { revokeApiToken(id: $id) }"
 to_rest = TOKEN.to_rest
@@ -46,8 +52,7 @@ class ApiTokenList(BaseModel):
 async def list_tokens(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's API tokens, newest first."""
     params = request.query_params
-    variables = {"page": page_number(params.get("page")), "pageSize": page_size(params.get("page_size"))}
-    data = (await execute(LIST, variables, user=user))["apiTokens"]
+    data = (await execute(LIST, page_variables(params), user=user))["apiTokens"]
     return paginated(request, data, [to_rest(token) for token in data["results"]])
 
 

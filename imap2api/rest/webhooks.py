@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from imap2api.models import WebhookDeliveryPublic, WebhookPublic, WebhookSettings
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import PAGE_PARAMETERS, page_number, page_size, paginated
+from imap2api.rest.pagination import (
+    PAGE_ARGUMENTS,
+    PAGE_PARAMETERS,
+    PAGE_VARIABLES,
+    page_variables,
+    paginated,
+)
 from imap2api.rest.schemas import (
     ERRORS,
     WebhookCreated,
@@ -38,7 +44,7 @@ TO_GRAPHQL = WEBHOOK_INPUT.to_camel
 to_rest = WEBHOOK.to_rest
 delivery_to_rest = DELIVERY.to_rest
 
-LIST = f"""query($page: Int!, $pageSize: Int) {{ webhooks(page: $page, pageSize: $pageSize) {{
+LIST = f"""query({PAGE_VARIABLES}) {{ webhooks({PAGE_ARGUMENTS}) {{
   count page hasNext hasPrevious results {{ {WEBHOOK_FIELDS} }} }} }}"""
 GET = f"query($id: ID!) {{ webhook(id: $id) {{ {WEBHOOK_FIELDS} }} }}"
 CREATE = f"""mutation($input: WebhookInput!) {{ createWebhook(input: $input) {{
@@ -48,8 +54,8 @@ UPDATE = f"""mutation($id: ID!, $input: WebhookInput!) {{ updateWebhook(id: $id,
 DELETE = "mutation($id: ID!) { deleteWebhook(id: $id) }"
 ROTATE = f"mutation($id: ID!) {{ rotateWebhookSecret(id: $id) {{ secret webhook {{ {WEBHOOK_FIELDS} }} }} }}"
 TEST = f"mutation($id: ID!) {{ testWebhook(id: $id) {{ {DELIVERY_FIELDS} }} }}"
-DELIVERIES = f"""query($id: ID!, $page: Int!, $pageSize: Int) {{
-  webhookDeliveries(webhookId: $id, page: $page, pageSize: $pageSize) {{
+DELIVERIES = f"""query($id: ID!, {PAGE_VARIABLES}) {{
+  webhookDeliveries(webhookId: $id, {PAGE_ARGUMENTS}) {{
     count page hasNext hasPrevious results {{ {DELIVERY_FIELDS} }} }} }}"""
 
 
@@ -101,8 +107,7 @@ _BODY = {
 async def list_webhooks(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's webhooks, paginated."""
     params = request.query_params
-    variables = {"page": page_number(params.get("page")), "pageSize": page_size(params.get("page_size"))}
-    data = (await execute(LIST, variables, user=user))["webhooks"]
+    data = (await execute(LIST, page_variables(params), user=user))["webhooks"]
     return paginated(request, data, [to_rest(webhook) for webhook in data["results"]])
 
 
@@ -163,11 +168,7 @@ async def rotate_secret(webhook_id: str, user: CurrentUser) -> dict[str, Any]:
 async def list_deliveries(webhook_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Every delivery attempt of the webhook, newest first, paginated."""
     params = request.query_params
-    variables = {
-        "id": webhook_id,
-        "page": page_number(params.get("page")),
-        "pageSize": page_size(params.get("page_size")),
-    }
+    variables = {"id": webhook_id, **page_variables(params)}
     data = (await execute(DELIVERIES, variables, user=user))["webhookDeliveries"]
     return paginated(request, data, [delivery_to_rest(delivery) for delivery in data["results"]])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi.routing import APIRoute
 from imap2api import nesting
 from imap2api.rest.errors import ApiError
 
+_UPPER = re.compile(r"(?<!^)([A-Z])")
 _TRUE = {True, "1", "true", "True", "TRUE", "yes", "on", "t", "y"}
 _FALSE = {False, "0", "false", "False", "FALSE", "no", "off", "f", "n"}
 
@@ -77,6 +79,11 @@ def coerce_fields(data: dict[str, Any], types: dict[str, type]) -> dict[str, Any
     if errors:
         raise ApiError(400, errors)
     return clean
+
+
+def to_snake_case(name: str) -> str:
+    """``imapServer`` → ``imap_server``: a GraphQL name as the REST body spells it."""
+    return _UPPER.sub(r"_\1", name).lower()
 
 
 def iso_z(value: str | None) -> str | None:

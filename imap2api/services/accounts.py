@@ -9,7 +9,7 @@ from imap2api.crud import users as crud_users
 from imap2api.crud.common import Page
 from imap2api.errors import InvalidCredentials, NotFound, ValidationFailed
 from imap2api.models import ApiToken, User
-from imap2api.services.paging import page_size
+from imap2api.services.paging import page_number, page_size
 from imap2api.services.principal import Principal, Role
 
 LOGIN_TOKEN_NAME = "token-auth"
@@ -31,9 +31,13 @@ def issue_token(session: Session, *, username: str, password: str) -> tuple[User
     return user, crud_users.create_token(session, user_id=user.id or 0, name=LOGIN_TOKEN_NAME)
 
 
-def page_tokens(session: Session, actor: Principal, *, number: int, size: int | None) -> Page[ApiToken]:
+def page_tokens(
+    session: Session, actor: Principal, *, number: int, size: int | None, last: bool = False
+) -> Page[ApiToken]:
     """One page of the user's own tokens, newest first."""
-    return crud_users.page_tokens(session, user_id=_self(actor), page=number, page_size=page_size(size))
+    return crud_users.page_tokens(
+        session, user_id=_self(actor), page=page_number(number, last=last), page_size=page_size(size)
+    )
 
 
 def revoke_token(session: Session, actor: Principal, token_id: int) -> None:

@@ -14,7 +14,7 @@ from imap2api.errors import NotFound, ValidationFailed
 from imap2api.mail.search import SearchSyntaxError, parse_search
 from imap2api.models import Email
 from imap2api.services import servers
-from imap2api.services.paging import page_size
+from imap2api.services.paging import page_number, page_size
 from imap2api.services.principal import Principal
 
 SERVER_CHOICE_ERROR = "Select a valid choice. That choice is not one of the available choices."
@@ -32,6 +32,7 @@ class EmailQuery:
     ordering: str | None = None
     page: int = 1
     page_size: int | None = None
+    last_page: bool = False
 
 
 def _filters(session: Session, actor: Principal, query: EmailQuery) -> crud_emails.EmailFilters:
@@ -61,7 +62,7 @@ def page(session: Session, actor: Principal, query: EmailQuery, *, threaded: boo
         session,
         filters=_filters(session, actor, query),
         ordering=query.ordering,
-        page=query.page or 1,
+        page=page_number(query.page, last=query.last_page),
         page_size=page_size(query.page_size),
         threaded=threaded,
     )

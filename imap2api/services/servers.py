@@ -12,7 +12,7 @@ from imap2api.errors import NotFound, ValidationFailed
 from imap2api.ids import parse_id
 from imap2api.models import ImapServer
 from imap2api.services.accounts import owner_for_new
-from imap2api.services.paging import page_size
+from imap2api.services.paging import page_number, page_size
 from imap2api.services.principal import Principal
 from imap2api.validation import validate_server
 
@@ -54,10 +54,14 @@ def referenced(
     return server_id
 
 
-def page(session: Session, actor: Principal, *, number: int, size: int | None) -> Page[ImapServer]:
+def page(
+    session: Session, actor: Principal, *, number: int, size: int | None, last: bool = False
+) -> Page[ImapServer]:
     """One page of the user's servers, oldest first."""
     assert actor.user_id is not None
-    return crud_servers.list_servers(session, owner_id=actor.user_id, page=number, page_size=page_size(size))
+    return crud_servers.list_servers(
+        session, owner_id=actor.user_id, page=page_number(number, last=last), page_size=page_size(size)
+    )
 
 
 def create(

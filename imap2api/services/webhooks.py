@@ -11,7 +11,7 @@ from imap2api.crud.common import Page
 from imap2api.models import Webhook, WebhookDelivery
 from imap2api.services import jobs, servers
 from imap2api.services.accounts import owner_for_new
-from imap2api.services.paging import page_size
+from imap2api.services.paging import page_number, page_size
 from imap2api.services.principal import Principal
 from imap2api.webhooks.signing import new_secret
 from imap2api.webhooks.validation import validate_webhook
@@ -25,21 +25,27 @@ def get(session: Session, actor: Principal, webhook_id: int) -> Webhook:
     return crud_webhooks.get_webhook(session, owner_id=actor.owner_scope, webhook_id=webhook_id)
 
 
-def page(session: Session, actor: Principal, *, number: int, size: int | None) -> Page[Webhook]:
+def page(
+    session: Session, actor: Principal, *, number: int, size: int | None, last: bool = False
+) -> Page[Webhook]:
     """One page of the user's webhooks, oldest first."""
     assert actor.user_id is not None
     return crud_webhooks.list_webhooks(
-        session, owner_id=actor.user_id, page=number, page_size=page_size(size)
+        session, owner_id=actor.user_id, page=page_number(number, last=last), page_size=page_size(size)
     )
 
 
 def deliveries(
-    session: Session, actor: Principal, webhook_id: int, *, number: int, size: int | None
+    session: Session, actor: Principal, webhook_id: int, *, number: int, size: int | None, last: bool = False
 ) -> Page[WebhookDelivery]:
     """One page of a webhook's delivery attempts, newest first."""
     webhook = get(session, actor, webhook_id)
     return crud_webhooks.list_deliveries(
-        session, owner_id=webhook.owner_id, webhook_id=webhook_id, page=number, page_size=page_size(size)
+        session,
+        owner_id=webhook.owner_id,
+        webhook_id=webhook_id,
+        page=page_number(number, last=last),
+        page_size=page_size(size),
     )
 
 

@@ -23,10 +23,14 @@ class AuthQuery:
 
     @strawberry.field(description="The caller's API tokens, newest first.")
     async def api_tokens(
-        self, info: strawberry.Info[Context, None], page: int = 1, page_size: int | None = None
+        self,
+        info: strawberry.Info[Context, None],
+        page: int = 1,
+        page_size: int | None = None,
+        last_page: bool = False,
     ) -> Page[ApiTokenType]:
         """One page of tokens: name, prefix, when issued, last used and expiring."""
-        result = await info.context.run(accounts.page_tokens, number=page, size=page_size)
+        result = await info.context.run(accounts.page_tokens, number=page, size=page_size, last=last_page)
         return to_gql_page(result, to_gql_api_token)
 
 

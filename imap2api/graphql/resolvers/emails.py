@@ -37,7 +37,7 @@ LIST_ARGS_DOC = (
     "q: search (substring over subject, sender, recipient, body; Gmail operators from:, to:, subject:, "
     'in:, has:attachment, is:unread|read|starred, after:/before:YYYY-MM-DD, "phrases", -negation). '
     "ordering: date, subject, sender, folder, created_at, with - for descending (default -date). "
-    "page: 1-based, -1 for the last page. pageSize: default 50, at most 100."
+    "page: 1-based; lastPage: the last page, whatever page says. pageSize: default 50, at most 100."
 )
 
 
@@ -60,6 +60,7 @@ class EmailQuery:
         ordering: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        last_page: bool = False,
     ) -> Page[EmailType]:
         """A page of emails; with ``thread`` each conversation appears once, as its newest message."""
         query = _query(locals())
@@ -79,6 +80,7 @@ class EmailQuery:
         ordering: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        last_page: bool = False,
     ) -> Page[EmailType]:
         """A page of threads: ``emails`` with ``thread: true``."""
         query = _query(locals())

@@ -24,10 +24,10 @@ class ImapServerQuery:
 
     @strawberry.field(description="The caller's IMAP servers, oldest first.")
     async def imap_servers(
-        self, info: Info, page: int = 1, page_size: int | None = None
+        self, info: Info, page: int = 1, page_size: int | None = None, last_page: bool = False
     ) -> Page[ImapServerType]:
-        """One page of servers (``page: -1`` is the last page)."""
-        result = await info.context.run(servers.page, number=page, size=page_size)
+        """One page of servers (``lastPage``: the last one, whatever ``page`` says)."""
+        result = await info.context.run(servers.page, number=page, size=page_size, last=last_page)
         return to_gql_page(result, to_gql_imap_server)
 
     @strawberry.field(description="One of the caller's IMAP servers.")

@@ -26,9 +26,11 @@ class WebhookQuery:
     """Reads of webhooks and deliveries."""
 
     @strawberry.field(description="The caller's webhooks, oldest first.")
-    async def webhooks(self, info: Info, page: int = 1, page_size: int | None = None) -> Page[WebhookType]:
-        """One page of webhooks (``page: -1`` is the last page)."""
-        result = await info.context.run(webhooks.page, number=page, size=page_size)
+    async def webhooks(
+        self, info: Info, page: int = 1, page_size: int | None = None, last_page: bool = False
+    ) -> Page[WebhookType]:
+        """One page of webhooks (``lastPage``: the last one, whatever ``page`` says)."""
+        result = await info.context.run(webhooks.page, number=page, size=page_size, last=last_page)
         return to_gql_page(result, to_gql_webhook)
 
     @strawberry.field(description="One of the caller's webhooks.")
@@ -38,11 +40,16 @@ class WebhookQuery:
 
     @strawberry.field(description="Every delivery attempt of a webhook, newest first.")
     async def webhook_deliveries(
-        self, info: Info, webhook_id: strawberry.ID, page: int = 1, page_size: int | None = None
+        self,
+        info: Info,
+        webhook_id: strawberry.ID,
+        page: int = 1,
+        page_size: int | None = None,
+        last_page: bool = False,
     ) -> Page[WebhookDeliveryType]:
         """One page of attempts (status code, duration, response excerpt, error)."""
         result = await info.context.run(
-            webhooks.deliveries, parse_id(webhook_id), number=page, size=page_size
+            webhooks.deliveries, parse_id(webhook_id), number=page, size=page_size, last=last_page
         )
         return to_gql_page(result, to_gql_webhook_delivery)
 
