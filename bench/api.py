@@ -39,6 +39,8 @@ from random import Random
 from typing import Any
 from urllib.parse import urlparse
 
+from bench.sync import prepare_environment
+
 # Targets (see bench/README.md).
 TARGET_SEARCH_P50_MS = 25.0  # selective search p50 at the largest size, at most
 TARGET_FLAT_RATIO = 1.5  # selective search p50 largest size ÷ smallest size, at most ("flat")
@@ -264,17 +266,6 @@ class Fixture:
     insert_seconds: float
     index_seconds: float
     size_bytes: int
-
-
-def _prepare_environment(data_dir: str) -> None:
-    """Fix the environment before imap2api is imported (settings are read at import time)."""
-    os.environ["IMAP2API_DATA_DIR"] = data_dir
-    os.environ.setdefault("IMAP2API_SECRET_KEY", "bench-" + secrets.token_hex(16))
-    os.environ.pop("IMAP2API_DATABASE_URL", None)
-    os.environ.pop("IMAP2API_REDIS_URL", None)
-    os.environ["IMAP2API_SCHEDULER_ENABLED"] = "false"
-    os.environ["IMAP2API_RATE_LIMIT_ENABLED"] = "false"
-    os.environ["IMAP2API_LOG_LEVEL"] = "WARNING"
 
 
 def fill(url: str, n: int, seed: int) -> Fixture:
@@ -862,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
 
     base_dir = tempfile.mkdtemp(prefix="imap2api-bench-api-")
-    _prepare_environment(base_dir)
+    prepare_environment(base_dir, rate_limit_enabled="false", log_level="WARNING")
     print(
         f"bench.api: sizes {sizes}, databases {databases}, {args.requests} requests per case "
         f"({args.warmup} warm-up), seed {args.seed}, {os.cpu_count()} CPUs, "

@@ -735,13 +735,16 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def _prepare_environment(data_dir: str) -> None:
-    """Settings are read when imap2api is imported: fix the environment first (as tests/conftest.py)."""
+def prepare_environment(data_dir: str, **extra: str) -> None:
+    """Settings are read on first use: fix the environment before anything reads one (as conftest
+    does); ``extra`` sets more, ``rate_limit_enabled="false"`` as ``IMAP2API_RATE_LIMIT_ENABLED``."""
     os.environ["IMAP2API_DATA_DIR"] = data_dir
     os.environ.setdefault("IMAP2API_SECRET_KEY", "bench-" + secrets.token_hex(16))
     os.environ.pop("IMAP2API_DATABASE_URL", None)
     os.environ.pop("IMAP2API_REDIS_URL", None)
     os.environ["IMAP2API_SCHEDULER_ENABLED"] = "false"
+    for name, value in extra.items():
+        os.environ[f"IMAP2API_{name.upper()}"] = value
 
 
 @contextlib.contextmanager
@@ -749,7 +752,7 @@ def bench_environment(database: str, label: str) -> Iterator[Any]:
     """A scratch data directory, database (SQLite, or a fresh PostgreSQL one) and Dovecot, migrated;
     yields the Dovecot server, None when Dovecot is not installed. Everything is removed afterwards."""
     data_dir = tempfile.mkdtemp(prefix="imap2api-bench-")
-    _prepare_environment(data_dir)
+    prepare_environment(data_dir)
     from tests.support.dovecot import DovecotServer, find_dovecot
 
     if find_dovecot() is None:

@@ -7,7 +7,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -131,13 +131,43 @@ def make_private_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
-settings = Settings()
+class _LazySettings:
+    """Stands for the process's ``Settings``, read from the environment on first use, never at import:
+    a program (or a test) may set ``IMAP2API_*`` any time before it first reads a setting."""
+
+    __slots__ = ()
+    _instance: Settings | None = None
+
+    @classmethod
+    def instance(cls) -> Settings:
+        """The settings, read now if nothing has read them yet."""
+        if cls._instance is None:
+            cls._instance = Settings()
+        return cls._instance
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.instance(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.instance(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self.instance(), name)
+
+    def __repr__(self) -> str:
+        return repr(self.instance())
+
+
+# Everyone imports this one object; reading an attribute reads the settings (built on first use).
+settings: Settings = cast(Settings, _LazySettings())
 
 
 def reload_settings(**overrides: object) -> Settings:
-    """Re-read the environment into the shared ``settings`` object (used by the CLI and tests)."""
+    """Re-read the environment into the shared settings (used by the CLI and tests), in place: a
+    caller holding ``settings`` sees the new values."""
     fresh = Settings(**overrides)  # type: ignore[arg-type]
+    current = _LazySettings.instance()
     for name in Settings.model_fields:
-        setattr(settings, name, getattr(fresh, name))
-    settings.__dict__.pop("resolved_secret_key", None)
+        setattr(current, name, getattr(fresh, name))
+    current.__dict__.pop("resolved_secret_key", None)
     return settings

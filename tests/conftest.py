@@ -10,7 +10,7 @@ import os
 import secrets
 import tempfile
 
-# Settings are read at import time, so the environment is fixed before imap2api is imported.
+# Settings are read on first use (imap2api.config): the environment is fixed here, before any test reads one.
 _DATA_DIR = tempfile.mkdtemp(prefix="imap2api-tests-")
 os.environ["IMAP2API_DATA_DIR"] = _DATA_DIR
 os.environ.setdefault("IMAP2API_SECRET_KEY", "tests-" + secrets.token_hex(16))
