@@ -7,14 +7,20 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.schema import SchemaItem
 from sqlmodel import Session, create_engine
 from starlette.concurrency import run_in_threadpool
 
 from imap2api.config import settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -33,7 +39,7 @@ def sql_contains(haystack: str | None, needle: str | None) -> int:
     return int(needle.lower() in haystack.lower())
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     """WAL lets readers run during a sync; busy_timeout makes writers queue instead of failing."""
     dbapi_connection.create_function("imap2api_contains", 2, sql_contains, deterministic=True)
     cursor = dbapi_connection.cursor()
@@ -119,12 +125,14 @@ async def run_db(fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **k
     return await run_in_threadpool(in_session, fn, *args, **kwargs)
 
 
-def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+def include_object(
+    obj: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
+) -> bool:
     """Autogenerate filter: the dialect-specific search index (migration 0002) is not in the models."""
     return not (name or "").startswith(("emails_fts", "ix_emails_trgm_"))
 
 
-def alembic_config(url: str | None = None):  # noqa: ANN201
+def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at the packaged migrations and the given (or configured) URL."""
     from alembic.config import Config
 

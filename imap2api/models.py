@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, SQLModel
 
@@ -52,20 +52,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always UTC and timezone-aware in Python, on SQLite as on PostgreSQL."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Normalise to UTC; SQLite gets naive UTC so its text values sort chronologically."""
         if value is None:
             return None
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Give back an aware UTC datetime."""
         if value is None:
             return None
@@ -79,7 +79,7 @@ def _choice(default: StrEnum, *, max_length: int, description: str | None = None
     )
 
 
-def _ts(*, nullable: bool = True, index: bool = False) -> Column:
+def _ts(*, nullable: bool = True, index: bool = False) -> Column[datetime]:
     """A timezone-aware UTC timestamp column."""
     return Column(UTCDateTime(), nullable=nullable, index=index)
 

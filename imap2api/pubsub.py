@@ -20,6 +20,9 @@ from imap2api.config import settings
 
 log = logging.getLogger("imap2api.pubsub")
 
+# A notification as published: a JSON object.
+Message = dict[str, Any]
+
 
 def redis_channel(channel: str) -> str:
     """The Redis channel of a bus channel: under IMAP2API_REDIS_PREFIX, as every key of ours is."""
@@ -31,9 +34,9 @@ class LocalBus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = {}
+        self._subscribers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message]]]] = {}
 
-    def publish(self, channel: str, message: dict[str, Any]) -> None:
+    def publish(self, channel: str, message: Message) -> None:
         """Deliver to every current subscriber of ``channel``."""
         with self._lock:
             targets = list(self._subscribers.get(channel, ()))
@@ -47,9 +50,9 @@ class LocalBus:
             return len(self._subscribers.get(channel, ()))
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue]:
+    async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Message]]:
         """A queue receiving the channel's messages while the context is open."""
-        entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]] = (
+        entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message]] = (
             asyncio.get_running_loop(),
             asyncio.Queue(maxsize=1000),
         )
@@ -71,7 +74,7 @@ class RedisBus:
         self.url = url
         self._client = redis.Redis.from_url(url)
 
-    def publish(self, channel: str, message: dict[str, Any]) -> None:
+    def publish(self, channel: str, message: Message) -> None:
         """Publish; a Redis outage loses the hint, never the data (it is committed already)."""
         try:
             self._client.publish(redis_channel(channel), json.dumps(message, default=str))
@@ -79,14 +82,14 @@ class RedisBus:
             log.warning("could not publish to Redis channel %s", channel, exc_info=True)
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue]:
+    async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Message]]:
         """A queue fed by a Redis subscription while the context is open."""
         import redis.asyncio
 
         client = redis.asyncio.Redis.from_url(self.url)
         pubsub = client.pubsub()
         await pubsub.subscribe(redis_channel(channel))
-        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=1000)
 
         async def pump() -> None:
             async for item in pubsub.listen():
@@ -99,7 +102,8 @@ class RedisBus:
         finally:
             task.cancel()
             await pubsub.unsubscribe()
-            await pubsub.aclose()
+            # redis-py leaves PubSub.aclose unannotated.
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
 
 
@@ -114,7 +118,7 @@ def bus() -> LocalBus | RedisBus:
     return _bus
 
 
-def publish(channel: str, message: dict[str, Any]) -> None:
+def publish(channel: str, message: Message) -> None:
     """Publish on the configured bus."""
     bus().publish(channel, message)
 

@@ -21,10 +21,12 @@ def graphql_sdl() -> str:
 def _schema_name(schema: dict[str, Any]) -> str:
     """A short name for a JSON schema (its $ref target, or its type)."""
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        ref: str = schema["$ref"]
+        return ref.rsplit("/", 1)[-1]
     if schema.get("type") == "array":
         return f"list[{_schema_name(schema.get('items', {}))}]"
-    return schema.get("title") or schema.get("type", "object")
+    name: str = schema.get("title") or schema.get("type", "object")
+    return name
 
 
 def rest_markdown() -> str:

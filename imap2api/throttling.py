@@ -42,7 +42,8 @@ def _spends_budget(scope: Scope) -> bool:
     """
     path = scope["path"]
     if path == "/admin" or path.startswith("/admin/"):
-        return scope["method"] == "POST" and path.rstrip("/") == "/admin/login"
+        method: str = scope["method"]
+        return method == "POST" and path.rstrip("/") == "/admin/login"
     return True
 
 

@@ -22,7 +22,21 @@ os.environ["IMAP2API_SCHEDULER_ENABLED"] = "false"  # tests drive the scheduler 
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
 
+from imap2api.app import create_app  # noqa: E402
+from imap2api.config import reload_settings, settings  # noqa: E402
+from imap2api.crud import events as crud_events  # noqa: E402
+from imap2api.crud import servers as crud_servers  # noqa: E402
+from imap2api.crud import sync_runs as crud_runs  # noqa: E402
+from imap2api.crud import users as crud_users  # noqa: E402
+from imap2api.db import dispose_engines, migrate, session_scope  # noqa: E402
+from imap2api.models import Email  # noqa: E402
+from imap2api.sync.engine import run_sync  # noqa: E402
+from imap2api.validation import validate_server  # noqa: E402
+from imap2api.workers.broker import make_broker, use_broker  # noqa: E402
+from tests.support.dovecot import DovecotServer, find_dovecot  # noqa: E402
 from tests.support.services import (  # noqa: E402
     POSTGRES_ADMIN_URL,
     create_postgres_database,
@@ -35,9 +49,6 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def _use_database(url: str | None) -> None:
     """Point imap2api at a database (None: the SQLite default) and apply migrations."""
-    from imap2api.config import reload_settings
-    from imap2api.db import dispose_engines, migrate
-
     dispose_engines()
     reload_settings(database_url=url)
     migrate()
@@ -57,8 +68,6 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         yield "postgresql"
     finally:
-        from imap2api.db import dispose_engines
-
         dispose_engines()
         drop_postgres_database(name)
         _use_database(None)
@@ -67,9 +76,6 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def broker() -> Iterator:
     """A fresh in-process broker per test, so that no job of one test reaches another's worker."""
-    from imap2api.config import settings
-    from imap2api.workers.broker import make_broker, use_broker
-
     fresh = use_broker(make_broker(settings))
     yield fresh
     fresh.flush_all()
@@ -79,10 +85,6 @@ def broker() -> Iterator:
 @pytest.fixture()
 def client(database: str) -> Iterator:
     """An HTTP client for the whole app, with the embedded worker running."""
-    from fastapi.testclient import TestClient
-
-    from imap2api.app import create_app
-
     with TestClient(create_app(), base_url="http://testserver") as test_client:
         yield test_client
 
@@ -90,8 +92,6 @@ def client(database: str) -> Iterator:
 @pytest.fixture()
 def make_user(database: str):
     """Factory: create a user with a random name; returns (username, password, token)."""
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
 
     def factory(*, admin: bool = False) -> tuple[str, str, str]:
         username = "user_" + secrets.token_hex(4)
@@ -119,15 +119,11 @@ def auth(token: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator:
     """One real Dovecot IMAP server per test session; tests isolate themselves with fresh users."""
-    from tests.support.dovecot import DovecotServer, find_dovecot
-
     if find_dovecot() is None:
         if IN_CI:
             pytest.fail("dovecot is not installed (required when CI=true)", pytrace=False)
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd)")
     with DovecotServer() as server:
-        from imap2api.config import settings
-
         # The fixture's certificate is self-signed: trust it, keep verification on.
         os.environ["IMAP2API_IMAP_CA_FILE"] = str(server.ca_cert_path)
         settings.imap_ca_file = str(server.ca_cert_path)
@@ -165,19 +161,11 @@ class Mirror:
 
     def configure(self, **fields) -> None:
         """Change the server's settings directly."""
-        from imap2api.crud import servers as crud_servers
-        from imap2api.db import session_scope
-
         with session_scope() as session:
             crud_servers.update_server(session, owner_id=self.owner_id, server_id=self.server_id, data=fields)
 
     def sync(self):
         """Run one sync in the foreground and return the finished run."""
-        from imap2api.crud import servers as crud_servers
-        from imap2api.crud import sync_runs as crud_runs
-        from imap2api.db import session_scope
-        from imap2api.sync.engine import run_sync
-
         with session_scope() as session:
             server = crud_servers.get_server(session, owner_id=self.owner_id, server_id=self.server_id)
             run, _ = crud_runs.start_run(session, server=server, trigger="manual")
@@ -185,11 +173,6 @@ class Mirror:
 
     def emails(self, **where) -> list:
         """The mirrored emails of this server, ordered by folder and UID."""
-        from sqlmodel import col, select
-
-        from imap2api.db import session_scope
-        from imap2api.models import Email
-
         with session_scope() as session:
             statement = select(Email).where(Email.imap_server_id == self.server_id)
             for name, value in where.items():
@@ -198,9 +181,6 @@ class Mirror:
 
     def events(self, type: str | None = None) -> list[dict]:
         """The outbox events of this server, oldest first, with parsed payloads."""
-        from imap2api.crud import events as crud_events
-        from imap2api.db import session_scope
-
         with session_scope() as session:
             rows = crud_events.list_events(
                 session, owner_id=self.owner_id, type=type, server_id=self.server_id
@@ -211,11 +191,6 @@ class Mirror:
 @pytest.fixture()
 def mirror(database: str, dovecot, user: str, make_user) -> Mirror:
     """A fresh mailbox and an imap2api server mirroring it (plain port, STARTTLS as offered)."""
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-    from imap2api.validation import validate_server
-
     username, _, token = make_user()
     data = validate_server(
         {

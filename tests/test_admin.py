@@ -19,7 +19,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqladmin
+from fastapi.testclient import TestClient
+from sqlmodel import select
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
+from imap2api.admin.auth import COOKIE_NAME
+from imap2api.admin.site import VIEWS
+from imap2api.app import create_app
+from imap2api.config import settings
+from imap2api.crud import users as crud_users
+from imap2api.db import session_scope
+from imap2api.models import AdminSession, Email, ImapServer, SyncRun, User, Webhook, WebhookDelivery, utcnow
+from imap2api.security import decrypt_secret, encrypt_secret, hash_token_key
 from tests.support.messages import make_message
 from tests.support.receiver import Receiver
 from tests.support.webhook_checks import spec_verify, wait_until
@@ -77,17 +90,12 @@ def receiver() -> Iterator[Receiver]:
 
 def user_id(username: str) -> int:
     """The id of a user by name."""
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         return crud_users.get_user_by_username(session, username=username).id
 
 
 def row(model, pk: int):  # noqa: ANN001, ANN201
     """A stored row, read fresh."""
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         return session.get(model, pk)
 
@@ -131,10 +139,6 @@ def test_admin_login_sets_a_strict_http_only_cookie_and_logout_ends_it(client, m
 
 
 def test_a_password_change_or_lost_admin_rights_end_existing_sessions(client, make_user) -> None:  # noqa: ANN001
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-    from imap2api.models import User
-
     username, password, _ = make_user(admin=True)
     session = Admin(client, username, password)
     assert logged_in(session.get("/admin/"))
@@ -151,14 +155,10 @@ def test_a_password_change_or_lost_admin_rights_end_existing_sessions(client, ma
 
 def copied_cookie(client) -> dict[str, str]:  # noqa: ANN001
     """The admin session cookie of a client, as a header another client can replay."""
-    from imap2api.admin.auth import COOKIE_NAME
-
     return {"Cookie": f"{COOKIE_NAME}={client.cookies[COOKIE_NAME]}", **ORIGIN}
 
 
 def test_logout_revokes_the_session_for_every_copy_of_its_cookie(client, make_user) -> None:  # noqa: ANN001
-    from fastapi.testclient import TestClient
-
     username, password, _ = make_user(admin=True)
     first = Admin(client, username, password)
     stolen = copied_cookie(client)
@@ -175,12 +175,6 @@ def test_logout_revokes_the_session_for_every_copy_of_its_cookie(client, make_us
 
 
 def test_an_expired_session_is_refused_and_swept_at_the_next_login(client, make_user) -> None:  # noqa: ANN001
-    from fastapi.testclient import TestClient
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import AdminSession, utcnow
-
     username, password, _ = make_user(admin=True)
     session = Admin(client, username, password)
     with session_scope() as db:
@@ -197,11 +191,6 @@ def test_an_expired_session_is_refused_and_swept_at_the_next_login(client, make_
 
 
 def test_login_attempts_spend_the_anonymous_budget_but_admin_pages_do_not(make_user, monkeypatch) -> None:
-    from fastapi.testclient import TestClient
-
-    from imap2api.app import create_app
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "rate_limit_anon", "3/hour")
     username, password, _ = make_user(admin=True)
     with TestClient(create_app(run_worker=False), base_url="http://testserver") as client:
@@ -240,8 +229,6 @@ def test_state_changing_requests_from_another_site_are_refused(admin: Admin, mak
         assert action.status_code == 403, headers
         login = admin.client.post("/admin/login", data={"username": "x", "password": "y"}, headers=headers)
         assert login.status_code == 403, headers
-    from imap2api.models import User
-
     assert row(User, victim_id).username == victim and not row(User, victim_id).is_admin
     # The same requests from the admin's own pages go through.
     same_site = admin.client.get(
@@ -256,11 +243,6 @@ def test_state_changing_requests_from_another_site_are_refused(admin: Admin, mak
 
 
 def test_no_admin_url_serves_a_file_of_the_server(admin: Admin, mirror, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
-    from imap2api.admin.site import VIEWS
-    from imap2api.config import settings
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     database = (settings.data_dir / "imap2api.sqlite3").resolve()
     secret = tmp_path / "secret_key"
     marker = "not-to-be-served-" + secrets.token_hex(8)
@@ -286,10 +268,6 @@ def test_no_admin_url_serves_a_file_of_the_server(admin: Admin, mirror, monkeypa
 
 
 def test_the_admin_mounts_no_file_serving_route(client) -> None:  # noqa: ANN001
-    import sqladmin
-    from starlette.routing import Mount
-    from starlette.staticfiles import StaticFiles
-
     [admin_app] = [route.app for route in client.app.routes if getattr(route, "name", None) == "admin"]
     package = Path(sqladmin.__file__).parent.resolve()
     for route in admin_app.routes:
@@ -319,15 +297,10 @@ def test_users_are_listed_without_password_or_token_hashes(admin: Admin, make_us
         assert page.status_code == 200
         assert "scrypt$" not in page.text and token not in page.text
     assert username in pages[0].text
-    from imap2api.security import hash_token_key
-
     assert hash_token_key(token) not in pages[3].text and token[:8] in pages[3].text
 
 
 def test_an_admin_creates_a_user_resets_a_password_and_makes_an_admin(admin: Admin, client) -> None:  # noqa: ANN001
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     name = "created-" + secrets.token_hex(4)
     missing = admin.post("/admin/user/create", {"username": name, "is_active": "y"})
     assert missing.status_code == 400 and "password" in missing.text
@@ -355,8 +328,6 @@ def test_an_admin_creates_a_user_resets_a_password_and_makes_an_admin(admin: Adm
 
 
 def test_an_admin_deletes_a_user_with_their_data_but_cannot_lock_themselves_out(admin: Admin, mirror) -> None:
-    from imap2api.models import ImapServer, User
-
     gone = admin.client.request("DELETE", f"/admin/user/delete?pks={mirror.owner_id}", headers=ORIGIN)
     assert gone.status_code == 200 and "error" not in gone.text
     assert row(User, mirror.owner_id) is None and row(ImapServer, mirror.server_id) is None
@@ -403,12 +374,6 @@ def server_form(owner_id: int, dovecot, mail_user: str, **overrides) -> dict:  #
 def test_an_admin_adds_a_server_syncs_it_now_and_sees_the_run(
     admin: Admin, make_user, dovecot, user: str
 ) -> None:
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import Email, ImapServer, SyncRun
-    from imap2api.security import decrypt_secret
-
     owner, _, _ = make_user()
     owner_id = user_id(owner)
     dovecot.add_message(user, "INBOX", make_message(subject="Quarterly numbers"))
@@ -456,10 +421,6 @@ def test_an_admin_adds_a_server_syncs_it_now_and_sees_the_run(
 
 
 def test_a_failing_server_shows_its_last_error(admin: Admin, mirror) -> None:  # noqa: ANN001
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
-    from imap2api.security import encrypt_secret
-
     with session_scope() as session:
         session.get(ImapServer, mirror.server_id).password_encrypted = encrypt_secret("wrong")
     run = mirror.sync()
@@ -507,12 +468,6 @@ def webhook_form(owner_id: int, url: str, **overrides) -> dict:
 def test_an_admin_adds_a_webhook_sees_the_secret_once_and_a_test_delivery(
     admin: Admin, make_user, receiver: Receiver
 ) -> None:
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import Webhook, WebhookDelivery
-    from imap2api.security import decrypt_secret
-
     owner, _, _ = make_user()
     owner_id = user_id(owner)
     bad = admin.post("/admin/webhook/create", webhook_form(owner_id, "ftp://example.com/hook"))
@@ -560,12 +515,6 @@ def test_an_admin_adds_a_webhook_sees_the_secret_once_and_a_test_delivery(
 def test_rotation_shows_the_new_secret_once_and_disable_stops_tests(
     admin: Admin, make_user, receiver: Receiver
 ) -> None:
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import Webhook
-    from imap2api.security import decrypt_secret
-
     owner_id = user_id(make_user()[0])
     first = SECRET.findall(admin.post("/admin/webhook/create", webhook_form(owner_id, receiver.url)).text)[0]
     with session_scope() as session:

@@ -30,7 +30,7 @@ def test_an_admin_logs_in_adds_a_webhook_and_sees_its_test_delivery(
     server: str, make_user, tmp_path: Path
 ) -> None:
     require_browser()
-    from playwright.sync_api import expect
+    from playwright.sync_api import expect  # optional dependency: imported after require_browser()
 
     admin_name, admin_password, _ = make_user(admin=True)
     owner_name, _, _ = make_user()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlmodel import select
+
+from imap2api.db import session_scope
+from imap2api.models import ApiToken
 
 
 def test_token_auth_json_and_form(client, make_user) -> None:
@@ -24,11 +28,6 @@ def test_token_auth_json_and_form(client, make_user) -> None:
 
 
 def test_tokens_are_stored_hashed(client, make_user) -> None:
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import ApiToken
-
     username, password, _ = make_user()
     token = client.post("/api-token-auth/", json={"username": username, "password": password}).json()["token"]
     with session_scope() as session:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+
+from imap2api import reference
+from imap2api.config import Settings
+from imap2api.webhooks.signing import headers, new_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("document", ["README.md", "docs/configuration.md"])
 def test_every_setting_is_documented(document) -> None:
-    from imap2api.config import Settings
-
     text = (ROOT / document).read_text()
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in text]
     assert missing == [], f"{document} does not document {missing}"
@@ -22,17 +25,11 @@ def test_every_setting_is_documented(document) -> None:
     ("name", "render"), [("schema.graphql", "graphql_sdl"), ("rest.md", "rest_markdown")]
 )
 def test_generated_references_are_current(name, render) -> None:
-    from imap2api import reference
-
     committed = (ROOT / "docs" / name).read_text()
     assert committed == getattr(reference, render)(), f"docs/{name} is stale: run `imap2api docs docs`"
 
 
 def test_the_python_verification_example_accepts_our_signatures() -> None:
-    import re
-
-    from imap2api.webhooks.signing import headers, new_secret
-
     text = (ROOT / "docs" / "webhooks.md").read_text()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     namespace: dict = {}

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import imap2api.graphiql as graphiql
+from imap2api.graphiql import fetch_assets, missing_assets
 from tests.support.browser import offline_browser, require, require_browser, running_app
 
 
@@ -32,9 +34,7 @@ def server(database: str) -> Iterator[str]:
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_graphiql_runs_a_query_without_internet(server: str, make_user, tmp_path: Path) -> None:
     require_browser()
-    from playwright.sync_api import expect
-
-    from imap2api.graphiql import missing_assets
+    from playwright.sync_api import expect  # optional dependency: imported after require_browser()
 
     require(not missing_assets(), f"GraphiQL assets are not fetched: {missing_assets()} (make install)")
 
@@ -77,8 +77,6 @@ def test_page_loads_only_local_assets_under_a_strict_policy(client) -> None:
     assert page.status_code == 200
     assert "unpkg.com" not in page.text and "jsdelivr" not in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    from imap2api.graphiql import missing_assets
-
     if not missing_assets():
         for asset in ("react-18.2.0.production.min.js", "graphiql-3.8.3.min.js", "graphiql-3.8.3.min.css"):
             assert f'"/static/graphiql/{asset}"' in page.text
@@ -89,8 +87,6 @@ def test_page_loads_only_local_assets_under_a_strict_policy(client) -> None:
 
 
 def test_missing_assets_are_explained_and_the_server_still_runs(client, monkeypatch, tmp_path: Path) -> None:
-    import imap2api.graphiql as graphiql
-
     monkeypatch.setattr(graphiql, "STATIC_DIR", tmp_path / "absent")
     page = client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
@@ -100,8 +96,6 @@ def test_missing_assets_are_explained_and_the_server_still_runs(client, monkeypa
 
 
 def test_fetch_rejects_a_tarball_that_does_not_match_its_pin(monkeypatch, tmp_path: Path) -> None:
-    from imap2api.graphiql import fetch_assets
-
     forged = io.BytesIO()
     with tarfile.open(fileobj=forged, mode="w:gz") as archive:
         payload = b"alert('not react')"
@@ -123,8 +117,6 @@ def test_fetch_rejects_a_tarball_that_does_not_match_its_pin(monkeypatch, tmp_pa
 
 
 def test_fetch_is_skipped_when_the_assets_are_in_place(monkeypatch, tmp_path: Path) -> None:
-    from imap2api.graphiql import fetch_assets
-
     require(not fetch_assets.missing(), "GraphiQL assets are not fetched (make install)")
     copy = tmp_path / "static"
     shutil.copytree(fetch_assets.STATIC_DIR, copy)
@@ -139,9 +131,7 @@ def test_fetch_is_skipped_when_the_assets_are_in_place(monkeypatch, tmp_path: Pa
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_the_rest_reference_page_renders_without_internet(server: str, tmp_path: Path) -> None:
     require_browser()
-    from playwright.sync_api import expect
-
-    from imap2api.graphiql import missing_assets
+    from playwright.sync_api import expect  # optional dependency: imported after require_browser()
 
     require(not missing_assets(), f"assets are not fetched: {missing_assets()} (make install)")
     with offline_browser(tmp_path / "profile") as browser:

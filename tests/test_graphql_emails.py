@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import event
 
+from imap2api.crud import emails as crud_emails
+from imap2api.db import get_engine
+from imap2api.workers.search_index import index_all_pending
 from tests.support.messages import make_message
 
 
@@ -149,8 +152,6 @@ def test_pagination_and_ordering(client, mailbox) -> None:
     ],
 )
 def test_search(client, mailbox, q, expected) -> None:
-    from imap2api.workers.search_index import index_all_pending
-
     # The same answer while the new mail waits for the search index, and once it is in.
     assert set(subjects(gql(client, mailbox.headers, LIST, q=q))) == expected
     index_all_pending()
@@ -158,8 +159,6 @@ def test_search(client, mailbox, q, expected) -> None:
 
 
 def test_search_counts_and_negation_exactly(client, mailbox) -> None:
-    from imap2api.workers.search_index import index_all_pending
-
     for _ in ("queued for the index", "indexed"):
         body = gql(client, mailbox.headers, LIST, q="lighthouse -zed")["data"]["emails"]
         assert body["count"] == 3
@@ -281,8 +280,6 @@ def test_other_users_see_nothing(client, mailbox, auth) -> None:
 
 
 def test_a_page_costs_a_constant_number_of_queries(client, mirror) -> None:
-    from imap2api.db import get_engine
-
     mirror.dovecot.add_messages(
         mirror.mail_user,
         "INBOX",
@@ -327,8 +324,6 @@ def test_deleting_a_server_removes_its_mail(client, mailbox) -> None:
 
 
 def test_unexpected_errors_are_masked(client, mailbox, monkeypatch) -> None:
-    from imap2api.crud import emails as crud_emails
-
     def broken(*args, **kwargs):
         raise RuntimeError("SELECT secret FROM internals")
 

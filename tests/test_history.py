@@ -6,15 +6,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
+
+from imap2api.config import settings
+from imap2api.crud import events as crud_events
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import users as crud_users
+from imap2api.db import session_scope
+from imap2api.models import Event, SyncRun, Webhook, WebhookDelivery, utcnow
+from imap2api.workers.scheduler import prune_old_history
 
 
 @pytest.fixture()
 def owner(make_user) -> tuple[int, int]:  # noqa: ANN001
     """(user id, server id) of a fresh user with one IMAP server."""
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     username, _, _ = make_user()
     with session_scope() as session:
         user = crud_users.get_user_by_username(session, username=username)
@@ -27,14 +32,6 @@ def owner(make_user) -> tuple[int, int]:  # noqa: ANN001
 
 
 def test_prune_history_removes_only_what_is_finished_and_old(owner: tuple[int, int], monkeypatch) -> None:  # noqa: ANN001
-    from sqlmodel import select
-
-    from imap2api.config import settings
-    from imap2api.crud import events as crud_events
-    from imap2api.db import session_scope
-    from imap2api.models import Event, SyncRun, Webhook, WebhookDelivery, utcnow
-    from imap2api.workers.scheduler import prune_old_history
-
     user_id, server_id = owner
     old, recent = utcnow() - timedelta(days=40), utcnow() - timedelta(days=1)
     with session_scope() as session:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from imap2api.db import alembic_config, make_engine, session_scope
 from tests.support.messages import make_message
 
 TABLES = (
@@ -100,10 +102,6 @@ def _matches(connection: Connection, term: str) -> list[int]:
 
 
 def test_upgrading_a_filled_sqlite_database_keeps_its_rows_ids_and_search_index(tmp_path: Path) -> None:
-    from alembic import command
-
-    from imap2api.db import alembic_config, make_engine
-
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     command.upgrade(alembic_config(url), "0007")
     engine = make_engine(url)
@@ -179,8 +177,6 @@ def test_upgrading_a_filled_sqlite_database_keeps_its_rows_ids_and_search_index(
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_every_table_with_ids_is_autoincrement_on_sqlite(database: str) -> None:
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         tables = dict(session.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
     autoincrement = "id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT"

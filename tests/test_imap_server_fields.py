@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from sqlmodel import select
 
+from imap2api.db import session_scope
+from imap2api.models import ImapServer
 from tests.support.messages import make_message
 from tests.test_admin import Admin, server_form, user_id
 
@@ -151,11 +154,6 @@ def test_graphql_and_the_admin_refuse_a_bad_host(client, auth, make_user, doveco
     variables = {"id": str(server["id"]), "input": {"host": "imap..example.com", "password": "p"}}
     answer = client.post("/graphql", json={"query": UPDATE, "variables": variables}, headers=auth).json()
     assert answer["errors"][0]["extensions"] == {"code": "VALIDATION_ERROR", "fields": {"host": [NOT_A_HOST]}}
-
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
 
     username, password, _ = make_user(admin=True)
     admin = Admin(client, username, password)

@@ -13,8 +13,13 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from sqlmodel import select
 
+from imap2api.db import session_scope
+from imap2api.models import ImapServer
+from imap2api.security import encrypt_secret
 from tests.support.banner import BannerServer
+from tests.support.dovecot import DovecotServer, find_dovecot
 from tests.support.messages import make_message
 from tests.test_admin import Admin, server_form, user_id
 
@@ -28,8 +33,6 @@ AGAIN = (
 @pytest.fixture(scope="module")
 def plain_dovecot() -> Iterator:
     """A second real Dovecot with TLS off: its CAPABILITY has no STARTTLS (as if a MITM stripped it)."""
-    from tests.support.dovecot import DovecotServer, find_dovecot
-
     if find_dovecot() is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("dovecot is not installed (required when CI=true)", pytrace=False)
@@ -51,9 +54,6 @@ def sync(client, auth, server_id: int):  # noqa: ANN001, ANN201
 
 def stored(server_id: int):  # noqa: ANN201
     """The server row as stored."""
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
-
     with session_scope() as session:
         return session.get(ImapServer, server_id)
 
@@ -140,11 +140,6 @@ def test_graphql_refuses_a_new_host_without_the_password(client, auth, dovecot, 
 
 
 def test_the_admin_refuses_a_new_host_without_the_password(client, make_user, dovecot, user) -> None:  # noqa: ANN001
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
-
     username, password, _ = make_user(admin=True)
     admin = Admin(client, username, password)
     owner, _, _ = make_user()
@@ -212,10 +207,6 @@ def test_unusual_passwords_log_in(client, auth, dovecot, password) -> None:  # n
 
 
 def test_a_stored_password_with_a_line_break_is_never_sent(mirror) -> None:  # noqa: ANN001
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
-    from imap2api.security import encrypt_secret
-
     # Written before validation refused control characters.
     with session_scope() as session:
         session.get(ImapServer, mirror.server_id).password_encrypted = encrypt_secret("secret\r\nX1 NOOP")

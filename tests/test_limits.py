@@ -7,13 +7,13 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from imap2api.app import create_app
+from imap2api.config import settings
+
 
 @pytest.fixture()
 def limited_app(database, monkeypatch):
     """The app with small budgets: 5 requests per user, 3 per anonymous IP, 2 KB bodies."""
-    from imap2api.app import create_app
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "rate_limit_user", "5/minute")
     monkeypatch.setattr(settings, "rate_limit_anon", "3/minute")
     monkeypatch.setattr(settings, "max_request_bytes", 2048)
@@ -80,9 +80,6 @@ def test_cors(client, auth) -> None:
 
 
 def test_cors_origins_from_settings(database, monkeypatch) -> None:
-    from imap2api.app import create_app
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "cors_origins", ["https://allowed.example"])
     with TestClient(create_app()) as client:
         ok = client.get("/docs", headers={"Origin": "https://allowed.example"})

@@ -6,10 +6,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
+from imap2api.db import get_engine, include_object, pending_migrations
+
 
 def test_models_and_migrations_agree(database) -> None:
-    from imap2api.db import get_engine, include_object, pending_migrations
-
     assert pending_migrations() == []
     with get_engine().connect() as connection:
         context = MigrationContext.configure(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 
+from imap2api.config import Settings, settings
+from imap2api.logs import configure_logging
 from tests.support.messages import make_message
 
 
@@ -22,8 +25,6 @@ def test_health_and_readiness(client) -> None:
 
 
 def test_readiness_fails_when_the_database_does_not_answer(client, monkeypatch) -> None:
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "database_url", "postgresql://nobody@127.0.0.1:1/none")
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -54,9 +55,6 @@ def test_request_ids(client, auth) -> None:
 
 
 def test_json_logs_carry_context_and_no_secrets(mirror, monkeypatch, capsys) -> None:
-    from imap2api.config import settings
-    from imap2api.logs import configure_logging
-
     monkeypatch.setattr(settings, "log_format", "json")
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -74,8 +72,6 @@ def test_json_logs_carry_context_and_no_secrets(mirror, monkeypatch, capsys) -> 
 
 
 def test_status_command(mirror, database) -> None:
-    from imap2api.config import settings
-
     mirror.deliver(make_message(subject="status"))
     mirror.sync()
     env = {**os.environ, "IMAP2API_DATABASE_URL": settings.sqlalchemy_url}
@@ -91,10 +87,6 @@ def test_status_command(mirror, database) -> None:
 def test_data_directory_and_database_are_private(tmp_path) -> None:
     """A fresh data directory is 0700 and the SQLite files 0600, whatever the umask; an existing
     world-readable installation is tightened at start."""
-    import os
-    import stat
-    import subprocess
-    import sys
 
     def mode(path) -> int:
         return stat.S_IMODE(os.stat(path).st_mode)
@@ -131,8 +123,6 @@ def test_data_directory_and_database_are_private(tmp_path) -> None:
 
 
 def test_list_settings_take_commas_or_json(monkeypatch) -> None:
-    from imap2api.config import Settings
-
     monkeypatch.setenv("IMAP2API_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")
     monkeypatch.setenv("IMAP2API_CORS_ORIGINS", "https://a.example,https://b.example")
     read = Settings()

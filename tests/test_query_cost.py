@@ -9,6 +9,8 @@ import pytest
 from graphql import get_introspection_query
 from sqlalchemy import event
 
+from imap2api.config import settings
+from imap2api.db import get_engine
 from tests.support.messages import make_message
 
 FULL_TYPE = (
@@ -57,8 +59,6 @@ def mailing_list(mirror):
 
 
 def test_nested_thread_members_are_refused_before_running(client, mailing_list) -> None:
-    from imap2api.db import get_engine
-
     first = mailing_list.emails(message_id="<list0@x>")[0]
     statements: list[str] = []
 
@@ -104,8 +104,6 @@ def test_deep_but_small_queries_still_work(client, mailing_list) -> None:
 
 
 def test_thread_member_limits(client, mailing_list, monkeypatch) -> None:
-    from imap2api.config import settings
-
     first = mailing_list.emails(message_id="<list0@x>")[0]
     members = "query($id: ID!, $n: Int) { email(id: $id) { threadEmails(limit: $n) { id } } }"
 
@@ -196,8 +194,6 @@ def test_what_clients_ask_for_is_within_the_limit(client, auth) -> None:
 
 
 def test_the_limit_is_a_setting(client, auth, monkeypatch) -> None:
-    from imap2api.config import settings
-
     query = "{ emails(pageSize: 10) { results { id subject } } }"  # emails, results, 10 × (id, subject): 22
     monkeypatch.setattr(settings, "graphql_max_cost", 22)
     assert "errors" not in gql(client, auth, query)
@@ -229,8 +225,6 @@ def large_thread(mirror):
 
 
 def test_the_body_budget_refuses_answers_carrying_too_much_text(client, large_thread, monkeypatch) -> None:
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "max_response_body_chars", 150_000)
     first = large_thread.emails(message_id="<big0@x>")[0]
     bodies = "query($t: String!, $n: Int) { thread(id: $t, limit: $n) { bodyText } }"

@@ -17,24 +17,27 @@ from datetime import timedelta
 from functools import partial
 
 import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import text, update
 
+from imap2api.app import create_app
+from imap2api.config import settings
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.db import session_scope
+from imap2api.models import ImapServer, utcnow
+from imap2api.sync.engine import holder_name, run_sync
 from tests.support.messages import make_message
 from tests.support.serve import kill, start_serve
 from tests.support.webhook_checks import wait_until
 
 
 def _run(run_id: int):  # noqa: ANN202
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         return crud_runs.get_run(session, run_id=run_id)
 
 
 def _lease(server_id: int) -> str | None:
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
-
     with session_scope() as session:
         server = session.get(ImapServer, server_id)
         assert server is not None
@@ -50,11 +53,6 @@ def _dead_pid() -> int:
 
 def _running_run(server_id: int, *, holder: str, lease_seconds: int) -> int:
     """A run left ``running`` by ``holder``, whose lease ends in ``lease_seconds`` (negative: lapsed)."""
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-    from imap2api.models import utcnow
-
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=None, server_id=server_id)
         run_id = crud_runs.start_run(session, server=server, trigger="manual")[0].id or 0
@@ -145,13 +143,6 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
 def test_a_starting_server_fails_the_runs_of_its_dead_process_and_requeues_its_queued_runs(
     database, mirror
 ) -> None:
-    from fastapi.testclient import TestClient
-
-    from imap2api.app import create_app
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-
     mirror.deliver(make_message(subject="waiting"))
     dead = _running_run(mirror.server_id, holder=f"{socket.gethostname()}:{_dead_pid()}:1", lease_seconds=600)
     with session_scope() as session:
@@ -180,8 +171,6 @@ def test_a_starting_server_fails_the_runs_of_its_dead_process_and_requeues_its_q
 
 
 def test_a_request_takes_over_from_a_worker_whose_lease_lapsed(client, mirror, monkeypatch) -> None:
-    from imap2api.config import settings
-
     # Were the request to join the dead run, it would wait this long and answer "running".
     monkeypatch.setattr(settings, "sync_wait_timeout_seconds", 30.0)
     mirror.deliver(make_message(subject="after the crash"))
@@ -197,15 +186,6 @@ def test_a_request_takes_over_from_a_worker_whose_lease_lapsed(client, mirror, m
 def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease(
     mirror, monkeypatch, caplog
 ) -> None:
-    from sqlalchemy import update
-
-    from imap2api.config import settings
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer, utcnow
-    from imap2api.sync.engine import holder_name, run_sync
-
     total = 30
     monkeypatch.setattr(settings, "sync_batch_messages", 10)
     mirror.configure(folders_to_sync="INBOX")
@@ -264,11 +244,6 @@ def test_a_lapsed_holder_finishing_after_a_takeover_leaves_the_new_holders_lease
 def test_deleting_a_server_mid_sync_stops_the_sync_quietly_and_leaves_nothing(
     database, client, mirror, monkeypatch, caplog
 ) -> None:
-    from sqlalchemy import text
-
-    from imap2api.config import settings
-    from imap2api.db import session_scope
-
     monkeypatch.setattr(settings, "sync_batch_messages", 10)
     mirror.dovecot.add_messages(
         mirror.mail_user,

@@ -11,16 +11,24 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlmodel import select
 
+from imap2api.crud import emails as crud_emails
+from imap2api.crud import search_index
+from imap2api.db import alembic_config, dispose_engines, in_session, session_scope
+from imap2api.mail.search import parse_search
+from imap2api.models import Email
+from imap2api.services import sync
+from imap2api.services.principal import Principal
+from imap2api.workers.search_index import index_all_pending, search_index_tick
 from tests.support.messages import make_message
 from tests.support.webhook_checks import wait_until
 
 
 def pending(database: str) -> int:
     """Emails waiting for the index."""
-    from imap2api.crud import search_index
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         return search_index.pending_count(session)
 
@@ -29,20 +37,12 @@ def check_index(database: str) -> None:
     """FTS5's own integrity check of the index against the emails (SQLite; needs an empty queue)."""
     if database != "sqlite":
         return
-    from sqlalchemy import text
-
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         session.execute(text("INSERT INTO emails_fts(emails_fts, rank) VALUES ('integrity-check', 1)"))
 
 
 def search(mirror, q: str) -> set[str]:  # noqa: ANN001
     """Subjects of the owner's emails matching ``q``."""
-    from imap2api.crud import emails as crud_emails
-    from imap2api.db import session_scope
-    from imap2api.mail.search import parse_search
-
     filters = crud_emails.EmailFilters(owner_id=mirror.owner_id, search=parse_search(q))
     with session_scope() as session:
         page = crud_emails.list_emails(session, filters=filters, ordering=None, page=1, page_size=100)
@@ -50,8 +50,6 @@ def search(mirror, q: str) -> set[str]:  # noqa: ANN001
 
 
 def test_a_sync_queues_its_mail_and_the_indexer_takes_it_in(database: str, mirror) -> None:  # noqa: ANN001
-    from imap2api.workers.search_index import index_all_pending
-
     for number in range(5):
         mirror.deliver(make_message(subject=f"Straßenbahn {number}", body=f"Fahrplan Nummer {number}"))
     mirror.deliver(make_message(subject="Sale: 50% off_today", body="x"))
@@ -72,12 +70,6 @@ def test_a_sync_queues_its_mail_and_the_indexer_takes_it_in(database: str, mirro
 
 
 def test_deletes_and_edits_keep_the_index_consistent_before_and_after_indexing(database: str, mirror) -> None:  # noqa: ANN001
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import Email
-    from imap2api.workers.search_index import index_all_pending
-
     for name in ("alpha", "bravo", "charlie", "delta"):
         mirror.deliver(make_message(subject=f"{name} report", body=f"{name} body text"))
     assert mirror.sync().status == "success"
@@ -105,11 +97,6 @@ def test_deletes_and_edits_keep_the_index_consistent_before_and_after_indexing(d
 
 
 def test_the_worker_indexes_after_a_sync_and_the_scheduler_catches_up(database: str, client, mirror) -> None:  # noqa: ANN001
-    from imap2api.db import in_session
-    from imap2api.services import sync
-    from imap2api.services.principal import Principal
-    from imap2api.workers.search_index import search_index_tick
-
     mirror.deliver(make_message(subject="Worker indexed"))
     run = in_session(sync.request, Principal.system(), mirror.server_id)
     assert asyncio.run(sync.wait_for_run(run.id, timeout=60)).status == "success"
@@ -125,10 +112,6 @@ def test_the_worker_indexes_after_a_sync_and_the_scheduler_catches_up(database: 
 
 def _copy_email_in_sql(*, server_id: int, subject: str) -> None:
     """Insert a copy of the server's first email (new UID, Message-ID and subject) with plain SQL."""
-    from sqlalchemy import text
-
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         columns = [
             name
@@ -149,10 +132,6 @@ def _copy_email_in_sql(*, server_id: int, subject: str) -> None:
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_downgrading_indexes_the_queue_and_restores_inline_indexing(database: str, mirror) -> None:  # noqa: ANN001
-    from alembic import command
-
-    from imap2api.db import alembic_config, dispose_engines
-
     mirror.deliver(make_message(subject="Before downgrade"))
     assert mirror.sync().status == "success"
     assert pending(database) >= 1

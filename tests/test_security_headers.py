@@ -10,6 +10,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
+
+from imap2api.app import create_app
+from imap2api.crud import users as crud_users
+from imap2api.db import session_scope
+from imap2api.graphiql import missing_assets
+from imap2api.graphiql.fetch_assets import SWAGGER_JS
+from imap2api.security_headers import script_hash
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -41,8 +49,6 @@ def assert_protected_page(response) -> dict[str, list[str]]:  # noqa: ANN001
 
 def assert_scripts_allowed(response, policy: dict[str, list[str]]) -> None:  # noqa: ANN001
     """Every inline script of the page is allowed by hash, and no other inline script would be."""
-    from imap2api.security_headers import script_hash
-
     assert "'unsafe-inline'" not in policy["script-src"] and "'unsafe-eval'" not in policy["script-src"]
     for source in INLINE_SCRIPT.findall(response.text):
         assert script_hash(source) in policy["script-src"], source[:80]
@@ -63,9 +69,6 @@ def admin(client, make_user):  # noqa: ANN001, ANN201
 
 
 def test_admin_pages_allow_only_their_own_files_and_scripts(admin, make_user) -> None:  # noqa: ANN001
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     with session_scope() as db:
         other_id = crud_users.get_user_by_username(db, username=make_user()[0]).id
     # An action leaves a flash message, whose toast is sqladmin's one inline script.
@@ -100,8 +103,6 @@ def test_anonymous_admin_pages_are_protected_too(client) -> None:  # noqa: ANN00
 
 
 def test_reference_pages_are_protected_and_keep_their_own_policies(client) -> None:  # noqa: ANN001
-    from imap2api.graphiql import missing_assets
-
     explorer = client.get("/graphql", headers=HTML)
     explorer_policy = assert_protected_page(explorer)
     docs = client.get("/docs")
@@ -115,9 +116,6 @@ def test_reference_pages_are_protected_and_keep_their_own_policies(client) -> No
 
 
 def test_every_answer_says_nosniff(client, auth) -> None:  # noqa: ANN001
-    from imap2api.graphiql import missing_assets
-    from imap2api.graphiql.fetch_assets import SWAGGER_JS
-
     answers = {
         "JSON": client.get("/api/imap-servers/", headers=auth),
         "JSON error": client.get("/api/imap-servers/"),
@@ -137,10 +135,6 @@ def test_every_answer_says_nosniff(client, auth) -> None:  # noqa: ANN001
 
 
 def test_even_an_unexpected_error_says_nosniff(database: str) -> None:
-    from fastapi.testclient import TestClient
-
-    from imap2api.app import create_app
-
     app = create_app(run_worker=False)
 
     async def broken() -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.db import session_scope
+from imap2api.sync.engine import run_sync
 from tests.support.messages import make_message
 
 PROTOCOL = ["graphql-transport-ws"]
@@ -52,11 +56,6 @@ def test_email_received_hears_new_mail_only(client, mirror) -> None:
 def test_sync_progress_until_done(client, mirror) -> None:
 
     mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [make_message(subject=f"n{n}") for n in range(30)])
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-    from imap2api.sync.engine import run_sync
-
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=mirror.owner_id, server_id=mirror.server_id)
         run, _ = crud_runs.start_run(session, server=server, trigger="manual")

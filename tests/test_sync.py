@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
+from imap2api.config import settings
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.crud.maintenance import refresh_statistics
+from imap2api.db import session_scope
+from imap2api.sync.engine import LeaseBusy, run_sync
 from tests.support.messages import make_message, message_id_of
 
 
@@ -271,10 +278,6 @@ def test_implicit_tls(mirror) -> None:
 
 
 def test_one_sync_per_server_at_a_time(mirror) -> None:
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-    from imap2api.sync.engine import LeaseBusy
-
     with session_scope() as session:
         assert crud_runs.acquire_lease(session, server_id=mirror.server_id, holder="someone-else", seconds=60)
     with pytest.raises(LeaseBusy):
@@ -297,11 +300,6 @@ def test_duplicate_message_ids_are_kept_per_folder(mirror) -> None:
 
 
 def test_sqlite_statistics_follow_the_mailbox(mirror, database) -> None:
-    from sqlalchemy import text
-
-    from imap2api.crud.maintenance import refresh_statistics
-    from imap2api.db import session_scope
-
     mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [make_message(subject=f"s{n}") for n in range(30)])
     assert mirror.sync().status == "success"
     with session_scope() as session:
@@ -318,12 +316,6 @@ def test_sqlite_statistics_follow_the_mailbox(mirror, database) -> None:
 
 
 def test_progress_has_its_total_before_the_first_message(mirror, monkeypatch) -> None:
-    from imap2api.config import settings
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-    from imap2api.sync.engine import run_sync
-
     monkeypatch.setattr(settings, "sync_batch_messages", 10)
     mirror.dovecot.add_messages(mirror.mail_user, "INBOX", [make_message(subject=f"i{n}") for n in range(25)])
     for folder in ("Sent", "Archive"):

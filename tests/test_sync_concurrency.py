@@ -9,6 +9,17 @@ import time
 
 import pytest
 
+from imap2api import pubsub
+from imap2api.config import settings
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.crud import users as crud_users
+from imap2api.db import in_session, run_db, session_scope
+from imap2api.models import ImapServer
+from imap2api.services import sync
+from imap2api.services.principal import Principal, Role
+from imap2api.services.sync import wait_for_run
+from imap2api.validation import validate_server
 from tests.support.hung import HungImapServer
 from tests.support.messages import make_message
 
@@ -26,10 +37,6 @@ def _wait_until(condition, what: str, seconds: float = 60) -> None:
 
 def _hung_server_of(owner_id: int, hung: HungImapServer) -> int:
     """An IMAP server of ``owner_id`` at the hung address (clear text: the fake speaks no TLS)."""
-    from imap2api.crud import servers as crud_servers
-    from imap2api.db import session_scope
-    from imap2api.validation import validate_server
-
     data = validate_server(
         {
             "name": f"hung at {hung.stage}",
@@ -46,17 +53,11 @@ def _hung_server_of(owner_id: int, hung: HungImapServer) -> int:
 
 def _owner_id(make_user) -> int:
     """The id of a fresh user."""
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         return crud_users.get_user_by_username(session, username=make_user()[0]).id
 
 
 def _active_run_id(server_id: int) -> int | None:
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         runs = crud_runs.list_runs(session, server_id=server_id, limit=1)
     return runs[0].id if runs and runs[0].status in crud_runs.ACTIVE else None
@@ -71,11 +72,6 @@ def _in_thread(call) -> tuple[threading.Thread, list]:
 
 
 def test_a_hundred_waited_syncs_hold_no_thread(client, auth, monkeypatch) -> None:
-    from imap2api import pubsub
-    from imap2api.config import settings
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     monkeypatch.setattr(settings, "imap_timeout_seconds", 120.0)  # the run hangs until the server hangs up
     monkeypatch.setattr(settings, "sync_wait_timeout_seconds", 90.0)  # should this test fail, it ends
     token = auth["Authorization"].split()[1]
@@ -107,16 +103,10 @@ def test_a_hundred_waited_syncs_hold_no_thread(client, auth, monkeypatch) -> Non
 
 
 def test_a_wait_ends_on_the_announcement_or_on_a_re_read(mirror) -> None:
-    from imap2api import pubsub
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import run_db, session_scope
-    from imap2api.services.sync import wait_for_run
-
     def new_run() -> int:
         with session_scope() as session:
             server = crud_servers.get_server(session, owner_id=None, server_id=mirror.server_id)
-            return crud_runs.start_run(session, server=server, trigger="test")[0].id
+            return crud_runs.start_run(session, server=server, trigger="manual")[0].id
 
     async def scenario() -> None:
         announced = new_run()
@@ -140,11 +130,6 @@ def test_a_wait_ends_on_the_announcement_or_on_a_re_read(mirror) -> None:
 
 
 def test_a_requested_sync_does_not_wait_behind_hung_servers(client, mirror, make_user, monkeypatch) -> None:
-    from imap2api.config import settings
-    from imap2api.db import in_session
-    from imap2api.services import sync
-    from imap2api.services.principal import Principal, Role
-
     monkeypatch.setattr(settings, "imap_timeout_seconds", 120.0)  # each hang outlasts the test
     monkeypatch.setattr(settings, "sync_wait_timeout_seconds", 60.0)  # a liveness bound: past it, 202
     scheduled = settings.sync_worker_threads + 2  # more hung scheduled syncs than their lane has threads
@@ -177,11 +162,6 @@ def test_a_requested_sync_does_not_wait_behind_hung_servers(client, mirror, make
 
 @pytest.mark.parametrize("stage", ["connect", "login"])
 def test_a_run_past_its_time_bound_ends_with_sync_timeout(client, auth, stage, monkeypatch) -> None:
-    from imap2api.config import settings
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-    from imap2api.models import ImapServer
-
     monkeypatch.setattr(settings, "sync_run_timeout_seconds", 1.0)
     monkeypatch.setattr(settings, "imap_timeout_seconds", 120.0)  # each read alone would wait this long
     monkeypatch.setattr(settings, "sync_wait_timeout_seconds", 60.0)  # a liveness bound: past it, 202

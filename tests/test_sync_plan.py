@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imap2api.sync import plan
+from imap2api.sync import examine, plan
 from imap2api.sync.imap import flags_text
 from imap2api.sync.plan import Changes, FlagSource, FolderStatus, KnownState, StoredFolder
 
@@ -261,8 +261,6 @@ def test_flag_source(
 
 
 def test_examine_reexports_the_status_types() -> None:
-    from imap2api.sync import examine
-
     assert examine.FolderStatus is FolderStatus
     assert examine.Changes is Changes
     assert examine.KnownState is KnownState

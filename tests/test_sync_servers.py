@@ -9,11 +9,22 @@ no QRESYNC in CAPABILITY, NIL as hierarchy delimiter.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import select
 
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import users as crud_users
+from imap2api.db import session_scope
+from imap2api.models import Folder
+from imap2api.sync.connection import ImapAccount, connected
+from imap2api.sync.imap import fetched_by_uid, flags_text, uid_ranges
+from imap2api.validation import validate_server
 from tests.conftest import Mirror
+from tests.support.dovecot import DovecotServer
 from tests.support.imap_proxy import ImapProxy, without_capabilities
 from tests.support.messages import make_message
 
@@ -23,8 +34,6 @@ COURIER_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID IDLE NAMES
 @pytest.fixture(scope="session")
 def courier_like(dovecot) -> Iterator:
     """A Dovecot that looks like Courier-IMAP 5: fewer capabilities, folders under ``INBOX.``."""
-    from tests.support.dovecot import DovecotServer
-
     server = DovecotServer(tls=False, capabilities=COURIER_CAPABILITIES, prefix="INBOX.", separator=".")
     with server:
         yield server
@@ -33,10 +42,6 @@ def courier_like(dovecot) -> Iterator:
 @pytest.fixture()
 def mirror_at(database: str, make_user):
     """Factory: a Mirror of ``mail_user`` reached on ``port`` in clear text (through a relay, usually)."""
-    from imap2api.crud import servers as crud_servers
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-    from imap2api.validation import validate_server
 
     def factory(server, port: int, mail_user: str) -> Mirror:
         username, _, token = make_user()
@@ -62,8 +67,6 @@ def mirror_at(database: str, make_user):
 
 def server_state(server, mail_user: str, folders: list[str]) -> dict[tuple[str, int], str]:
     """(folder, UID) -> flags of every message in ``folders``, read directly from the server."""
-    from imap2api.sync.imap import flags_text
-
     state = {}
     with server.client(mail_user) as imap:
         for folder in folders:
@@ -146,11 +149,6 @@ def test_changes_are_mirrored_exactly(profile, mirror_at, dovecot, courier_like)
 
 @pytest.mark.parametrize("status_too", [False, True], ids=["status-uidnext", "no-uidnext-at-all"])
 def test_new_mail_is_announced_where_select_has_no_uidnext(status_too, mirror_at, courier_like) -> None:
-    from sqlalchemy import update
-
-    from imap2api.db import session_scope
-    from imap2api.models import Folder
-
     def rewrite(line: bytes) -> bytes | None:
         if re.match(rb"\* OK \[UIDNEXT \d+\]", line):
             return None  # Courier sends no UIDNEXT in its SELECT answer
@@ -179,11 +177,6 @@ def test_new_mail_is_announced_where_select_has_no_uidnext(status_too, mirror_at
 
 
 def test_a_nil_hierarchy_delimiter_means_flat_names(mirror_at, dovecot) -> None:
-    from sqlmodel import select
-
-    from imap2api.db import session_scope
-    from imap2api.models import Folder
-
     user = dovecot.add_user()
     dovecot.add_message(user, "Projects/Trash", make_message(subject="a project called Trash"))
     dovecot.add_message(user, "Trash", make_message(subject="binned"))
@@ -205,10 +198,6 @@ def test_a_nil_hierarchy_delimiter_means_flat_names(mirror_at, dovecot) -> None:
 
 
 def test_commands_go_out_without_waiting_for_acks(dovecot, user) -> None:
-    import socket
-
-    from imap2api.sync.connection import ImapAccount, connected
-
     # imapclient writes a UID SEARCH in two parts: with Nagle's algorithm the second waits for the
     # server's (delayed) ACK of the first. The option must survive STARTTLS, which wraps the socket.
     with connected(ImapAccount(dovecot.host, dovecot.port, user, "secret", tls_mode="starttls")) as client:
@@ -216,8 +205,6 @@ def test_commands_go_out_without_waiting_for_acks(dovecot, user) -> None:
 
 
 def test_uid_responses_are_read_as_uids_and_ranges() -> None:
-    from imap2api.sync.imap import fetched_by_uid, uid_ranges
-
     # VANISHED stays ranges, cut below UIDNEXT: "1:4294967295" must not become four billion ints.
     assert uid_ranges("9:7,1,2:3,20:4294967295", below=12) == [(1, 3), (7, 9)]
     assert uid_ranges("1:4294967295", below=6) == [(1, 5)]

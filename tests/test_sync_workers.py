@@ -6,8 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+from imap2api.config import settings
+from imap2api.crud import sync_runs as crud_runs
+from imap2api.db import session_scope
+from imap2api.workers.scheduler import Scheduler, enqueue_due_syncs
 from tests.support.messages import make_message
 
 
@@ -67,10 +72,6 @@ def test_sync_of_someone_elses_server_is_not_found(client, mirror, auth) -> None
 
 
 def test_the_scheduler_queues_each_due_server_once(mirror) -> None:
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-    from imap2api.workers.scheduler import enqueue_due_syncs
-
     first = enqueue_due_syncs()
     assert mirror.server_id in first
     assert mirror.server_id not in enqueue_due_syncs()  # claimed until its interval passes
@@ -88,8 +89,6 @@ def test_logins_use_starttls_on_a_plain_port(mirror) -> None:
 
 
 def test_a_worker_killed_mid_sync_converges_on_the_next_sync(mirror, database, tmp_path) -> None:
-    from imap2api.config import settings
-
     total = 400
     mirror.dovecot.add_messages(
         mirror.mail_user, "INBOX", [make_message(subject=f"bulk {n}", body="x" * 2000) for n in range(total)]
@@ -120,9 +119,6 @@ def test_a_worker_killed_mid_sync_converges_on_the_next_sync(mirror, database, t
     assert 0 < stored < total, "the sync should have been killed half-way"
 
     # The dead worker's run is still "running" and shows its progress; its lease lapses.
-    from imap2api.crud import sync_runs as crud_runs
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         dead = crud_runs.list_runs(session, server_id=mirror.server_id)[0]
     assert dead.status == "running" and dead.progress_done == stored
@@ -138,10 +134,6 @@ def test_a_worker_killed_mid_sync_converges_on_the_next_sync(mirror, database, t
 
 
 def test_the_scheduler_loop_runs_every_task_each_tick_even_after_a_failure(monkeypatch) -> None:
-    import threading
-
-    from imap2api.workers.scheduler import Scheduler
-
     ran: list[str] = []
     three_ticks = threading.Event()
 

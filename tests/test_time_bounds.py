@@ -17,6 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from imap2api.config import settings
+from imap2api.db import get_engine
+
 SYNC = "mutation($id: ID!) { syncImapServer(id: $id, wait: true) { id status } }"
 
 
@@ -65,9 +68,6 @@ def _wait_until(condition, what: str, seconds: float = 30) -> None:
 @contextlib.contextmanager
 def _database_locked(database: str) -> Iterator[None]:
     """Hold a write lock on imap_servers, as a long transaction elsewhere would."""
-    from imap2api.config import settings
-    from imap2api.db import get_engine
-
     if database == "sqlite":
         connection = sqlite3.connect(settings.sqlalchemy_url.removeprefix("sqlite:///"), isolation_level=None)
         connection.execute("BEGIN IMMEDIATE")
@@ -86,8 +86,6 @@ def _database_locked(database: str) -> Iterator[None]:
 
 
 def test_a_request_past_its_time_bound_gets_a_503(client, auth, database, monkeypatch) -> None:
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "request_timeout_seconds", 1.0)
     assert client.get("/api/imap-servers/", headers=auth).status_code == 200  # token use recorded beforehand
     server = {"name": "Stuck", "host": "mail.example.com", "username": "u", "password": "p"}
@@ -123,8 +121,6 @@ def _hung_server(client, auth, silent: SilentServer) -> int:
 
 
 def test_waited_syncs_may_wait_past_the_request_bound(client, auth, silent, monkeypatch) -> None:
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "request_timeout_seconds", 1.0)
     monkeypatch.setattr(settings, "sync_wait_timeout_seconds", 2.5)
     monkeypatch.setattr(settings, "imap_timeout_seconds", 120.0)  # the run hangs until the server hangs up

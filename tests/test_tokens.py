@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
+from sqlmodel import select
+
+from imap2api.cli import main
+from imap2api.config import settings
+from imap2api.crud import users as crud_users
+from imap2api.db import session_scope
+from imap2api.errors import ValidationFailed
+from imap2api.models import ApiToken
 
 
 def _login(client, username: str, password: str) -> str:
@@ -65,12 +75,6 @@ def test_graphql_lists_tokens(client, make_user) -> None:
 
 
 def test_tokens_expire_after_the_configured_lifetime(client, make_user, monkeypatch) -> None:
-    from sqlmodel import select
-
-    from imap2api.config import settings
-    from imap2api.db import session_scope
-    from imap2api.models import ApiToken
-
     _, _, token = make_user()
     headers = {"Authorization": f"Token {token}"}
     monkeypatch.setattr(settings, "token_ttl_hours", 24.0)
@@ -96,12 +100,6 @@ def _fullwidth(name: str) -> str:
     ids=["fullwidth", "capitalized", "upper", "padded"],
 )
 def test_usernames_are_unique_ignoring_width_and_case(database, lookalike) -> None:
-    import secrets
-
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-    from imap2api.errors import ValidationFailed
-
     name = "alice" + secrets.token_hex(3)
     with session_scope() as session:
         crud_users.create_user(session, username=name, password="pw")
@@ -111,11 +109,6 @@ def test_usernames_are_unique_ignoring_width_and_case(database, lookalike) -> No
 
 
 def test_fullwidth_names_are_stored_and_logged_in_normalised(client) -> None:
-    import secrets
-
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     name = "bob" + secrets.token_hex(3)
     fullwidth = _fullwidth(name)
     with session_scope() as session:
@@ -125,12 +118,6 @@ def test_fullwidth_names_are_stored_and_logged_in_normalised(client) -> None:
 
 
 def test_createuser_refuses_a_case_variant(database, tmp_path) -> None:
-    import secrets
-
-    from click.testing import CliRunner
-
-    from imap2api.cli import main
-
     name = "carol" + secrets.token_hex(3)
     runner = CliRunner()
     assert runner.invoke(main, ["createuser", name, "--password", "pw"]).exit_code == 0

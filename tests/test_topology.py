@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.support.messages import make_message
 from tests.support.services import (
@@ -185,8 +186,6 @@ def test_concurrent_syncs_run_once_per_request(topology, dovecot) -> None:
 
 
 def test_a_subscriber_on_one_api_hears_a_worker(topology, dovecot) -> None:
-    from websockets.sync.client import connect
-
     api_a, api_b = topology.apis
     headers = topology.token(api_a, "ops")
     mail_user = dovecot.add_user()

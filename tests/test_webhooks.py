@@ -8,6 +8,7 @@ checked with a verifier written here from the Standard Webhooks spec, not with i
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import threading
@@ -15,7 +16,31 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import col, select
 
+from imap2api.config import settings
+from imap2api.crud import events as crud_events
+from imap2api.crud import servers as crud_servers
+from imap2api.crud import users as crud_users
+from imap2api.crud import webhooks as crud_webhooks
+from imap2api.db import session_scope
+from imap2api.models import Event, Webhook, WebhookDelivery
+from imap2api.security import decrypt_secret
+from imap2api.validation import validate_server
+from imap2api.webhooks import signing
+from imap2api.webhooks.addresses import AddressRefused, refusal_reason, resolve_target
+from imap2api.webhooks.dispatch import (
+    create_pending_deliveries,
+    deliver,
+    event_message,
+    relay_events,
+    requeue_overdue,
+)
+from imap2api.webhooks.retry import backoff_seconds, is_final, parse_retry_after, retry_delay
+from imap2api.webhooks.sender import SendResult
+from imap2api.webhooks.signing import new_secret
+from imap2api.webhooks.validation import validate_webhook
+from imap2api.workers.webhooks import enqueue_delivery, webhook_tick
 from tests.support.messages import make_message
 from tests.support.receiver import Receiver
 from tests.support.webhook_checks import spec_verify, wait_until
@@ -32,8 +57,6 @@ SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def test_the_independent_verifier_and_the_signer_agree_with_the_spec_vector() -> None:
-    from imap2api.webhooks import signing
-
     headers = {
         "webhook-id": SPEC_ID,
         "webhook-timestamp": str(SPEC_TIMESTAMP),
@@ -57,9 +80,6 @@ def test_the_independent_verifier_and_the_signer_agree_with_the_spec_vector() ->
 
 
 def test_the_retry_schedule_backs_off_and_spans_about_a_day() -> None:
-    from imap2api.webhooks.retry import backoff_seconds, is_final, parse_retry_after, retry_delay
-    from imap2api.webhooks.sender import SendResult
-
     failed = SendResult(503, "", "", 5)
     start = now = datetime(2026, 1, 1, tzinfo=UTC)
     waits = []
@@ -102,10 +122,6 @@ def test_the_retry_schedule_backs_off_and_spans_about_a_day() -> None:
 
 
 def test_private_loopback_and_link_local_addresses_are_refused() -> None:
-    import ipaddress
-
-    from imap2api.webhooks.addresses import AddressRefused, refusal_reason, resolve_target
-
     for address in (
         "127.0.0.1",
         "10.1.2.3",
@@ -151,11 +167,6 @@ def gql(client, headers: dict[str, str], query: str, **variables) -> dict:  # no
 
 def deliveries_of(webhook_id: int) -> list:
     """Every attempt of a webhook, oldest first, straight from the database."""
-    from sqlmodel import col, select
-
-    from imap2api.db import session_scope
-    from imap2api.models import WebhookDelivery
-
     with session_scope() as session:
         return list(
             session.exec(
@@ -168,9 +179,6 @@ def deliveries_of(webhook_id: int) -> list:
 
 def webhook_row(webhook_id: int):  # noqa: ANN201
     """The stored webhook row."""
-    from imap2api.db import session_scope
-    from imap2api.models import Webhook
-
     with session_scope() as session:
         return session.get(Webhook, webhook_id)
 
@@ -178,11 +186,6 @@ def webhook_row(webhook_id: int):  # noqa: ANN201
 def settled(webhook_id: int, owner_id: int | None = None) -> bool:
     """Every event of the owner is relayed and no attempt of the webhook is waiting or in flight."""
     if owner_id is not None:
-        from sqlmodel import col, select
-
-        from imap2api.db import session_scope
-        from imap2api.models import Event
-
         with session_scope() as session:
             waiting = session.exec(
                 select(Event.id).where(Event.owner_id == owner_id, col(Event.dispatched_at).is_(None))
@@ -194,9 +197,6 @@ def settled(webhook_id: int, owner_id: int | None = None) -> bool:
 
 def owner_id_of(token: str) -> int:
     """The user id behind a token."""
-    from imap2api.crud import users as crud_users
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         return crud_users.user_for_token(session, key=token).id
 
@@ -211,8 +211,6 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch) -> Iterator[None]:  # noqa: ANN001
     """Tiny backoff for these tests (each test has a broker of its own: see conftest)."""
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "webhook_retry_base_seconds", 0.05)
     monkeypatch.setattr(settings, "webhook_timeout_seconds", 5.0)
     yield
@@ -422,8 +420,6 @@ def test_rest_crud(client, make_user, prefix) -> None:
 
 
 def test_the_secret_is_stored_encrypted(client, auth) -> None:
-    from imap2api.security import decrypt_secret
-
     webhook_id, secret = create_webhook(client, auth, url="https://hooks.example.com/")
     row = webhook_row(webhook_id)
     assert secret not in row.secret_encrypted and secret[6:] not in row.secret_encrypted
@@ -592,8 +588,6 @@ def test_429_retry_after_is_honoured(client, auth, receiver) -> None:
 
 
 def test_private_addresses_are_refused_unless_allowed(client, auth, receiver, monkeypatch) -> None:
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "webhook_allow_private", False)
     webhook_id, _ = create_webhook(client, auth, url=receiver.url)
     client.post(f"/api/webhooks/{webhook_id}/test/", headers=auth)
@@ -604,9 +598,6 @@ def test_private_addresses_are_refused_unless_allowed(client, auth, receiver, mo
 
 
 def test_an_endpoint_failing_for_a_day_is_disabled(client, auth, receiver) -> None:
-    from imap2api.db import session_scope
-    from imap2api.models import Webhook
-
     webhook_id, _ = create_webhook(client, auth, url=receiver.url)
     with session_scope() as session:
         row = session.get(Webhook, webhook_id)
@@ -656,21 +647,12 @@ def test_redeliver_makes_a_new_attempt_of_the_same_event(client, auth, receiver)
 
 
 def _server(owner_id: int, name: str) -> int:
-    from imap2api.crud import servers as crud_servers
-    from imap2api.db import session_scope
-    from imap2api.validation import validate_server
-
     with session_scope() as session:
         data = validate_server({"name": name, "host": "imap.example.com", "username": "u", "password": "p"})
         return crud_servers.create_server(session, owner_id=owner_id, data=data).id
 
 
 def _webhook(owner_id: int, **data) -> int:
-    from imap2api.crud import webhooks as crud_webhooks
-    from imap2api.db import session_scope
-    from imap2api.webhooks.signing import new_secret
-    from imap2api.webhooks.validation import validate_webhook
-
     with session_scope() as session:
         clean = validate_webhook({"url": "http://127.0.0.1:9/hook", **data}, creating=True)
         return crud_webhooks.create_webhook(session, owner_id=owner_id, data=clean, secret=new_secret()).id
@@ -678,20 +660,12 @@ def _webhook(owner_id: int, **data) -> int:
 
 def _drop_webhooks(*owner_ids: int) -> None:
     """Delete these owners' webhooks (and their never-sent deliveries), so no later test sends them."""
-    from sqlmodel import col, select
-
-    from imap2api.db import session_scope
-    from imap2api.models import Webhook
-
     with session_scope() as session:
         for hook in session.exec(select(Webhook).where(col(Webhook.owner_id).in_(owner_ids))):
             session.delete(hook)
 
 
 def _events(owner_id: int, server_id: int | None, types: list[str]) -> None:
-    from imap2api.crud import events as crud_events
-    from imap2api.db import session_scope
-
     with session_scope() as session:
         for kind in types:
             crud_events.record_event(
@@ -700,8 +674,6 @@ def _events(owner_id: int, server_id: int | None, types: list[str]) -> None:
 
 
 def test_the_relay_matches_type_server_owner_and_activity(make_user) -> None:
-    from imap2api.webhooks.dispatch import relay_events
-
     me, other = owner_id_of(make_user()[2]), owner_id_of(make_user()[2])
     mine, second = _server(me, "a"), _server(me, "b")
     everything = _webhook(me)
@@ -731,8 +703,6 @@ def test_the_relay_matches_type_server_owner_and_activity(make_user) -> None:
 
 
 def test_concurrent_relays_claim_each_event_once(make_user) -> None:
-    from imap2api.webhooks.dispatch import create_pending_deliveries
-
     owner = owner_id_of(make_user()[2])
     hook = _webhook(owner)
     create_pending_deliveries()
@@ -758,9 +728,6 @@ def test_concurrent_relays_claim_each_event_once(make_user) -> None:
 
 
 def test_a_relay_killed_between_commit_and_enqueue_loses_nothing(client, mirror, receiver) -> None:
-    from imap2api.webhooks.dispatch import create_pending_deliveries, relay_events, requeue_overdue
-    from imap2api.workers.webhooks import enqueue_delivery
-
     webhook_id, secret = create_webhook(client, mirror.headers, url=receiver.url)
     mirror.deliver(make_message(subject="before"))
     mirror.sync()
@@ -788,8 +755,6 @@ def test_a_relay_killed_between_commit_and_enqueue_loses_nothing(client, mirror,
 
 
 def test_the_scheduler_tick_relays_events_of_a_foreground_sync(client, mirror, receiver) -> None:
-    from imap2api.workers.webhooks import webhook_tick
-
     webhook_id, secret = create_webhook(client, mirror.headers, url=receiver.url, events=["sync.completed"])
     run = mirror.sync()  # as `imap2api sync` runs it: no actor, so nobody has relayed its events yet
     assert deliveries_of(webhook_id) == []
@@ -800,12 +765,6 @@ def test_the_scheduler_tick_relays_events_of_a_foreground_sync(client, mirror, r
 
 
 def test_a_worker_killed_mid_send_is_taken_over_after_its_lease(client, auth, receiver) -> None:
-    from imap2api.crud import webhooks as crud_webhooks
-    from imap2api.db import session_scope
-    from imap2api.models import WebhookDelivery
-    from imap2api.webhooks.dispatch import deliver, requeue_overdue
-    from imap2api.workers.webhooks import enqueue_delivery
-
     owner = owner_id_of(auth["Authorization"].split()[1])
     webhook_id, _ = create_webhook(client, auth, url=receiver.url)
     with session_scope() as session:
@@ -823,9 +782,6 @@ def test_a_worker_killed_mid_send_is_taken_over_after_its_lease(client, auth, re
 
 
 def test_the_payload_is_the_stored_event_as_json() -> None:
-    from imap2api.models import Event
-    from imap2api.webhooks.dispatch import event_message
-
     event = Event(
         id="evt_1",
         owner_id=1,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
+
+from imap2api.app import create_app
+from imap2api.config import settings
+from tests.support.messages import make_message
 
 PROTOCOL = ["graphql-transport-ws"]
 TOKEN_AUTH = 'mutation { tokenAuth(username: "%s", password: "%s") { token } }'
@@ -14,9 +20,6 @@ TOKEN_AUTH = 'mutation { tokenAuth(username: "%s", password: "%s") { token } }'
 @pytest.fixture()
 def limited(database, monkeypatch):
     """The app with small budgets: 5 requests per user, 3 per anonymous address."""
-    from imap2api.app import create_app
-    from imap2api.config import settings
-
     monkeypatch.setattr(settings, "rate_limit_user", "5/minute")
     monkeypatch.setattr(settings, "rate_limit_anon", "3/minute")
     with TestClient(create_app()) as client:
@@ -146,8 +149,6 @@ def test_the_legacy_protocol_is_refused_at_connect(client, auth) -> None:
 
 
 def test_queries_over_the_socket_have_the_request_time_bound(client, auth, monkeypatch) -> None:
-    from imap2api.config import settings
-
     socket = Socket(client, headers=auth)
     try:
         monkeypatch.setattr(settings, "request_timeout_seconds", 1e-6)
@@ -160,10 +161,6 @@ def test_queries_over_the_socket_have_the_request_time_bound(client, auth, monke
 
 
 def test_each_subscription_event_reads_fresh_data(client, mirror) -> None:
-    import time
-
-    from tests.support.messages import make_message
-
     mirror.sync()  # a first sync announces nothing: mail arriving after it does
     socket = Socket(client, payload={"token": mirror.token})
     try:

@@ -132,13 +132,13 @@ class ImapServerAdmin(AdminView, model=ImapServer):
 
         return Bound
 
-    async def insert_model(self, request: Request, data: dict) -> Any:
+    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         """Create through the API's validation; the password is encrypted."""
         return await expected(
             run_db(servers.create, acting(request), _changes(data), owner_id=data.get("owner_id") or None)
         )
 
-    async def update_model(self, request: Request, pk: str, data: dict) -> Any:
+    async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         """Update through the API's validation (the owner does not change)."""
         return await expected(run_db(servers.update, acting(request), int(pk), _changes(data)))
 

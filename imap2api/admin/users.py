@@ -51,11 +51,11 @@ class UserAdmin(AdminView, model=User):
     column_searchable_list = ["username"]
     column_sortable_list = ["id", "username", "created_at"]
 
-    async def insert_model(self, request: Request, data: dict) -> Any:
+    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         """Create through the same rules as ``imap2api createuser``."""
         return await expected(run_db(accounts.save_user, acting(request), None, **_form_fields(data)))
 
-    async def update_model(self, request: Request, pk: str, data: dict) -> Any:
+    async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         """Update; a non-blank password replaces the old one (and ends that user's admin sessions)."""
         return await expected(run_db(accounts.save_user, acting(request), int(pk), **_form_fields(data)))
 

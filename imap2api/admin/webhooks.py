@@ -117,7 +117,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         """Stored values as the form shows them (events as a list)."""
         return {**await super().get_form_data_for_edit(obj), "events": crud_webhooks.subscribed_events(obj)}
 
-    async def insert_model(self, request: Request, data: dict) -> Any:
+    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         """Create through the API's rules, and show the new secret once."""
         webhook, secret = await expected(
             run_db(webhooks.create, acting(request), _changes(data), owner_id=data.get("owner_id") or None)
@@ -125,7 +125,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         Secret.reveal_once(request, secret, title=SECRET_TITLE, label=SECRET_LABEL)
         return webhook
 
-    async def update_model(self, request: Request, pk: str, data: dict) -> Any:
+    async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         """Update through the API's rules (re-activating clears the failure flag)."""
         return await expected(run_db(webhooks.update, acting(request), int(pk), _changes(data)))
 

@@ -14,7 +14,7 @@ from imap2api.security import hash_token_key
 def delete_expired_sessions(session: Session, *, now: datetime | None = None) -> int:
     """Delete every session past its expiry; returns how many there were."""
     statement = delete(AdminSession).where(col(AdminSession.expires_at) <= (now or utcnow()))
-    return session.exec(statement).rowcount or 0  # type: ignore[call-overload]
+    return session.exec(statement).rowcount or 0
 
 
 def start_session(session: Session, *, user_id: int, lifetime: timedelta) -> str:
@@ -45,4 +45,4 @@ def session_user(session: Session, *, key: str) -> User | None:
 def end_session(session: Session, *, key: str) -> bool:
     """Revoke the session with this key; True when it existed."""
     statement = delete(AdminSession).where(col(AdminSession.key_hash) == hash_token_key(key))
-    return bool(session.exec(statement).rowcount)  # type: ignore[call-overload]
+    return bool(session.exec(statement).rowcount)

@@ -152,7 +152,7 @@ def list_emails(
     """One page of email rows (without bodies); ``threaded`` keeps each thread's newest match only."""
     dialect = session.get_bind().dialect.name
     conditions = _conditions(filters, dialect)
-    statement: Select = select(*LIST_COLUMNS).where(and_(*conditions))
+    statement: Select[*tuple[Any, ...]] = select(*LIST_COLUMNS).where(and_(*conditions))
     count = None
     if threaded:
         statement = statement.where(_newest_per_thread(filters, dialect))

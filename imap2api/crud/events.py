@@ -46,4 +46,5 @@ def list_events(
 
 def event_data(event: Event) -> dict[str, Any]:
     """An event's payload as a dict."""
-    return json.loads(event.payload)
+    data: dict[str, Any] = json.loads(event.payload)
+    return data

@@ -44,15 +44,13 @@ def prune_history(session: Session, *, before: datetime) -> Pruned:
     for start in range(0, len(ids), 500):  # bounded IN lists
         chunk = ids[start : start + 500]
         deliveries += (
-            session.exec(  # type: ignore[call-overload]
-                delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(chunk))
-            ).rowcount
+            session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(chunk))).rowcount
             or 0
         )
-        events += session.exec(delete(Event).where(col(Event.id).in_(chunk))).rowcount or 0  # type: ignore[call-overload]
+        events += session.exec(delete(Event).where(col(Event.id).in_(chunk))).rowcount or 0
     latest = select(func.max(SyncRun.id)).group_by(col(SyncRun.imap_server_id))
     runs = (
-        session.exec(  # type: ignore[call-overload]
+        session.exec(
             delete(SyncRun).where(
                 col(SyncRun.created_at) < before,
                 col(SyncRun.status).not_in(ACTIVE),

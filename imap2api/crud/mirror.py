@@ -50,7 +50,7 @@ def save_folder_state(
 ) -> None:
     """Record what the folder looked like when its sync completed."""
     session.exec(
-        update(Folder)  # type: ignore[call-overload]
+        update(Folder)
         .where(col(Folder.id) == folder_id)
         .values(
             uidvalidity=uidvalidity,
@@ -123,14 +123,14 @@ def delete_uid_ranges(
         count += len(ids)
         removed += [mid for _, mid in rows if mid]
         for id_chunk in _chunks(ids):
-            session.exec(delete(Email).where(col(Email.id).in_(id_chunk)))  # type: ignore[call-overload]
+            session.exec(delete(Email).where(col(Email.id).in_(id_chunk)))
     return count, removed
 
 
 def _message_ids_then_delete(session: Session, condition: Any) -> list[str]:
     """Delete the emails matching ``condition``, returning their Message-IDs."""
     message_ids = [mid for mid in session.exec(select(Email.message_id).where(condition)) if mid]
-    session.exec(delete(Email).where(condition))  # type: ignore[call-overload]
+    session.exec(delete(Email).where(condition))
     return message_ids
 
 
@@ -158,7 +158,7 @@ def delete_folders(session: Session, *, folder_ids: Sequence[int]) -> list[str]:
     removed: list[str] = []
     for chunk in _chunks(list(folder_ids)):
         removed += _message_ids_then_delete(session, col(Email.folder_id).in_(chunk))
-        session.exec(delete(Folder).where(col(Folder.id).in_(chunk)))  # type: ignore[call-overload]
+        session.exec(delete(Folder).where(col(Folder.id).in_(chunk)))
     return removed
 
 
@@ -172,7 +172,7 @@ def set_flags(session: Session, *, folder_id: int, uidvalidity: int, flags_by_ui
     for flags, uids in by_flags.items():
         for start in range(0, len(uids), 500):  # bounded IN lists
             session.exec(
-                update(Email)  # type: ignore[call-overload]
+                update(Email)
                 .where(
                     col(Email.folder_id) == folder_id,
                     col(Email.uidvalidity) == uidvalidity,

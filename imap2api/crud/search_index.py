@@ -27,7 +27,8 @@ def pending_count(session: Session) -> int:
     """How many emails wait to be indexed (0 on PostgreSQL)."""
     if not _is_sqlite(session):
         return 0
-    return session.execute(text("SELECT count(*) FROM emails_fts_pending")).scalar_one()
+    count: int = session.execute(text("SELECT count(*) FROM emails_fts_pending")).scalar_one()
+    return count
 
 
 def index_pending(session: Session, *, limit: int = CHUNK) -> int:

@@ -62,9 +62,7 @@ def update_server(
     _keep_tls_consistent(server, data)
     if (server.sync_limit_type, server.sync_limit_value) != limit_before:
         # The window moved: no folder may take the "nothing changed" shortcut next time.
-        session.exec(
-            update(Folder).where(col(Folder.imap_server_id) == server_id).values(message_count=-1)  # type: ignore[call-overload]
-        )
+        session.exec(update(Folder).where(col(Folder.imap_server_id) == server_id).values(message_count=-1))
     if data.get("password"):
         server.password_encrypted = encrypt_secret(data["password"])
     server.updated_at = utcnow()

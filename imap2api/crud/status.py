@@ -86,4 +86,4 @@ def delivery_totals(session: Session) -> dict[str, int]:
 
 def database_answers(session: Session) -> bool:
     """Whether the database runs a trivial query."""
-    return session.exec(text("SELECT 1")).one()[0] == 1  # type: ignore[call-overload]
+    return bool(session.exec(text("SELECT 1")).one()[0] == 1)  # type: ignore[call-overload]

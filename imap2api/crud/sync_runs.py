@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,7 @@ def _active_run(session: Session, server_id: int) -> SyncRun | None:
     ).first()
 
 
-def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[SyncRun, bool]:
+def start_run(session: Session, *, server: ImapServer, trigger: SyncTrigger) -> tuple[SyncRun, bool]:
     """The server's active run, or a new queued one; the flag says whether it is new.
 
     Two API processes asking at the same instant both try the insert; the partial unique index
@@ -45,8 +45,7 @@ def start_run(session: Session, *, server: ImapServer, trigger: str) -> tuple[Sy
         active = None
     if active is not None:
         return active, False
-    # A SyncTrigger value; stored as given (tests label their runs "test").
-    run = SyncRun(imap_server_id=server.id or 0, trigger=cast(SyncTrigger, trigger))
+    run = SyncRun(imap_server_id=server.id or 0, trigger=trigger)
     try:
         with session.begin_nested():
             session.add(run)
@@ -79,14 +78,14 @@ def list_runs(session: Session, *, server_id: int, limit: int = 50) -> list[Sync
 
 def update_run(session: Session, *, run_id: int, **values: Any) -> None:
     """Write run columns (progress, status, counts...)."""
-    session.exec(update(SyncRun).where(col(SyncRun.id) == run_id).values(**values))  # type: ignore[call-overload]
+    session.exec(update(SyncRun).where(col(SyncRun.id) == run_id).values(**values))
 
 
 def acquire_lease(session: Session, *, server_id: int, holder: str, seconds: int) -> bool:
     """Take the server's sync lease if it is free or expired; True when taken."""
     now = utcnow()
     result = session.exec(
-        update(ImapServer)  # type: ignore[call-overload]
+        update(ImapServer)
         .where(
             col(ImapServer.id) == server_id,
             or_(
@@ -104,7 +103,7 @@ def renew_lease(session: Session, *, server_id: int, holder: str, seconds: int) 
     """Push the lease's expiry forward while the holder works; False when it is not the holder's
     any more (taken over after it lapsed, or the server was deleted)."""
     result = session.exec(
-        update(ImapServer)  # type: ignore[call-overload]
+        update(ImapServer)
         .where(col(ImapServer.id) == server_id, col(ImapServer.lease_owner) == holder)
         .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
     )
@@ -114,7 +113,7 @@ def renew_lease(session: Session, *, server_id: int, holder: str, seconds: int) 
 def release_lease(session: Session, *, server_id: int, holder: str) -> bool:
     """Give the lease back if it is still the holder's; True when it was."""
     result = session.exec(
-        update(ImapServer)  # type: ignore[call-overload]
+        update(ImapServer)
         .where(col(ImapServer.id) == server_id, col(ImapServer.lease_owner) == holder)
         .values(lease_owner=None, lease_expires_at=None)
     )
@@ -132,7 +131,7 @@ def fail_lost_runs(session: Session, *, run_ids: Sequence[int]) -> None:
     """Mark running runs as failed with ``WORKER_LOST`` (one that finished meanwhile keeps its outcome)."""
     if run_ids:
         session.exec(
-            update(SyncRun)  # type: ignore[call-overload]
+            update(SyncRun)
             .where(col(SyncRun.id).in_(run_ids), col(SyncRun.status) == SyncStatus.RUNNING)
             .values(status=SyncStatus.ERROR, error=LOST, error_code="WORKER_LOST", finished_at=utcnow())
         )
@@ -203,7 +202,7 @@ def claim_due_servers(session: Session, *, default_interval: int, limit: int = 1
             else col(ImapServer.next_sync_at) == next_at
         )
         result = session.exec(
-            update(ImapServer)  # type: ignore[call-overload]
+            update(ImapServer)
             .where(col(ImapServer.id) == server_id, condition)
             .values(next_sync_at=now + timedelta(seconds=interval or default_interval))
         )
@@ -215,7 +214,7 @@ def claim_due_servers(session: Session, *, default_interval: int, limit: int = 1
 def promote_run(session: Session, *, run_id: int) -> bool:
     """Mark a queued scheduled run as asked for (trigger manual); True for the one caller that did it."""
     result = session.exec(
-        update(SyncRun)  # type: ignore[call-overload]
+        update(SyncRun)
         .where(
             col(SyncRun.id) == run_id,
             col(SyncRun.status) == SyncStatus.QUEUED,

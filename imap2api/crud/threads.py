@@ -54,19 +54,19 @@ def assign_threads(
         session.exec(
             update(Email)
             .where(col(Email.imap_server_id) == server_id, col(Email.thread_id) == old)
-            .values(thread_id=new)  # type: ignore[call-overload]
+            .values(thread_id=new)
         )
         session.exec(
             update(ThreadKey)
             .where(col(ThreadKey.imap_server_id) == server_id, col(ThreadKey.thread_id) == old)
-            .values(thread_id=new)  # type: ignore[call-overload]
+            .values(thread_id=new)
         )
     fresh = [
         {"imap_server_id": server_id, "message_id": key, "thread_id": thread_id}
         for key, thread_id in grouping.new_keys.items()
     ]
     if fresh:
-        session.exec(insert(ThreadKey), params=fresh)  # type: ignore[call-overload]
+        session.exec(insert(ThreadKey), params=fresh)
     existing = set(known.values()) - set(grouping.merged)
     return ThreadAssignment(thread_ids=grouping.thread_ids, existing=existing, merged=grouping.merged)
 

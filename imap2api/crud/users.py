@@ -154,7 +154,7 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
 
 def revoke_tokens(session: Session, *, user_id: int) -> int:
     """Delete every token of a user; returns how many there were."""
-    result = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user_id))  # type: ignore[call-overload]
+    result = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user_id))
     return result.rowcount or 0
 
 

@@ -207,7 +207,7 @@ def claim_events(session: Session, *, limit: int = 500) -> list[Event]:
         return []
     claimed = set(
         session.exec(
-            update(Event)  # type: ignore[call-overload]
+            update(Event)
             .where(col(Event.id).in_(candidates), col(Event.dispatched_at).is_(None))
             .values(dispatched_at=utcnow())
             .returning(col(Event.id))
@@ -289,7 +289,7 @@ def claim_overdue_deliveries(session: Session, *, grace_seconds: float, limit: i
     claimed = []
     for delivery_id, status, due in rows:
         result = session.exec(
-            update(WebhookDelivery)  # type: ignore[call-overload]
+            update(WebhookDelivery)
             .where(
                 col(WebhookDelivery.id) == delivery_id,
                 col(WebhookDelivery.status) == status,
@@ -334,7 +334,7 @@ def claim_delivery(session: Session, *, delivery_id: int, lease_seconds: float) 
     """
     now = utcnow()
     result = session.exec(
-        update(WebhookDelivery)  # type: ignore[call-overload]
+        update(WebhookDelivery)
         .where(
             col(WebhookDelivery.id) == delivery_id,
             col(WebhookDelivery.status) == DeliveryStatus.PENDING,
@@ -384,7 +384,7 @@ def record_attempt(
 ) -> bool:
     """Store an attempt's outcome on the row the worker holds; False if it no longer holds it."""
     result = session.exec(
-        update(WebhookDelivery)  # type: ignore[call-overload]
+        update(WebhookDelivery)
         .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.status) == DeliveryStatus.SENDING)
         .values(
             status=status,
@@ -417,7 +417,7 @@ def schedule_retry(session: Session, *, previous: WebhookDelivery, at: datetime)
 def mark_webhook_succeeding(session: Session, *, webhook_id: int) -> None:
     """A delivery got through: the endpoint is no longer failing."""
     session.exec(
-        update(Webhook)  # type: ignore[call-overload]
+        update(Webhook)
         .where(col(Webhook.id) == webhook_id, col(Webhook.failing_since).is_not(None))
         .values(failing_since=None)
     )

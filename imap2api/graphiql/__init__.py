@@ -120,7 +120,7 @@ def mount_assets(app: FastAPI) -> None:
 class ExplorerGraphQLRouter(WebSocketTransport, GraphQLRouter[Any, Any]):
     """Strawberry's router with our explorer page instead of its CDN-loading one, and our websocket."""
 
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return explorer_page(request.scope.get("root_path", ""))
 
     def parse_json(self, data: str | bytes) -> Any:

@@ -33,6 +33,7 @@ import os
 import sys
 import tarfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def download(package: Package, registry: str, timeout: float = 60) -> bytes:
     url = tarball_url(package, registry)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https or a configured mirror)
-            data = response.read()
+            data: bytes = response.read()
     except OSError as exc:
         raise FetchError(f"cannot download {url}: {exc}") from exc
     algorithm, _, expected = package.integrity.partition("-")
@@ -234,7 +235,7 @@ def missing(directory: Path = STATIC_DIR) -> list[Asset]:
     return [asset for asset in ASSETS if not _intact(directory / asset.filename, asset)]
 
 
-def fetch(directory: Path = STATIC_DIR, *, force: bool = False, log=print) -> bool:
+def fetch(directory: Path = STATIC_DIR, *, force: bool = False, log: Callable[[str], object] = print) -> bool:
     """Make ``directory`` hold every asset; True when something was downloaded."""
     wanted = list(ASSETS) if force else missing(directory)
     if not wanted and (directory / NOTICES).is_file():

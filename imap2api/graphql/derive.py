@@ -123,7 +123,7 @@ def to_gql(cls: type[T], row: Any, **extra: Any) -> T:
     for reader in cls.__gql_readers__:  # type: ignore[attr-defined]
         value = reader.get(row)
         values[reader.name] = value if reader.convert is None else reader.convert(value)
-    return cast(Any, cls)(**values)
+    return cast("Callable[..., T]", cls)(**values)
 
 
 def input_type(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -10,6 +11,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.types import ExecutionContext
 
 from imap2api.graphql.budget import BodyBudgetExtension
 from imap2api.graphql.cost import QueryCostLimiter
@@ -35,7 +37,9 @@ class Mutation(AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation):
 class Imap2ApiSchema(strawberry.Schema):
     """The schema, logging only what ``ErrorPolicy`` masks (expected failures are the caller's)."""
 
-    def process_errors(self, errors, execution_context=None) -> None:  # noqa: ANN001
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Leave logging to ``ErrorPolicy``, which knows expected from unexpected."""
 
 

@@ -24,7 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage, SubscribeMessage
-from strawberry.types.unset import UNSET, UnsetType
+from strawberry.types.unset import UnsetType
 
 from imap2api.config import settings
 from imap2api.graphql.context import Context, authenticate
@@ -123,4 +123,4 @@ class WebSocketTransport:
             context.user, context.auth_error = await authenticate(header)
             if context.user is None:
                 raise ConnectionRejectionError()
-        return UNSET
+        return UnsetType()  # the UNSET singleton (strawberry.UNSET itself is typed Any)

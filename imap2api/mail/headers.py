@@ -408,7 +408,11 @@ def _display_name(name: str) -> str:
     return name
 
 
-def _date_tuple(text: str) -> tuple | None:
+# What parsedate_tz gives: the nine time.struct_time fields and the zone offset in seconds (None if absent).
+_DateFields = tuple[int, int, int, int, int, int, int, int, int, int | None]
+
+
+def _date_tuple(text: str) -> _DateFields | None:
     """RFC 5322 date fields via the stdlib, retried without comments; None when unparseable."""
     for candidate in (text, _COMMENT.sub(" ", text)):
         try:

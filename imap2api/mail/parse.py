@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
 from email.parser import BytesParser
+from typing import TYPE_CHECKING, cast
 
 from imap2api.mail.headers import (
     content_charset,
@@ -23,6 +24,9 @@ from imap2api.mail.headers import (
     parse_date,
 )
 from imap2api.mail.references import parse_msg_ids
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = ["ParsedAttachment", "ParsedMessage", "parse_message"]
 
@@ -95,7 +99,8 @@ def _as_bytes(raw: object) -> bytes:
     """Bytes of a bytes-like or str argument."""
     if isinstance(raw, str):
         return raw.encode("utf-8", "surrogateescape")
-    return bytes(raw)  # type: ignore[call-overload]
+    # bytearray, memoryview and the like; the caller catches what bytes() rejects.
+    return bytes(cast("ReadableBuffer", raw))
 
 
 def _parse(raw: bytes, result: ParsedMessage, limit: int) -> None:

@@ -11,7 +11,8 @@ from imap2api.config import settings
 from imap2api.graphql.types.email import MAX_ATTACHMENTS
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import PAGE_ARGUMENTS, PAGE_VARIABLES, page_variables, paginated
+from imap2api.rest.pagination import PAGE_ARGUMENTS, PAGE_VARIABLES
+from imap2api.rest.resource import list_page
 from imap2api.rest.schemas import (
     EmailDetail,
     EmailList,
@@ -133,8 +134,8 @@ def _dates(params: Any) -> dict[str, str | None]:
     return values
 
 
-def _list_variables(request: Request) -> dict[str, Any]:
-    """The list query parameters as GraphQL variables."""
+def _filters(request: Request) -> dict[str, Any]:
+    """The list's filter parameters as GraphQL variables (list_page adds the page ones)."""
     params = request.query_params
     return {
         **_dates(params),
@@ -142,7 +143,6 @@ def _list_variables(request: Request) -> dict[str, Any]:
         "folder": params.get("folder") or None,
         "imapServer": params.get("imap_server") or None,
         "ordering": params.get("ordering") or None,
-        **page_variables(params),
     }
 
 
@@ -192,9 +192,10 @@ LIST_PARAMETERS = [
 )
 async def list_emails(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's emails, filtered, searched, ordered and paginated."""
-    variables = {**_list_variables(request), "thread": _thread_flag(request.query_params.get("thread"))}
-    data = (await execute(LIST, variables, user=user))["emails"]
-    return paginated(request, data, [to_rest_list_item(email) for email in data["results"]])
+    thread = _thread_flag(request.query_params.get("thread"))
+    return await list_page(
+        request, user, LIST, "emails", to_rest_list_item, **_filters(request), thread=thread
+    )
 
 
 @router.get(
@@ -205,15 +206,15 @@ async def list_emails(request: Request, user: CurrentUser) -> dict[str, Any]:
 )
 async def list_threads(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Each conversation once (its newest message), with its thread_count."""
-    data = (await execute(THREADS, _list_variables(request), user=user))["threads"]
-    return paginated(request, data, [to_rest_list_item(email) for email in data["results"]])
+    return await list_page(request, user, THREADS, "threads", to_rest_list_item, **_filters(request))
 
 
 @router.get("/folders/", response_model=None, responses=documented(list[str]))
 async def list_folders(request: Request, user: CurrentUser) -> list[str]:
     """Names of the mirrored folders, INBOX first."""
     variables = {"imapServer": request.query_params.get("imap_server") or None}
-    return (await execute(FOLDERS, variables, user=user))["folders"]
+    folders: list[str] = (await execute(FOLDERS, variables, user=user))["folders"]
+    return folders
 
 
 @router.get("/statistics/", response_model=None, responses=documented(Statistics))

@@ -12,14 +12,8 @@ from imap2api.enums import SyncStatus
 from imap2api.models import ImapServerCreate, ImapServerPublic
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.errors import ApiError
-from imap2api.rest.pagination import (
-    PAGE_ARGUMENTS,
-    PAGE_PARAMETERS,
-    PAGE_VARIABLES,
-    page_variables,
-    paginated,
-)
-from imap2api.rest.schemas import ERRORS, ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
+from imap2api.rest.resource import Resource, add_resource_routes
+from imap2api.rest.schemas import ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
 from imap2api.rest.shapes import RestInput, RestOutput, refused
 from imap2api.rest.wire import JSONRoute, coerce_fields, read_body
 from imap2api.validation import validate_server
@@ -34,17 +28,7 @@ FIELD_TYPES = SERVER_INPUT.field_types
 TO_GRAPHQL = SERVER_INPUT.to_camel
 to_rest = SERVER.to_rest
 
-LIST = (
-    f"query({PAGE_VARIABLES}) {{ imapServers({PAGE_ARGUMENTS}) {{"
-    f" count page hasNext hasPrevious results {{ {SERVER_FIELDS} }} }} }}"
-)
-GET = f"query($id: ID!) {{ imapServer(id: $id) {{ {SERVER_FIELDS} }} }}"
 CREATE = f"mutation($input: ImapServerInput!) {{ createImapServer(input: $input) {{ {SERVER_FIELDS} }} }}"
-UPDATE = (
-    "mutation($id: ID!, $input: ImapServerInput!) {"
-    f" updateImapServer(id: $id, input: $input) {{ {SERVER_FIELDS} }} }}"
-)
-DELETE = "mutation($id: ID!) { deleteImapServer(id: $id) }"
 SYNC = """mutation($id: ID!, $wait: Boolean!) { syncImapServer(id: $id, wait: $wait) {
   id status progressDone progressTotal foldersSynced messagesNew messagesUpdated messagesDeleted
   error errorCode } }"""
@@ -71,19 +55,27 @@ _BODY = {
         "content": {"application/json": {"schema": ImapServerIn.model_json_schema()}},
     }
 }
-
-
-@router.get(
-    "/",
-    response_model=None,
-    responses=documented(ImapServerList),
-    openapi_extra={"parameters": PAGE_PARAMETERS},
+DOCUMENTS = add_resource_routes(
+    router,
+    Resource(
+        stem="imapServer",
+        selection=SERVER_FIELDS,
+        to_rest=to_rest,
+        read_input=_input,
+        path_id="server_id",
+        names=("server", "servers"),
+        one_model=ImapServerOut,
+        list_model=ImapServerList,
+        body=_BODY,
+        docs={
+            "list": "The caller's IMAP servers, paginated.",
+            "get": "One IMAP account.",
+            "change": "Change an IMAP account; only the fields sent change.",
+            "delete": "Remove an IMAP account and all of its mail.",
+        },
+    ),
 )
-async def list_servers(request: Request, user: CurrentUser) -> dict[str, Any]:
-    """The caller's IMAP servers, paginated."""
-    params = request.query_params
-    data = (await execute(LIST, page_variables(params), user=user))["imapServers"]
-    return paginated(request, data, [to_rest(server) for server in data["results"]])
+GET = DOCUMENTS["get"]
 
 
 @router.post(
@@ -93,39 +85,6 @@ async def create_server(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Add an IMAP account; the password is stored encrypted and never returned."""
     data = await execute(CREATE, {"input": await _input(request, user)}, user=user)
     return to_rest(data["createImapServer"])
-
-
-@router.get("/{server_id}/", response_model=None, responses=documented(ImapServerOut))
-async def get_server(server_id: str, user: CurrentUser) -> dict[str, Any]:
-    """One IMAP account."""
-    return to_rest((await execute(GET, {"id": server_id}, user=user))["imapServer"])
-
-
-async def _update(server_id: str, request: Request, user: Any) -> dict[str, Any]:
-    """Shared by PUT and PATCH: both are partial, as apidoc documents PUT."""
-    data = await execute(
-        UPDATE, {"id": server_id, "input": await _input(request, user, server_id)}, user=user
-    )
-    return to_rest(data["updateImapServer"])
-
-
-@router.put("/{server_id}/", response_model=None, responses=documented(ImapServerOut), openapi_extra=_BODY)
-async def put_server(server_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
-    """Change an IMAP account; only the fields sent change."""
-    return await _update(server_id, request, user)
-
-
-@router.patch("/{server_id}/", response_model=None, responses=documented(ImapServerOut), openapi_extra=_BODY)
-async def patch_server(server_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
-    """Change an IMAP account; only the fields sent change."""
-    return await _update(server_id, request, user)
-
-
-@router.delete("/{server_id}/", status_code=204, response_class=Response, responses=ERRORS)
-async def delete_server(server_id: str, user: CurrentUser) -> Response:
-    """Remove an IMAP account and all of its mail."""
-    await execute(DELETE, {"id": server_id}, user=user)
-    return Response(status_code=204)
 
 
 def _sync_failed(error: dict[str, Any]) -> ApiError | None:

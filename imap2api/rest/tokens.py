@@ -13,9 +13,8 @@ from imap2api.rest.pagination import (
     PAGE_ARGUMENTS,
     PAGE_PARAMETERS,
     PAGE_VARIABLES,
-    page_variables,
-    paginated,
 )
+from imap2api.rest.resource import list_page
 from imap2api.rest.schemas import ERRORS, documented
 from imap2api.rest.shapes import RestOutput, openapi_model
 from imap2api.rest.wire import JSONRoute
@@ -51,9 +50,7 @@ class ApiTokenList(BaseModel):
 )
 async def list_tokens(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The caller's API tokens, newest first."""
-    params = request.query_params
-    data = (await execute(LIST, page_variables(params), user=user))["apiTokens"]
-    return paginated(request, data, [to_rest(token) for token in data["results"]])
+    return await list_page(request, user, LIST, "apiTokens", to_rest)
 
 
 @router.delete("/{token_id}/", status_code=204, response_class=Response, responses=ERRORS)

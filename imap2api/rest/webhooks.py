@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from imap2api.models import WebhookDeliveryPublic, WebhookPublic, WebhookSettings
@@ -14,11 +14,9 @@ from imap2api.rest.pagination import (
     PAGE_ARGUMENTS,
     PAGE_PARAMETERS,
     PAGE_VARIABLES,
-    page_variables,
-    paginated,
 )
+from imap2api.rest.resource import Resource, add_resource_routes, list_page
 from imap2api.rest.schemas import (
-    ERRORS,
     WebhookCreated,
     WebhookDeliveryList,
     WebhookDeliveryOut,
@@ -44,14 +42,8 @@ TO_GRAPHQL = WEBHOOK_INPUT.to_camel
 to_rest = WEBHOOK.to_rest
 delivery_to_rest = DELIVERY.to_rest
 
-LIST = f"""query({PAGE_VARIABLES}) {{ webhooks({PAGE_ARGUMENTS}) {{
-  count page hasNext hasPrevious results {{ {WEBHOOK_FIELDS} }} }} }}"""
-GET = f"query($id: ID!) {{ webhook(id: $id) {{ {WEBHOOK_FIELDS} }} }}"
 CREATE = f"""mutation($input: WebhookInput!) {{ createWebhook(input: $input) {{
   secret webhook {{ {WEBHOOK_FIELDS} }} }} }}"""
-UPDATE = f"""mutation($id: ID!, $input: WebhookInput!) {{ updateWebhook(id: $id, input: $input) {{
-  {WEBHOOK_FIELDS} }} }}"""
-DELETE = "mutation($id: ID!) { deleteWebhook(id: $id) }"
 ROTATE = f"mutation($id: ID!) {{ rotateWebhookSecret(id: $id) {{ secret webhook {{ {WEBHOOK_FIELDS} }} }} }}"
 TEST = f"mutation($id: ID!) {{ testWebhook(id: $id) {{ {DELIVERY_FIELDS} }} }}"
 DELIVERIES = f"""query($id: ID!, {PAGE_VARIABLES}) {{
@@ -99,16 +91,27 @@ _BODY = {
         "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
     }
 }
-
-
-@router.get(
-    "/", response_model=None, responses=documented(WebhookList), openapi_extra={"parameters": PAGE_PARAMETERS}
+DOCUMENTS = add_resource_routes(
+    router,
+    Resource(
+        stem="webhook",
+        selection=WEBHOOK_FIELDS,
+        to_rest=to_rest,
+        read_input=_input,
+        path_id="webhook_id",
+        names=("webhook", "webhooks"),
+        one_model=WebhookOut,
+        list_model=WebhookList,
+        body=_BODY,
+        docs={
+            "list": "The caller's webhooks, paginated.",
+            "get": "One webhook.",
+            "change": "Change a webhook; only the fields sent change.",
+            "delete": "Remove a webhook and its delivery history.",
+        },
+    ),
 )
-async def list_webhooks(request: Request, user: CurrentUser) -> dict[str, Any]:
-    """The caller's webhooks, paginated."""
-    params = request.query_params
-    data = (await execute(LIST, page_variables(params), user=user))["webhooks"]
-    return paginated(request, data, [to_rest(webhook) for webhook in data["results"]])
+GET = DOCUMENTS["get"]
 
 
 @router.post(
@@ -118,39 +121,6 @@ async def create_webhook(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Add a webhook. The answer carries its signing secret (``whsec_…``), shown only this once."""
     data = await execute(CREATE, {"input": await _input(request, user)}, user=user)
     return _with_secret(data["createWebhook"])
-
-
-@router.get("/{webhook_id}/", response_model=None, responses=documented(WebhookOut))
-async def get_webhook(webhook_id: str, user: CurrentUser) -> dict[str, Any]:
-    """One webhook."""
-    return to_rest((await execute(GET, {"id": webhook_id}, user=user))["webhook"])
-
-
-async def _update(webhook_id: str, request: Request, user: Any) -> dict[str, Any]:
-    """Shared by PUT and PATCH: both are partial, like the IMAP server routes."""
-    data = await execute(
-        UPDATE, {"id": webhook_id, "input": await _input(request, user, webhook_id)}, user=user
-    )
-    return to_rest(data["updateWebhook"])
-
-
-@router.put("/{webhook_id}/", response_model=None, responses=documented(WebhookOut), openapi_extra=_BODY)
-async def put_webhook(webhook_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
-    """Change a webhook; only the fields sent change."""
-    return await _update(webhook_id, request, user)
-
-
-@router.patch("/{webhook_id}/", response_model=None, responses=documented(WebhookOut), openapi_extra=_BODY)
-async def patch_webhook(webhook_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
-    """Change a webhook; only the fields sent change."""
-    return await _update(webhook_id, request, user)
-
-
-@router.delete("/{webhook_id}/", status_code=204, response_class=Response, responses=ERRORS)
-async def delete_webhook(webhook_id: str, user: CurrentUser) -> Response:
-    """Remove a webhook and its delivery history."""
-    await execute(DELETE, {"id": webhook_id}, user=user)
-    return Response(status_code=204)
 
 
 @router.post("/{webhook_id}/rotate-secret/", response_model=None, responses=documented(WebhookCreated))
@@ -167,10 +137,7 @@ async def rotate_secret(webhook_id: str, user: CurrentUser) -> dict[str, Any]:
 )
 async def list_deliveries(webhook_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Every delivery attempt of the webhook, newest first, paginated."""
-    params = request.query_params
-    variables = {"id": webhook_id, **page_variables(params)}
-    data = (await execute(DELIVERIES, variables, user=user))["webhookDeliveries"]
-    return paginated(request, data, [delivery_to_rest(delivery) for delivery in data["results"]])
+    return await list_page(request, user, DELIVERIES, "webhookDeliveries", delivery_to_rest, id=webhook_id)
 
 
 @router.post(

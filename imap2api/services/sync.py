@@ -13,6 +13,7 @@ from sqlmodel import Session
 from imap2api import pubsub
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import run_db
+from imap2api.enums import SyncTrigger
 from imap2api.models import ImapServer, SyncRun
 from imap2api.services import jobs, servers
 from imap2api.services.principal import Principal
@@ -23,7 +24,9 @@ RECHECK_SECONDS = 5.0  # a waited sync re-reads its run this often, in case the 
 MAX_RUNS = 100
 
 
-def request(session: Session, actor: Principal, server_id: int, *, trigger: str = "manual") -> SyncRun:
+def request(
+    session: Session, actor: Principal, server_id: int, *, trigger: SyncTrigger = SyncTrigger.MANUAL
+) -> SyncRun:
     """Queue a sync of a server, or join the one already queued or running.
 
     Scheduled syncs go to their own lane, so that a request never waits behind the scheduler's
@@ -32,7 +35,7 @@ def request(session: Session, actor: Principal, server_id: int, *, trigger: str 
     """
     server = servers.get(session, actor, server_id)
     run, created = crud_runs.start_run(session, server=server, trigger=trigger)
-    scheduled = trigger == "schedule"
+    scheduled = trigger == SyncTrigger.SCHEDULE
     # Joining a scheduled run that still waits in its lane: queue it in the requested lane too
     # (once: the first joiner promotes it). Whichever message comes first runs it; the other
     # finds it done.
@@ -45,7 +48,7 @@ def request(session: Session, actor: Principal, server_id: int, *, trigger: str 
 def start_here(session: Session, actor: Principal, server_id: int) -> tuple[ImapServer, SyncRun]:
     """A run for a sync this process runs itself, in the foreground (the CLI): no job is queued."""
     server = servers.get(session, actor, server_id)
-    run, _ = crud_runs.start_run(session, server=server, trigger="cli")
+    run, _ = crud_runs.start_run(session, server=server, trigger=SyncTrigger.CLI)
     return server, run
 
 
@@ -67,11 +70,13 @@ def _finished(message: dict[str, Any]) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _listening(channel: str) -> AsyncIterator[asyncio.Queue | None]:
+async def _listening(channel: str) -> AsyncIterator[asyncio.Queue[pubsub.Message] | None]:
     """The channel's messages, or None when the bus cannot be reached (the wait then only re-reads)."""
     stack = contextlib.AsyncExitStack()
     try:
-        queue: asyncio.Queue | None = await stack.enter_async_context(pubsub.bus().subscribe(channel))
+        queue: asyncio.Queue[pubsub.Message] | None = await stack.enter_async_context(
+            pubsub.bus().subscribe(channel)
+        )
     except Exception:  # noqa: BLE001 - e.g. Redis restarting: the re-reads alone still end the wait
         log.warning("could not subscribe to %s; waiting by re-reading the run", channel, exc_info=True)
         queue = None
@@ -84,7 +89,7 @@ async def _listening(channel: str) -> AsyncIterator[asyncio.Queue | None]:
             log.warning("could not unsubscribe from %s", channel, exc_info=True)
 
 
-async def _announced_end(queue: asyncio.Queue | None, seconds: float) -> None:
+async def _announced_end(queue: asyncio.Queue[pubsub.Message] | None, seconds: float) -> None:
     """Return when ``queue`` brings the run's end, or after ``seconds``."""
     if queue is None:
         await asyncio.sleep(seconds)

@@ -10,11 +10,11 @@ from imapclient import IMAPClient
 
 from imap2api import pubsub
 from imap2api.config import settings
-from imap2api.crud import events as crud_events
 from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud import threads as crud_threads
 from imap2api.db import session_scope
+from imap2api.enums import EventType
 from imap2api.mail import ParsedMessage, parse_message, thread_keys
 from imap2api.models import utcnow
 from imap2api.sync.imap import flags_text, uid_fetch, uid_set
@@ -212,12 +212,10 @@ def _record_events(
     for row in arrivals:
         email_id = id_by_row[id(row)]
         added.setdefault(row["thread_id"], []).append(email_id)
-        crud_events.record_event(
+        state.record_event(
             session,
-            owner_id=state.owner_id,
-            server_id=state.server_id,
-            type="email.received",
-            data={
+            EventType.EMAIL_RECEIVED,
+            {
                 "id": email_id,
                 "message_id": row["message_id"],
                 "subject": row["subject"],
@@ -237,12 +235,10 @@ def _record_events(
         grew = thread_id in assignment.existing and thread_id in added
         if not grew and thread_id not in merged_into:
             continue
-        crud_events.record_event(
+        state.record_event(
             session,
-            owner_id=state.owner_id,
-            server_id=state.server_id,
-            type="thread.updated",
-            data={
+            EventType.THREAD_UPDATED,
+            {
                 "thread_id": thread_id,
                 "thread_count": counts.get(thread_id, 0),
                 "email_ids": added.get(thread_id, []),

@@ -25,7 +25,7 @@ def imap_login_argument(value: str) -> bytes:
     return literal(raw)
 
 
-def server_text(data: list[bytes | tuple | None] | None) -> str:
+def server_text(data: list[bytes | tuple[bytes, ...] | None] | None) -> str:
     """The text of a tagged response, printable and short enough for an error message."""
     parts = [item.decode("utf-8", errors="replace") for item in data or [] if isinstance(item, bytes)]
     text = "".join(ch if ch.isprintable() else " " for ch in " ".join(parts)).strip()

@@ -13,12 +13,12 @@ from sqlmodel import Session
 
 from imap2api import pubsub
 from imap2api.config import settings
-from imap2api.crud import events as crud_events
 from imap2api.crud import maintenance as crud_maintenance
 from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
+from imap2api.enums import EventType, SyncStatus
 from imap2api.errors import NotFound, SyncFailed
 from imap2api.logs import log_context
 from imap2api.models import ImapServer, SyncRun, utcnow
@@ -77,13 +77,13 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
         if not crud_runs.acquire_lease(
             session, server_id=server.id or 0, holder=holder, seconds=settings.sync_lease_seconds
         ):
-            if run.status == "running":
+            if run.status == SyncStatus.RUNNING:
                 # This very run is under way elsewhere (a promoted run's second message, or a message
                 # delivered twice): nothing to wait for, so no LeaseBusy retry every few seconds.
                 return run
             raise LeaseBusy(f"server {server.id} is being synced by another worker")
         crud_runs.update_run(
-            session, run_id=run_id, status="running", started_at=utcnow(), error="", error_code=""
+            session, run_id=run_id, status=SyncStatus.RUNNING, started_at=utcnow(), error="", error_code=""
         )
     state = RunState(
         run_id=run_id,
@@ -104,16 +104,16 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
         raise
     except SyncFailed as exc:
         log.warning("sync run %s of server %s failed: %s", run_id, server.id, exc.message)
-        return _finish(state, status="error", error=exc.message, code=exc.code)
+        return _finish(state, status=SyncStatus.ERROR, error=exc.message, code=exc.code)
     except Exception as exc:  # noqa: BLE001 - a sync must end in a stored outcome, never a crash
         if _deleted(state.server_id):
             # The delete cascaded under the sync: its foreign-key errors are that, not a crash.
             raise ServerGone(f"server {state.server_id} was deleted during its sync") from None
         log.exception("sync run %s of server %s crashed", run_id, server.id)
         return _finish(
-            state, status="error", error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED"
+            state, status=SyncStatus.ERROR, error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED"
         )
-    return _finish(state, status="success")
+    return _finish(state, status=SyncStatus.SUCCESS)
 
 
 def _mirror(server: ImapServer, state: RunState, bound: RunTimeout) -> None:
@@ -147,7 +147,7 @@ def _deleted(server_id: int) -> bool:
         return not crud_servers.server_exists(session, server_id=server_id)
 
 
-def _finish(state: RunState, *, status: str, error: str = "", code: str = "") -> SyncRun:
+def _finish(state: RunState, *, status: SyncStatus, error: str = "", code: str = "") -> SyncRun:
     """Release the lease, store the outcome on the run and the server, announce sync.completed.
 
     Only the lease's holder does: one whose lease lapsed and was taken over leaves the run, the
@@ -168,7 +168,7 @@ def _finish(state: RunState, *, status: str, error: str = "", code: str = "") ->
             exc,
         )
         return _current(state.run_id)
-    if status == "success" and state.new:
+    if status == SyncStatus.SUCCESS and state.new:
         with session_scope() as session:
             crud_maintenance.refresh_statistics(session)
     pubsub.publish(pubsub.run_channel(state.run_id), {"status": status})
@@ -194,17 +194,15 @@ def _store_outcome(
     if server is not None:
         server.last_sync_status = status
         server.last_error = error
-        if status == "success":
+        if status == SyncStatus.SUCCESS:
             server.last_sync = now
         interval = server.sync_interval_seconds or settings.sync_interval_seconds
         server.next_sync_at = now + timedelta(seconds=interval)
         session.add(server)
-    crud_events.record_event(
+    state.record_event(
         session,
-        owner_id=state.owner_id,
-        server_id=state.server_id,
-        type="sync.completed",
-        data={
+        EventType.SYNC_COMPLETED,
+        {
             "imap_server": state.server_id,
             "sync_run": state.run_id,
             "status": status,

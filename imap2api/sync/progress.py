@@ -5,6 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from imap2api.crud import events as crud_events
+from imap2api.enums import EventType
 
 
 @dataclass
@@ -29,6 +35,12 @@ class RunState:
     # Message-IDs removed from some folder in this run: seen again elsewhere, they moved.
     removed_message_ids: set[str] = field(default_factory=set)
     announced_message_ids: set[str] = field(default_factory=set)
+
+    def record_event(self, session: Session, type: EventType, data: dict[str, Any]) -> None:
+        """Write an event of this run's server to the outbox, in the caller's transaction."""
+        crud_events.record_event(
+            session, owner_id=self.owner_id, server_id=self.server_id, type=type, data=data
+        )
 
     def add_total(self, count: int) -> None:
         """More messages to fetch were found (the caller reports once the run row has them)."""

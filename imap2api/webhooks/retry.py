@@ -57,7 +57,7 @@ def backoff_seconds(
 ) -> float:
     """The jittered wait after the ``failures``-th failed attempt of a chain (1-based)."""
     longest = max(base, span / 4)
-    raw = min(longest, base * 2 ** min(failures - 1, 60))
+    raw = min(longest, base * 2.0 ** min(failures - 1, 60))
     return min(longest, raw * (1 - JITTER + 2 * JITTER * rand()))
 
 

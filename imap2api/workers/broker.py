@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
 
 from imap2api.config import Settings, settings
 
 
-def _middleware() -> list:
+def _middleware() -> list[Middleware]:
     """The middleware both brokers use; retries are the actors' own business, so few here."""
     return [
         AgeLimit(),
@@ -30,7 +38,10 @@ def make_broker(config: Settings) -> dramatiq.Broker:
     if config.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=config.redis_url, middleware=_middleware(), namespace=config.redis_prefix)
+        # Dramatiq's RedisBroker.__init__ has no annotations.
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            url=config.redis_url, middleware=_middleware(), namespace=config.redis_prefix
+        )
     broker = StubBroker(middleware=_middleware())
     broker.emit_after("process_boot")
     return broker

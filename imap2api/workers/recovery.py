@@ -17,6 +17,7 @@ import threading
 
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
+from imap2api.enums import SyncTrigger
 from imap2api.services import jobs
 
 log = logging.getLogger("imap2api.workers")
@@ -51,7 +52,7 @@ def recover_runs() -> tuple[int, int]:
         queued = [(run.imap_server_id, run.id, run.trigger) for run in crud_runs.queued_runs(session)]
     for server_id, run_id, trigger in queued:
         # Each in the lane it was queued in; a run whose message did survive runs once all the same.
-        jobs.send(jobs.sync_job(server_id, run_id, scheduled=trigger == "schedule"))
+        jobs.send(jobs.sync_job(server_id, run_id, scheduled=trigger == SyncTrigger.SCHEDULE))
     if failed or queued:
         log.info(
             "start-up: failed %d sync runs left running by a dead process (WORKER_LOST), queued %d "

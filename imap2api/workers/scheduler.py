@@ -17,6 +17,7 @@ from imap2api.config import settings
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.history import Pruned, prune_history
 from imap2api.db import in_session, session_scope
+from imap2api.enums import SyncTrigger
 from imap2api.models import utcnow
 from imap2api.services import sync
 from imap2api.services.principal import Principal
@@ -34,7 +35,7 @@ def enqueue_due_syncs() -> list[int]:
         due = crud_runs.claim_due_servers(session, default_interval=settings.sync_interval_seconds)
     for server_id in due:
         try:
-            in_session(sync.request, Principal.system(), server_id, trigger="schedule")
+            in_session(sync.request, Principal.system(), server_id, trigger=SyncTrigger.SCHEDULE)
         except Exception:  # noqa: BLE001 - one bad server must not stop the others
             log.exception("could not queue the scheduled sync of server %s", server_id)
     return due

@@ -9,6 +9,7 @@ from imap2api import pubsub
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
+from imap2api.enums import SyncStatus, SyncTrigger
 from imap2api.errors import NotFound
 from imap2api.services import jobs
 from imap2api.sync.engine import LeaseBusy, run_sync
@@ -26,7 +27,7 @@ def _sync(server_id: int, run_id: int | None, first_try: float | None, *, schedu
         if run_id is None:
             with session_scope() as session:
                 server = crud_servers.get_server(session, owner_id=None, server_id=server_id)
-                run_id = crud_runs.start_run(session, server=server, trigger="schedule")[0].id
+                run_id = crud_runs.start_run(session, server=server, trigger=SyncTrigger.SCHEDULE)[0].id
         run_sync(run_id or 0)
         # The run's events are committed: hand them to the webhook relay now, not at the next tick.
         # Its new emails are queued for the search index: build it now that the run is over.
@@ -40,7 +41,7 @@ def _sync(server_id: int, run_id: int | None, first_try: float | None, *, schedu
                 crud_runs.update_run(
                     session,
                     run_id=run_id or 0,
-                    status="error",
+                    status=SyncStatus.ERROR,
                     error_code="LEASE_TIMEOUT",
                     error="another sync of this server never finished",
                 )

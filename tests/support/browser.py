@@ -19,7 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import uvicorn
 
+from imap2api.app import create_app
 from tests.support.services import in_ci
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,10 +63,6 @@ def running_app(*, run_worker: bool) -> Iterator[str]:
 
     With ``run_worker`` the lifespan runs too, so the embedded worker syncs and delivers.
     """
-    import uvicorn
-
-    from imap2api.app import create_app
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -118,7 +116,7 @@ def offline_browser(profile: Path) -> Iterator[OfflineBrowser]:
     """Headless Debian Chromium with one page that can reach only loopback; records page errors,
     console errors and failed requests in ``problems``.
     """
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # optional dependency (see require_browser)
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

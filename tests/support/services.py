@@ -6,7 +6,9 @@ import os
 import socket
 from urllib.parse import urlparse
 
+import psycopg
 import pytest
+import redis
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "IMAP2API_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -42,8 +44,6 @@ def require_service(name: str, url: str) -> None:
 
 def _admin_connection():  # noqa: ANN202
     """An autocommit connection to the PostgreSQL maintenance database."""
-    import psycopg
-
     return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True)
 
 
@@ -68,8 +68,6 @@ def drop_postgres_database(name: str) -> None:
 
 def redis_keys(url: str, prefix: str) -> list[str]:
     """The keys under ``prefix:`` in that Redis (SCAN, never KEYS: it may be a busy production one)."""
-    import redis
-
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
         return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -79,8 +77,6 @@ def redis_keys(url: str, prefix: str) -> list[str]:
 
 def delete_redis_keys(url: str, prefix: str) -> None:
     """Delete the keys under ``prefix:`` and nothing else: the Redis may hold an operator's data."""
-    import redis
-
     client = redis.Redis.from_url(url)
     try:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from imap2api.config import settings
+from imap2api.enums import SyncStatus
 from imap2api.errors import SyncFailed
 from imap2api.graphql.context import Context
 from imap2api.graphql.cost import ListSize
@@ -48,6 +49,6 @@ class SyncMutation:
             extend_deadline(settings.sync_wait_timeout_seconds + settings.request_timeout_seconds)
             # Waited on the run's channel, not in a thread: the thread pool serves every request's queries.
             run = await sync.wait_for_run(run.id or 0, timeout=settings.sync_wait_timeout_seconds)
-            if run.status == "error":
+            if run.status == SyncStatus.ERROR:
                 raise SyncFailed(run.error, code=run.error_code or "SYNC_FAILED", run_id=run.id)
         return to_gql_sync_run(run)
