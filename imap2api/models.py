@@ -167,6 +167,11 @@ class ImapServerSettings(SQLModel):
         description="Implicit TLS, STARTTLS (required) or none (clear text, only if you must); "
         "wins over the use-SSL switch, which decides when it is left out.",
     )
+    tls_verify: bool = Field(
+        default=True,
+        description="Check the server's certificate and name; false accepts any certificate (a "
+        "self-signed one, say): still encrypted, but no longer protected against impostors.",
+    )
     sync_limit_type: SyncLimitType = _choice(
         SyncLimitType.ALL, max_length=10, description="Which messages are mirrored (a month is 30 days)."
     )

@@ -33,11 +33,11 @@ SERVER_DEFAULTS: dict[str, Any] = {
 # A default but no null: null would reach a NOT NULL column.
 NOT_NULL = tuple(f.name for f in _FIELDS if not f.required and not f.nullable)
 # Where the password is sent, and how it is protected: changing any of these needs the password again.
-DESTINATION_FIELDS = ("host", "port", "use_ssl", "tls_mode")
+DESTINATION_FIELDS = ("host", "port", "use_ssl", "tls_mode", "tls_verify")
 # C0, DEL and C1: a CR or LF in a credential would end the IMAP command and start another one.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 PASSWORD_AGAIN = (
-    "Enter the IMAP password again: changing host, port, use_ssl or tls_mode needs it, "
+    "Enter the IMAP password again: changing host, port, use_ssl, tls_mode or tls_verify needs it, "
     "so that a stored password is never sent to a server it was not given for."
 )
 

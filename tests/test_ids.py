@@ -136,7 +136,7 @@ def test_upgrading_a_filled_sqlite_database_keeps_its_rows_ids_and_search_index(
         before = _rows(connection)
     engine.dispose()
 
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "0008")  # the rebuild under test (later ones add columns)
     engine = make_engine(url)
     try:
         with engine.begin() as connection:

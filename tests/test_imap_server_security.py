@@ -25,7 +25,7 @@ from tests.test_admin import Admin, server_form, user_id
 
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2 secret-banner\r\n"
 AGAIN = (
-    "Enter the IMAP password again: changing host, port, use_ssl or tls_mode needs it, "
+    "Enter the IMAP password again: changing host, port, use_ssl, tls_mode or tls_verify needs it, "
     "so that a stored password is never sent to a server it was not given for."
 )
 

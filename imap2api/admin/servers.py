@@ -58,6 +58,9 @@ class ServerForm(Form):
     folders_to_sync = StringField(
         "Folders to sync", description="Comma-separated exact names; blank for all."
     )
+    tls_verify = BooleanField(
+        "Verify the TLS certificate", default=True, description="Untick only for a self-signed server."
+    )
     exclude_trash = BooleanField("Skip Trash and Junk", default=True)
     sync_interval_seconds = IntegerField(
         "Sync interval (seconds)",

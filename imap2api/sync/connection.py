@@ -31,6 +31,7 @@ class ImapAccount:
     username: str
     password: str
     tls_mode: str = "ssl"
+    tls_verify: bool = True
 
 
 _LOGGING_IN = threading.local()
@@ -48,10 +49,11 @@ class _HideLogin(logging.Filter):
 logging.getLogger("imapclient.imapclient").addFilter(_HideLogin())
 
 
-def tls_context() -> ssl.SSLContext:
-    """The TLS context for IMAP: system CAs or ``IMAP2API_IMAP_CA_FILE``, verification on unless disabled."""
+def tls_context(*, verify: bool = True) -> ssl.SSLContext:
+    """The TLS context for IMAP: system CAs or ``IMAP2API_IMAP_CA_FILE``; the certificate is verified
+    unless the server's ``tls_verify`` or ``IMAP2API_IMAP_TLS_VERIFY`` is false."""
     context = ssl.create_default_context(cafile=settings.imap_ca_file or None)
-    if not settings.imap_tls_verify:
+    if not (verify and settings.imap_tls_verify):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
@@ -101,7 +103,7 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
             host,
             port=account.port,
             ssl=implicit,
-            ssl_context=tls_context() if implicit else None,
+            ssl_context=tls_context(verify=account.tls_verify) if implicit else None,
             timeout=SocketTimeout(connect=seconds, read=seconds),
         )
     except ssl.SSLError as exc:
@@ -157,7 +159,7 @@ def _secure_and_log_in(client: IMAPClient, account: ImapAccount) -> None:
                 'use tls_mode "ssl" with the server\'s implicit-TLS port, or tls_mode "none" to '
                 "allow clear text",
             )
-        client.starttls(tls_context())
+        client.starttls(tls_context(verify=account.tls_verify))
     _login(client, account.username, account.password)
 
 

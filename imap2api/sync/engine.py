@@ -48,7 +48,14 @@ def _account(server: ImapServer) -> ImapAccount:
         password = decrypt_secret(server.password_encrypted)
     except DecryptionError as exc:
         raise SyncFailed(str(exc), code="SECRET_KEY_CHANGED") from exc
-    return ImapAccount(server.host, server.port, server.username, password, tls_mode=server.tls_mode)
+    return ImapAccount(
+        server.host,
+        server.port,
+        server.username,
+        password,
+        tls_mode=server.tls_mode,
+        tls_verify=server.tls_verify,
+    )
 
 
 def run_sync(run_id: int, *, on_progress: Callable[[int, int], None] | None = None) -> SyncRun:
