@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     webhook_disable_after_seconds: float = 86_400.0
 
     history_retention_days: int = 30
+    # Tombstones of deleted emails are kept this long: a change-feed cursor is good for at least that.
+    changes_retention_days: int = Field(default=30, ge=0)
 
     admin_session_hours: float = 12.0
     admin_cookie_secure: bool = False

@@ -65,6 +65,16 @@ class EventType(StrEnum):
     EMAIL_RECEIVED = "email.received"
     THREAD_UPDATED = "thread.updated"
     SYNC_COMPLETED = "sync.completed"
+    EMAIL_UPDATED = "email.updated"  # flags changed
+    EMAIL_MOVED = "email.moved"  # to another folder of the same server, keeping its id
+    EMAIL_DELETED = "email.deleted"  # gone from the mirror (expunged, or out of the sync limit)
+    FOLDER_CREATED = "folder.created"
+    FOLDER_DELETED = "folder.deleted"
+    SERVER_INITIAL_SYNC_COMPLETED = "server.initial_sync_completed"  # once per server
+
+
+# What a new webhook subscribes to when it names no events: the types webhooks had from the start.
+DEFAULT_EVENT_TYPES: Final = (EventType.EMAIL_RECEIVED, EventType.THREAD_UPDATED, EventType.SYNC_COMPLETED)
 
 
 # Sent by "test webhook" to that webhook only; nobody subscribes to it, so it is not an EventType.

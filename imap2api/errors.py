@@ -71,3 +71,16 @@ class ResultTooLarge(Imap2ApiError):
     """Raised when an answer would carry more message text than one request may."""
 
     code = "RESULT_TOO_LARGE"
+
+
+class CursorExpired(Imap2ApiError):
+    """Raised when a change-feed cursor is older than the kept history: read everything again."""
+
+    code = "CURSOR_EXPIRED"
+
+    def __init__(
+        self,
+        message: str = "This cursor has expired: the changes since are no longer kept. "
+        "Read the emails again and start from a new cursor.",
+    ) -> None:
+        super().__init__(message)

@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, SQLModel
 
 from imap2api.enums import (
+    DEFAULT_EVENT_TYPES,
     DeliveryStatus,
     EventType,
     LastSyncStatus,
@@ -82,6 +83,11 @@ def _choice(default: StrEnum, *, max_length: int, description: str | None = None
 def _ts(*, nullable: bool = True, index: bool = False) -> Column[datetime]:
     """A timezone-aware UTC timestamp column."""
     return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+def _seq() -> Column[int]:
+    """A change-sequence column: BigInteger, not null, 0 for rows from before it existed."""
+    return Column(BigInteger, nullable=False, default=0, server_default=text("0"))
 
 
 class UserBase(SQLModel):
@@ -262,6 +268,7 @@ class Email(SQLModel, table=True):
         Index("ix_emails_owner_date", "owner_id", "date"),
         Index("ix_emails_owner_thread_date", "owner_id", "thread_id", "date"),
         Index("ix_emails_owner_folder", "owner_id", "folder"),
+        Index("ix_emails_owner_change", "owner_id", "change_seq", "id"),
         IDS_NEVER_REUSED,
     )
 
@@ -294,8 +301,43 @@ class Email(SQLModel, table=True):
     thread_id: str = Field(default="", max_length=64)
     has_attachments: bool = False
     announced: bool = False
+    # The change feed (imap2api.crud.changes): the owner's change sequence at the last write of
+    # this row, and at its insert. 0: unchanged since before the feed existed.
+    change_seq: int = Field(default=0, sa_column=_seq())
+    created_seq: int = Field(default=0, sa_column=_seq())
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class ChangeCounter(SQLModel, table=True):
+    """A user's change sequence: bumped once per transaction that writes their emails (crud.changes).
+
+    No foreign key: a user's delete must not lock this row before their servers' rows (a sync locks
+    the server, then this); a deleted user's counter stays behind, harmless (ids are never reused).
+    """
+
+    __tablename__ = "change_counters"
+
+    owner_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    value: int = Field(default=0, sa_column=_seq())
+    # Tombstones up to this sequence were pruned: a cursor before its end has expired.
+    pruned_seq: int = Field(default=0, sa_column=_seq())
+
+
+class EmailTombstone(SQLModel, table=True):
+    """An email the sync deleted (expunged, its folder recreated or gone), kept for the change feed.
+
+    Not written when a whole server or user is deleted: those rows cascade away with it.
+    """
+
+    __tablename__ = "email_tombstones"
+    __table_args__ = (Index("ix_email_tombstones_owner_seq", "owner_id", "seq", "email_id"),)
+
+    email_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    owner_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    imap_server_id: int = Field(foreign_key="imap_servers.id", index=True, ondelete="CASCADE")
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
 
 
 class Attachment(SQLModel, table=True):
@@ -381,7 +423,8 @@ class WebhookSettings(SQLModel):
 
     url: str = Field(max_length=2000, description="The http(s) URL the events are POSTed to.")
     events: list[EventType] = Field(
-        default=list(EventType), description="The event types sent (default: all)."
+        default=list(DEFAULT_EVENT_TYPES),
+        description="The event types sent (default: email.received, thread.updated, sync.completed).",
     )
     imap_server: int | None = Field(
         default=None, description="Only events of this server (null: every server)."
@@ -412,7 +455,7 @@ class Webhook(WebhookState, table=True):
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     imap_server_id: int | None = Field(default=None, foreign_key="imap_servers.id", ondelete="CASCADE")
     url: str = Field(sa_column=Column(Text, nullable=False))
-    events: str = Field(default=",".join(EventType), max_length=255)
+    events: str = Field(default=",".join(DEFAULT_EVENT_TYPES), max_length=255)
     secret_encrypted: str = Field(sa_column=Column(Text, nullable=False))
     is_active: bool = True
 

@@ -28,6 +28,7 @@ from imap2api.admin.common import (
 )
 from imap2api.crud import webhooks as crud_webhooks
 from imap2api.db import run_db
+from imap2api.enums import DEFAULT_EVENT_TYPES
 from imap2api.errors import Imap2ApiError
 from imap2api.models import User, Webhook, WebhookDelivery
 from imap2api.security import decrypt_secret, encrypt_secret
@@ -51,7 +52,7 @@ class WebhookForm(Form):
     events = SelectMultipleField(
         "Events",
         choices=[(name, name) for name in EVENT_TYPES],
-        default=list(EVENT_TYPES),
+        default=[name.value for name in DEFAULT_EVENT_TYPES],
         widget=widgets.ListWidget(prefix_label=False),
         option_widget=widgets.CheckboxInput(),
     )

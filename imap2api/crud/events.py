@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from imap2api.crud import changes as crud_changes
 from imap2api.models import Event, utcnow
 
 
@@ -19,13 +20,18 @@ def new_event_id() -> str:
 def record_event(
     session: Session, *, owner_id: int, server_id: int | None, type: str, data: dict[str, Any]
 ) -> Event:
-    """Add an event to the outbox (committed with the caller's transaction)."""
+    """Add an event to the outbox (committed with the caller's transaction).
+
+    The payload carries ``cursor``: the change feed's position after this transaction (whose email
+    changes share the sequence taken here, before or after the event), to dedupe and resume from.
+    """
+    cursor = crud_changes.encode_cursor(crud_changes.Position(crud_changes.next_seq(session, owner_id)))
     event = Event(
         id=new_event_id(),
         owner_id=owner_id,
         imap_server_id=server_id,
         type=type,
-        payload=json.dumps(data, default=str),
+        payload=json.dumps({**data, "cursor": cursor}, default=str),
         created_at=utcnow(),
     )
     session.add(event)

@@ -1,4 +1,8 @@
-"""Pruning what only grows: delivered events with their delivery attempts, and old sync runs."""
+"""Pruning what only grows: delivered events with their delivery attempts, and old sync runs.
+
+The change feed's tombstones have a retention of their own: ``crud.changes.prune_tombstones``,
+run beside this by the scheduler.
+"""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from imap2api.crud import changes as crud_changes
 from imap2api.models import Attachment, Email, Folder, utcnow
 
 _CHUNK = 500
@@ -104,32 +106,10 @@ def highest_uid(session: Session, *, folder_id: int, uidvalidity: int) -> int | 
     return int(value) if value is not None else None
 
 
-def delete_uid_ranges(
-    session: Session, *, folder_id: int, uidvalidity: int, ranges: Sequence[tuple[int, int]]
-) -> tuple[int, list[str]]:
-    """Remove the mirrored messages whose UIDs fall in ``ranges`` (low, high inclusive).
-
-    Returns how many went and their Message-IDs. Ranges are never expanded into UID lists: one
-    may cover four billion UIDs, of which the mirror holds a handful.
-    """
-    count, removed = 0, []
-    # Fewer ranges than IN values per statement: SQLite parses ORs as a tree of bounded depth.
-    for start in range(0, len(ranges), 100):
-        chunk = ranges[start : start + 100]
-        in_ranges = or_(*(col(Email.uid).between(low, high) for low, high in chunk))
-        condition = (col(Email.folder_id) == folder_id) & (col(Email.uidvalidity) == uidvalidity) & in_ranges
-        rows = session.exec(select(Email.id, Email.message_id).where(condition)).all()
-        ids = [email_id for email_id, _ in rows]
-        count += len(ids)
-        removed += [mid for _, mid in rows if mid]
-        for id_chunk in _chunks(ids):
-            session.exec(delete(Email).where(col(Email.id).in_(id_chunk)))
-    return count, removed
-
-
 def _message_ids_then_delete(session: Session, condition: Any) -> list[str]:
     """Delete the emails matching ``condition``, returning their Message-IDs."""
     message_ids = [mid for mid in session.exec(select(Email.message_id).where(condition)) if mid]
+    crud_changes.record_deletions(session, condition)
     session.exec(delete(Email).where(condition))
     return message_ids
 
@@ -138,19 +118,6 @@ def delete_stale_generations(session: Session, *, folder_id: int, uidvalidity: i
     """Remove a folder's emails from any other UIDVALIDITY (the folder was recreated)."""
     condition = (col(Email.folder_id) == folder_id) & (col(Email.uidvalidity) != uidvalidity)
     return _message_ids_then_delete(session, condition)
-
-
-def delete_uids(session: Session, *, folder_id: int, uidvalidity: int, uids: Sequence[int]) -> list[str]:
-    """Remove the given messages of a folder; returns their Message-IDs."""
-    removed: list[str] = []
-    for chunk in _chunks(sorted(uids)):
-        condition = (
-            (col(Email.folder_id) == folder_id)
-            & (col(Email.uidvalidity) == uidvalidity)
-            & col(Email.uid).in_(chunk)
-        )
-        removed += _message_ids_then_delete(session, condition)
-    return removed
 
 
 def delete_folders(session: Session, *, folder_ids: Sequence[int]) -> list[str]:
@@ -165,6 +132,8 @@ def delete_folders(session: Session, *, folder_ids: Sequence[int]) -> list[str]:
 def set_flags(session: Session, *, folder_id: int, uidvalidity: int, flags_by_uid: dict[int, str]) -> int:
     """Store new flags for messages of a folder; returns how many rows changed."""
     now = utcnow()
+    owner_id = crud_changes.owner_of_folder(session, folder_id) if flags_by_uid else None
+    seq = crud_changes.stamp(session, owner_id) if owner_id is not None else {}
     # One UPDATE per flag string, not per message: "mark all read" on 50k messages is a few statements.
     by_flags: dict[str, list[int]] = {}
     for uid, flags in flags_by_uid.items():
@@ -178,7 +147,7 @@ def set_flags(session: Session, *, folder_id: int, uidvalidity: int, flags_by_ui
                     col(Email.uidvalidity) == uidvalidity,
                     col(Email.uid).in_(uids[start : start + 500]),
                 )
-                .values(updated_at=now, **flag_columns(flags))
+                .values(updated_at=now, **seq, **flag_columns(flags))
             )
     return len(flags_by_uid)
 
@@ -215,6 +184,7 @@ def insert_emails(
     """Insert one folder's emails (and attachments' metadata) in bulk; returns the new ids in order."""
     if not rows:
         return []
+    rows = crud_changes.stamped(rows, crud_changes.stamp_new(session, rows[0]["owner_id"]))
     # Unordered RETURNING lets SQLite insert many rows per statement; UIDs map ids back to rows.
     result = session.execute(insert(Email).returning(col(Email.uid), col(Email.id)), rows)
     id_by_uid = dict(result.all())
@@ -227,3 +197,116 @@ def insert_emails(
     if attachment_rows:
         session.execute(insert(Attachment), attachment_rows)
     return ids
+
+
+# --- messages that left a folder, kept until the run knows whether they moved (sync/moves.py) -----
+
+# What a vanished message is matched on, and what its events name.
+_VANISHED_COLUMNS = (
+    col(Email.id),
+    col(Email.folder),
+    col(Email.message_id),
+    col(Email.size),
+    col(Email.internal_date),
+    col(Email.subject),
+    col(Email.sender),
+    col(Email.thread_id),
+)
+_vanished = sa_select(*_VANISHED_COLUMNS)
+
+
+def vanished_in_ranges(
+    session: Session, *, folder_id: int, uidvalidity: int, ranges: Sequence[tuple[int, int]]
+) -> list[tuple[Any, ...]]:
+    """The mirrored messages whose UIDs fall in ``ranges``, as ``_VANISHED_COLUMNS`` (nothing deleted)."""
+    found: list[tuple[Any, ...]] = []
+    # Ranges are never expanded into UID lists (one may cover four billion UIDs), and fewer ranges than
+    # IN values go in one statement: SQLite parses ORs as a tree of bounded depth.
+    for start in range(0, len(ranges), 100):
+        chunk = ranges[start : start + 100]
+        in_ranges = or_(*(col(Email.uid).between(low, high) for low, high in chunk))
+        condition = (col(Email.folder_id) == folder_id) & (col(Email.uidvalidity) == uidvalidity) & in_ranges
+        found += [tuple(row) for row in session.execute(_vanished.where(condition)).all()]
+    return found
+
+
+def vanished_uids(
+    session: Session, *, folder_id: int, uidvalidity: int, uids: Sequence[int]
+) -> list[tuple[Any, ...]]:
+    """The mirrored messages of a folder with these UIDs, as ``_VANISHED_COLUMNS`` (nothing deleted)."""
+    found: list[tuple[Any, ...]] = []
+    for chunk in _chunks(sorted(uids)):
+        condition = (
+            (col(Email.folder_id) == folder_id)
+            & (col(Email.uidvalidity) == uidvalidity)
+            & col(Email.uid).in_(chunk)
+        )
+        found += [tuple(row) for row in session.execute(_vanished.where(condition)).all()]
+    return found
+
+
+def delete_emails(session: Session, *, email_ids: Sequence[int]) -> None:
+    """Remove emails by id (their attachments go with them)."""
+    for chunk in _chunks(sorted(email_ids)):
+        crud_changes.record_deletions(session, col(Email.id).in_(chunk))
+        session.exec(delete(Email).where(col(Email.id).in_(chunk)))
+
+
+def move_email(session: Session, *, email_id: int, row: dict[str, Any]) -> None:
+    """Give a mirrored email the place (folder, UIDVALIDITY, UID) and flags of ``row``, keeping its id.
+
+    Everything else stays: thread, attachments, body, search index entry.
+    """
+    session.exec(
+        update(Email)
+        .where(col(Email.id) == email_id)
+        .values(
+            folder_id=row["folder_id"],
+            folder=row["folder"],
+            uidvalidity=row["uidvalidity"],
+            uid=row["uid"],
+            modseq=row["modseq"],
+            flags=row["flags"],
+            seen=row["seen"],
+            flagged=row["flagged"],
+            answered=row["answered"],
+            updated_at=utcnow(),
+            **crud_changes.stamp(session, row["owner_id"]),
+        )
+    )
+
+
+def emails_by_uid(
+    session: Session, *, folder_id: int, uidvalidity: int, uids: Iterable[int]
+) -> dict[int, tuple[int, str]]:
+    """UID → (email id, folder name) of mirrored messages of one folder generation."""
+    statement = select(Email.uid, Email.id, Email.folder).where(
+        Email.folder_id == folder_id, Email.uidvalidity == uidvalidity
+    )
+    found: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(sorted(set(uids))):
+        for uid, email_id, folder in session.exec(statement.where(col(Email.uid).in_(chunk))).all():
+            found[uid] = (email_id or 0, folder)
+    return found
+
+
+def count_by_folder(session: Session, *, folder_ids: Sequence[int]) -> dict[int, int]:
+    """How many emails each of these folders holds (folders without any are left out)."""
+    counts: dict[int, int] = {}
+    for chunk in _chunks(list(folder_ids)):
+        statement = (
+            select(Email.folder_id, func.count())
+            .where(col(Email.folder_id).in_(chunk))
+            .group_by(col(Email.folder_id))
+        )
+        counts.update({folder_id: int(count) for folder_id, count in session.exec(statement).all()})
+    return counts
+
+
+def server_totals(session: Session, *, server_id: int) -> tuple[list[str], int]:
+    """The names of a server's mirrored folders and how many emails it holds."""
+    names = sorted(session.exec(select(Folder.name).where(Folder.imap_server_id == server_id)).all())
+    total = session.exec(
+        select(func.count()).select_from(Email).where(Email.imap_server_id == server_id)
+    ).one()
+    return names, int(total)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
+from imap2api.crud import changes as crud_changes
 from imap2api.mail.threading import group_threads
 from imap2api.models import Email, ThreadKey
 
@@ -50,11 +51,14 @@ def assign_threads(
     all_keys = sorted({key for keys in keys_per_message for key in keys})
     known = _known(session, server_id, all_keys)
     grouping = group_threads(keys_per_message, known)
+    # A merge changes emails' thread: the change feed lists them as updated.
+    owner_id = crud_changes.owner_of_server(session, server_id) if grouping.merged else None
+    seq = crud_changes.stamp(session, owner_id) if owner_id is not None else {}
     for old, new in grouping.merged.items():
         session.exec(
             update(Email)
             .where(col(Email.imap_server_id) == server_id, col(Email.thread_id) == old)
-            .values(thread_id=new)
+            .values(thread_id=new, **seq)
         )
         session.exec(
             update(ThreadKey)

@@ -17,6 +17,7 @@ from imap2api.graphql.budget import BodyBudgetExtension
 from imap2api.graphql.cost import QueryCostLimiter
 from imap2api.graphql.errors import ErrorPolicy
 from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
+from imap2api.graphql.resolvers.changes import ChangesQuery
 from imap2api.graphql.resolvers.emails import EmailQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
 from imap2api.graphql.resolvers.subscriptions import Subscription
@@ -25,7 +26,7 @@ from imap2api.graphql.resolvers.webhooks import WebhookMutation, WebhookQuery
 
 
 @strawberry.type
-class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery):
+class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery, ChangesQuery):
     """Every read."""
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from imap2api.rest import emails, imap_servers, tokens, webhooks
+from imap2api.rest import changes, emails, imap_servers, tokens, webhooks
 from imap2api.rest.methods import add_options_and_head
 
 api_router = APIRouter()
-for module in (imap_servers, emails, webhooks, tokens):
+for module in (imap_servers, emails, webhooks, tokens, changes):
     add_options_and_head(module.router)
     api_router.include_router(module.router)

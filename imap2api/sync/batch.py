@@ -17,6 +17,7 @@ from imap2api.db import session_scope
 from imap2api.enums import EventType
 from imap2api.mail import ParsedMessage, parse_message, thread_keys
 from imap2api.models import utcnow
+from imap2api.sync import moves
 from imap2api.sync.imap import flags_text, uid_fetch, uid_set
 from imap2api.sync.lease import keep_lease
 from imap2api.sync.progress import RunState
@@ -145,7 +146,13 @@ def prepare_batch(
 
 
 def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: int | None) -> None:
-    """Store a prepared batch: rows, thread keys, events and progress commit together."""
+    """Store a prepared batch: rows, thread keys, events and progress commit together.
+
+    A row that is a message held by this run (gone from another folder: sync/moves.py) is not
+    inserted: the held row moves to it, keeping its id and thread.
+    """
+    fetched = len(prepared.rows)
+    prepared, moved = _take_moves(state, prepared)
     rows = prepared.rows
     with session_scope() as session:
         # First: a worker that lost the lease, or whose server was deleted, stores nothing more.
@@ -161,18 +168,39 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
         ids = crud_mirror.insert_emails(session, rows=rows, attachments=prepared.attachments)
         id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
         _record_events(session, state, id_by_row, arrivals, assignment)
+        moves.store_moves(session, state, moved)
         crud_runs.update_run(
             session,
             run_id=state.run_id,
-            progress_done=state.done + len(rows),
+            progress_done=state.done + fetched,
             progress_total=state.total,
             messages_new=state.new + len(rows),
+            messages_updated=state.updated + len(moved),
         )
-    state.add_done(len(rows), prepared.size)
+    state.add_done(fetched, prepared.size, moved=len(moved))
     # Live subscribers hear of it only now that the rows are committed and readable.
     for row in arrivals:
         pubsub.publish(pubsub.email_channel(state.server_id), {"id": id_by_row[id(row)]})
     pubsub.publish(pubsub.run_channel(state.run_id), {"done": state.done, "total": state.total})
+
+
+def _take_moves(
+    state: RunState, prepared: PreparedBatch
+) -> tuple[PreparedBatch, list[tuple[dict[str, Any], moves.Vanished]]]:
+    """The batch without the rows that are held messages, and those rows with what they match."""
+    if not state.moves.held:
+        return prepared, []
+    rest = PreparedBatch(size=prepared.size)
+    moved = []
+    for row, attachments, keys in zip(prepared.rows, prepared.attachments, prepared.keys, strict=True):
+        vanished = state.moves.take(row)
+        if vanished is not None:
+            moved.append((row, vanished))
+        else:
+            rest.rows.append(row)
+            rest.attachments.append(attachments)
+            rest.keys.append(keys)
+    return rest, moved
 
 
 def _arrivals(

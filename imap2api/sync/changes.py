@@ -12,9 +12,11 @@ import logging
 from datetime import UTC, datetime
 
 from imapclient import IMAPClient
+from sqlmodel import Session
 
 from imap2api.crud import mirror as crud_mirror
 from imap2api.db import session_scope
+from imap2api.enums import EventType
 from imap2api.sync import plan as decide
 from imap2api.sync.examine import Changes, FolderStatus
 from imap2api.sync.imap import flags_text, uid_fetch, uid_search, uid_set
@@ -46,8 +48,12 @@ def apply_reported_changes(
     uidvalidity = status.uidvalidity
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
-        deleted, removed = crud_mirror.delete_uid_ranges(
-            session, folder_id=folder_id, uidvalidity=uidvalidity, ranges=changes.vanished
+        # Held, not deleted: another folder may have taken them (sync/moves.py).
+        removed = state.moves.hold(
+            folder_id,
+            crud_mirror.vanished_in_ranges(
+                session, folder_id=folder_id, uidvalidity=uidvalidity, ranges=changes.vanished
+            ),
         )
         # Mail from the boundary up that is mirrored already: stored by a sync that broke off.
         already = crud_mirror.stored_uids_from(
@@ -62,9 +68,10 @@ def apply_reported_changes(
             crud_mirror.set_flags(
                 session, folder_id=folder_id, uidvalidity=uidvalidity, flags_by_uid=flag_changes
             )
+            record_flag_changes(session, state, folder_id, uidvalidity, flag_changes)
         mirrored = crud_mirror.count_emails(session, folder_id=folder_id, uidvalidity=uidvalidity)
+        mirrored -= state.moves.held_in(folder_id)
     state.removed_message_ids.update(removed)
-    state.deleted += deleted
     state.updated += len(flag_changes)
     new_uids: list[int] = []
     window = decide.arrival_range(status.uidnext, boundary)
@@ -107,16 +114,45 @@ def apply_listed_changes(
         with session_scope() as session:
             keep_lease(session, server_id=state.server_id, holder=state.holder)
             if gone:
-                state.removed_message_ids.update(
-                    crud_mirror.delete_uids(session, folder_id=folder_id, uidvalidity=uidvalidity, uids=gone)
+                # Held, not deleted: another folder may have taken them (sync/moves.py).
+                vanished = crud_mirror.vanished_uids(
+                    session, folder_id=folder_id, uidvalidity=uidvalidity, uids=gone
                 )
+                state.removed_message_ids.update(state.moves.hold(folder_id, vanished))
             if flag_changes:
                 crud_mirror.set_flags(
                     session, folder_id=folder_id, uidvalidity=uidvalidity, flags_by_uid=flag_changes
                 )
-        state.deleted += len(gone)
+                record_flag_changes(session, state, folder_id, uidvalidity, flag_changes)
         state.updated += len(flag_changes)
     return diff.new, diff.seen_below
+
+
+def record_flag_changes(
+    session: Session, state: RunState, folder_id: int, uidvalidity: int, flag_changes: dict[int, str]
+) -> None:
+    """An ``email.updated`` event per message whose flags changed (in the caller's transaction)."""
+    emails = crud_mirror.emails_by_uid(
+        session, folder_id=folder_id, uidvalidity=uidvalidity, uids=flag_changes
+    )
+    for uid, flags in sorted(flag_changes.items()):
+        if uid not in emails:
+            continue
+        email_id, folder = emails[uid]
+        columns = crud_mirror.flag_columns(flags)
+        state.record_event(
+            session,
+            EventType.EMAIL_UPDATED,
+            {
+                "id": email_id,
+                "folder": folder,
+                "flags": columns["flags"],
+                "seen": columns["seen"],
+                "flagged": columns["flagged"],
+                "answered": columns["answered"],
+                "imap_server": state.server_id,
+            },
+        )
 
 
 def _flag_changes(

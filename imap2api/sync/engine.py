@@ -21,7 +21,7 @@ from imap2api.db import session_scope
 from imap2api.enums import EventType, SyncStatus
 from imap2api.errors import NotFound, SyncFailed
 from imap2api.logs import log_context
-from imap2api.models import ImapServer, SyncRun, utcnow
+from imap2api.models import Folder, ImapServer, SyncRun, utcnow
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sync.connection import ImapAccount, connected
 from imap2api.sync.folder import sync_folders
@@ -100,6 +100,7 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
         limit_type=server.sync_limit_type,
         limit_value=server.sync_limit_value,
         on_progress=on_progress,
+        initial=server.last_sync is None,
     )
     try:
         with RunTimeout(settings.sync_run_timeout_seconds) as bound:
@@ -138,8 +139,31 @@ def _mirror(server: ImapServer, state: RunState, bound: RunTimeout) -> None:
             # Folders gone from the server, or no longer selected, leave the mirror.
             dropped = [folder.id or 0 for name, folder in stored.items() if name not in chosen_names]
             if dropped:
+                _announce_dropped(session, state, stored, chosen_names, {folder.name for folder in remote})
                 state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
         sync_folders(client, state, chosen)
+
+
+def _announce_dropped(
+    session: Session, state: RunState, stored: dict[str, Folder], chosen: set[str], on_server: set[str]
+) -> None:
+    """A ``folder.deleted`` per mirrored folder about to leave the mirror (standing for all its mail)."""
+    if state.initial:
+        return
+    gone = {name: folder for name, folder in stored.items() if name not in chosen}
+    counts = crud_mirror.count_by_folder(session, folder_ids=[folder.id or 0 for folder in gone.values()])
+    for name, folder in sorted(gone.items()):
+        state.record_event(
+            session,
+            EventType.FOLDER_DELETED,
+            {
+                "folder": name,
+                # "not_selected": still on the server, no longer mirrored (folders_to_sync, exclude_trash)
+                "reason": "not_selected" if name in on_server else "gone",
+                "emails_deleted": counts.get(folder.id or 0, 0),
+                "imap_server": state.server_id,
+            },
+        )
 
 
 def _current(run_id: int) -> SyncRun:
@@ -206,6 +230,13 @@ def _store_outcome(
         interval = server.sync_interval_seconds or settings.sync_interval_seconds
         server.next_sync_at = now + timedelta(seconds=interval)
         session.add(server)
+    if status == SyncStatus.SUCCESS and state.initial:
+        folders, emails = crud_mirror.server_totals(session, server_id=state.server_id)
+        state.record_event(
+            session,
+            EventType.SERVER_INITIAL_SYNC_COMPLETED,
+            {"imap_server": state.server_id, "sync_run": state.run_id, "folders": folders, "emails": emails},
+        )
     state.record_event(
         session,
         EventType.SYNC_COMPLETED,

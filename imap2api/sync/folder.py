@@ -14,7 +14,9 @@ from imap2api.config import settings
 from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
+from imap2api.enums import EventType
 from imap2api.models import Folder
+from imap2api.sync import moves
 from imap2api.sync import plan as decide
 from imap2api.sync.batch import prepare_batch, store_batch
 from imap2api.sync.changes import apply_listed_changes, apply_reported_changes
@@ -51,6 +53,8 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
     with session_scope() as session:
         stored = crud_mirror.folders_of(session, server_id=state.server_id)
     plans = []
+    # Folders with held messages (sync/moves.py) are saved only once the run has settled them.
+    settled_later = []
     for remote in folders:
         try:
             plan = plan_folder(client, state, remote, stored.get(remote.name))
@@ -61,6 +65,8 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
             state.folder_done()  # unchanged; counted in the run row with the next write
         elif plan.new_uids:
             plans.append(plan)
+        elif plan.folder_id in state.moves.folders:
+            settled_later.append(plan)
         else:
             _finish_folder(state, plan)
     state.add_total(sum(len(plan.new_uids) for plan in plans))
@@ -75,8 +81,12 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
             log.info("folder %r vanished during the sync; skipped", plan.remote.name)
             state.drop_total(len(plan.new_uids))
             continue
-        if fetched:
+        if fetched and plan.folder_id in state.moves.folders:
+            settled_later.append(plan)
+        elif fetched:
             _finish_folder(state, plan)
+    if settled_later or state.moves.held:
+        _settle(state, settled_later)
 
 
 def _stored(folder: Folder) -> StoredFolder:
@@ -105,6 +115,12 @@ def plan_folder(
             delimiter=remote.delimiter,
             special_use=remote.special_use,
         )
+        if folder is None and not state.initial:
+            state.record_event(
+                session,
+                EventType.FOLDER_CREATED,
+                {"folder": remote.name, "special_use": remote.special_use, "imap_server": state.server_id},
+            )
         stored = _stored(row)
         if decide.unchanged(stored, status, state.limit_type):
             return None
@@ -190,6 +206,26 @@ def _finish_folder(state: RunState, plan: FolderPlan) -> None:
             message_count=status.exists,
         )
         state.folder_done()
+        crud_runs.update_run(session, run_id=state.run_id, **state.progress())
+    _announce_progress(state)
+
+
+def _settle(state: RunState, plans: list[FolderPlan]) -> None:
+    """Delete the held messages no folder took, then save the folders that held them, in one transaction."""
+    with session_scope() as session:
+        keep_lease(session, server_id=state.server_id, holder=state.holder)
+        moves.settle(session, state)
+        for plan in plans:
+            status = plan.status
+            crud_mirror.save_folder_state(
+                session,
+                folder_id=plan.folder_id,
+                uidvalidity=status.uidvalidity,
+                uidnext=status.uidnext,
+                highestmodseq=status.highestmodseq,
+                message_count=status.exists,
+            )
+            state.folder_done()
         crud_runs.update_run(session, run_id=state.run_id, **state.progress())
     _announce_progress(state)
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from imap2api.crud import events as crud_events
 from imap2api.enums import EventType
+from imap2api.sync.moves import Moves
 
 
 @dataclass
@@ -24,6 +25,8 @@ class RunState:
     limit_type: str
     limit_value: int | None
     on_progress: Callable[[int, int], None] | None = None
+    # The server never finished a sync: no folder.created/deleted; server.initial_sync_completed ends it.
+    initial: bool = False
     started: float = field(default_factory=time.monotonic)
     new: int = 0
     updated: int = 0
@@ -35,6 +38,8 @@ class RunState:
     # Message-IDs removed from some folder in this run: seen again elsewhere, they moved.
     removed_message_ids: set[str] = field(default_factory=set)
     announced_message_ids: set[str] = field(default_factory=set)
+    # Messages gone from their folder, held until the run knows whether another folder took them.
+    moves: Moves = field(default_factory=Moves)
 
     def record_event(self, session: Session, type: EventType, data: dict[str, Any]) -> None:
         """Write an event of this run's server to the outbox, in the caller's transaction."""
@@ -54,10 +59,11 @@ class RunState:
         """One more folder is mirrored."""
         self.folders += 1
 
-    def add_done(self, count: int, size: int) -> None:
-        """A batch was stored."""
+    def add_done(self, count: int, size: int, *, moved: int = 0) -> None:
+        """A batch was stored (``moved`` of its messages were held ones, rewritten in place)."""
         self.done += count
-        self.new += count
+        self.new += count - moved
+        self.updated += moved
         self.bytes_fetched += size
         self.report()
 

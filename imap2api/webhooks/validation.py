@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from imap2api.enums import TEST_EVENT, EventType
+from imap2api.enums import DEFAULT_EVENT_TYPES, TEST_EVENT, EventType
 from imap2api.errors import ValidationFailed
 from imap2api.fields import max_length
 from imap2api.models import WebhookSettings
@@ -54,7 +54,7 @@ def normalize_events(value: Any) -> tuple[list[str], list[str]]:
 def validate_webhook(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """Check and normalise webhook fields (``url``, ``events``, ``imap_server``, ``is_active``).
 
-    On create, ``url`` is required and ``events`` defaults to every type; on update only the
+    On create, ``url`` is required and ``events`` defaults to DEFAULT_EVENT_TYPES; on update only the
     given fields change. ``imap_server`` ownership is checked by the caller, which holds a session.
     Raises ValidationFailed with DRF-style messages.
     """
@@ -76,7 +76,7 @@ def validate_webhook(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         if problems:
             errors["events"] = problems
     elif creating and "events" not in clean:
-        clean["events"] = [name.value for name in EventType]
+        clean["events"] = [name.value for name in DEFAULT_EVENT_TYPES]
     if creating and clean.get("is_active") is None and "is_active" not in errors:
         clean["is_active"] = True
     if errors:

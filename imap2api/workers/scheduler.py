@@ -2,7 +2,8 @@
 
 Each tick also relays outbox events to webhooks, re-enqueues deliveries whose message was lost and
 queues the search indexer while emails wait for it; once an hour it prunes history older than
-``IMAP2API_HISTORY_RETENTION_DAYS``.
+``IMAP2API_HISTORY_RETENTION_DAYS`` and the change feed's tombstones older than
+``IMAP2API_CHANGES_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from imap2api.config import settings
+from imap2api.crud import changes as crud_changes
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.history import Pruned, prune_history
 from imap2api.db import in_session, session_scope
@@ -58,6 +60,19 @@ def prune_old_history() -> Pruned | None:
     return pruned
 
 
+def prune_old_changes() -> int | None:
+    """Delete the change feed's tombstones past their retention (0: keep all); cursors before expire."""
+    if settings.changes_retention_days <= 0:
+        return None
+    with session_scope() as session:
+        pruned = crud_changes.prune_tombstones(
+            session, before=utcnow() - timedelta(days=settings.changes_retention_days)
+        )
+    if pruned:
+        log.info("pruned %s email tombstones older than %s days", pruned, settings.changes_retention_days)
+    return pruned
+
+
 class Scheduler(threading.Thread):
     """A daemon thread running the periodic tasks every ``tick`` seconds until stopped."""
 
@@ -75,7 +90,7 @@ class Scheduler(threading.Thread):
         tasks: list[Callable[[], object]] = [enqueue_due_syncs, webhook_tick, search_index_tick]
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
-            tasks.append(prune_old_history)
+            tasks += [prune_old_history, prune_old_changes]
         return tasks
 
     def run(self) -> None:

@@ -1,0 +1,142 @@
+"""Ids that survive moves: mail that left a folder is kept until the run knows whether it moved.
+
+A run plans every folder before it fetches any new mail (``sync.folder``). A message expunged
+from a folder (or out of the sync limit) is not deleted when the plan finds it gone: it is held,
+row and all. When the fetch phase then stores a new message of the same server that matches a
+held one, the held row is rewritten to the new place (folder, UIDVALIDITY, UID, flags) and keeps
+its id, thread, attachments and search entry: an ``email.moved`` event, no insert, no
+``email.received``. Whatever is still held once every folder is fetched is deleted, with an
+``email.deleted`` event each (``settle``). Since the whole plan comes first, the order in which
+folders are listed does not matter.
+
+A match is the same Message-ID, RFC822.SIZE, INTERNALDATE (to the second), subject and sender;
+for a message without Message-ID the other four alone (servers keep INTERNALDATE and the bytes
+on COPY and MOVE). Held rows stay readable until the run settles; a run that stops before leaves
+them, and the folder's state is not saved, so the next run finds them gone again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from imap2api.crud import mirror as crud_mirror
+from imap2api.enums import EventType
+
+if TYPE_CHECKING:
+    from imap2api.sync.progress import RunState
+
+Fingerprint = tuple[str, int, int, str, str]
+
+
+@dataclass(frozen=True)
+class Vanished:
+    """A mirrored message no longer in its folder, as the run holds it."""
+
+    email_id: int
+    folder_id: int
+    folder: str
+    message_id: str
+    thread_id: str
+
+
+def fingerprint(
+    message_id: str, size: int | None, internal_date: datetime | None, subject: str, sender: str
+) -> Fingerprint | None:
+    """What a moved message has in both folders; None when it cannot be told apart (no INTERNALDATE)."""
+    if internal_date is None:
+        return None
+    when = internal_date.replace(tzinfo=UTC) if internal_date.tzinfo is None else internal_date
+    return (message_id or "", int(size or 0), int(when.timestamp()), subject or "", sender or "")
+
+
+@dataclass
+class Moves:
+    """The run's held messages, by fingerprint, until they are matched or settled."""
+
+    held: dict[int, Vanished] = field(default_factory=dict)
+    by_print: dict[Fingerprint, list[int]] = field(default_factory=dict)
+    folders: set[int] = field(default_factory=set)  # folders holding some: their state waits for settle
+
+    def hold(self, folder_id: int, rows: Sequence[tuple[Any, ...]]) -> list[str]:
+        """Hold rows of ``crud_mirror.vanished_*`` (id, folder, message_id, size, internal_date,
+        subject, sender, thread_id); returns their Message-IDs."""
+        message_ids = []
+        for email_id, folder, message_id, size, internal_date, subject, sender, thread_id in rows:
+            self.held[email_id] = Vanished(email_id, folder_id, folder, message_id or "", thread_id or "")
+            self.folders.add(folder_id)
+            key = fingerprint(message_id, size, internal_date, subject, sender)
+            if key is not None:
+                self.by_print.setdefault(key, []).append(email_id)
+            if message_id:
+                message_ids.append(message_id)
+        return message_ids
+
+    def held_in(self, folder_id: int) -> int:
+        """How many held messages are (still) mirrored in a folder."""
+        return sum(1 for vanished in self.held.values() if vanished.folder_id == folder_id)
+
+    def take(self, row: dict[str, Any]) -> Vanished | None:
+        """The held message a newly fetched row (``batch.email_row``) is, if any; no longer held then."""
+        key = fingerprint(row["message_id"], row["size"], row["internal_date"], row["subject"], row["sender"])
+        candidates = self.by_print.get(key) if key is not None else None
+        while candidates:
+            vanished = self.held.pop(candidates.pop(0), None)
+            if vanished is not None:
+                return vanished
+        return None
+
+    def remaining(self) -> list[Vanished]:
+        """The held messages nothing matched: they are gone."""
+        return list(self.held.values())
+
+
+def store_moves(session: Session, state: RunState, moved: list[tuple[dict[str, Any], Vanished]]) -> None:
+    """Rewrite each held row to its new place and write ``email.moved`` (in the caller's transaction)."""
+    for row, vanished in moved:
+        crud_mirror.move_email(session, email_id=vanished.email_id, row=row)
+        if vanished.folder_id == row["folder_id"]:
+            continue  # expunged and appended again to the same folder: the same email, no move
+        state.record_event(
+            session,
+            EventType.EMAIL_MOVED,
+            {
+                "id": vanished.email_id,
+                "message_id": vanished.message_id,
+                "from_folder": vanished.folder,
+                "to_folder": row["folder"],
+                "thread_id": vanished.thread_id,
+                "flags": row["flags"],
+                "seen": row["seen"],
+                "flagged": row["flagged"],
+                "answered": row["answered"],
+                "imap_server": state.server_id,
+            },
+        )
+
+
+def settle(session: Session, state: RunState) -> int:
+    """Delete the held messages no other folder took, each with ``email.deleted``; returns how many."""
+    gone = state.moves.remaining()
+    crud_mirror.delete_emails(session, email_ids=[vanished.email_id for vanished in gone])
+    for vanished in gone:
+        state.record_event(
+            session,
+            EventType.EMAIL_DELETED,
+            {
+                "id": vanished.email_id,
+                "message_id": vanished.message_id,
+                "folder": vanished.folder,
+                "thread_id": vanished.thread_id,
+                "imap_server": state.server_id,
+            },
+        )
+    state.moves.held.clear()
+    state.moves.by_print.clear()
+    state.moves.folders.clear()
+    state.deleted += len(gone)
+    return len(gone)
