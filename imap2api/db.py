@@ -105,8 +105,20 @@ def session_scope() -> Iterator[Session]:
             session.info.pop(AFTER_COMMIT, None)
             session.rollback()
             raise
-        for hook in session.info.pop(AFTER_COMMIT, []):
+        _run_hooks(session.info.pop(AFTER_COMMIT, []))
+
+
+def _run_hooks(hooks: list[Callable[[], object]]) -> None:
+    """Run every hook even when one fails (Redis down for one job must not drop the others' sends),
+    then raise the first failure: the rows are committed, recovery and the scheduler re-send."""
+    failure: BaseException | None = None
+    for hook in hooks:
+        try:
             hook()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other hooks
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def after_commit(session: Session, hook: Callable[[], object]) -> None:

@@ -247,3 +247,10 @@ def test_deleting_a_server_ends_its_feed(client, mirror: Mirror) -> None:
         "updated": [],
         "destroyed": [],
     }
+
+
+def test_a_huge_cursor_is_refused_unread_and_an_empty_one_starts_from_now(client, mirror: Mirror) -> None:
+    huge = client.get("/api/changes/", params={"since": "v1:" + "9" * 50_000}, headers=mirror.headers)
+    assert huge.status_code == 400 and list(huge.json()) == ["since"]
+    empty = client.get("/api/changes/", params={"since": ""}, headers=mirror.headers)
+    assert empty.status_code == 200 and empty.json()["cursor"] == now(client, mirror)

@@ -12,6 +12,7 @@ import pytest
 
 from imap2api.mail import ParsedAttachment, ParsedMessage, parse_message, parse_msg_ids, thread_keys
 from imap2api.mail.headers import decode_bytes, decode_header, parse_date
+from imap2api.mail.parse import MAX_REFERENCES
 
 MESSAGES = Path(__file__).parent / "messages"
 
@@ -617,3 +618,12 @@ def test_iso_2022_jp_body_and_subject() -> None:
 def test_non_bytes_input_is_tolerated() -> None:
     assert parse_message(bytearray(b"Subject: ba\n\nx")).subject == "ba"  # type: ignore[arg-type]
     assert parse_message(memoryview(b"Subject: mv\n\nx")).subject == "mv"  # type: ignore[arg-type]
+
+
+def test_a_hostile_references_header_keeps_only_the_nearest_ancestors() -> None:
+    ids = " ".join(f"<ref{n}@example.com>" for n in range(20_000))
+    raw = f"Message-ID: <own@example.com>\r\nReferences: {ids}\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    parsed = parse_message(raw)
+    assert len(parsed.references) == MAX_REFERENCES
+    assert parsed.references[-1] == "<ref19999@example.com>"  # the parent stays
+    assert len(thread_keys(parsed.message_id, parsed.in_reply_to, parsed.references)) == MAX_REFERENCES + 1

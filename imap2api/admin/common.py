@@ -62,6 +62,12 @@ def acting(request: Request) -> Principal:
     return Principal.of_admin(int(request.session.get("user_id") or 0))
 
 
+async def each_selected(request: Request, change: Any, ids: list[int]) -> list[int]:
+    """Run a service function returning a row on each id, one transaction each (one failure keeps the
+    ones before it, and no transaction holds every selected row's locks); returns the rows' ids."""
+    return [(await run_db(change, acting(request), object_id)).id or 0 for object_id in ids]
+
+
 def selected_ids(request: Request) -> list[int]:
     """The numeric primary keys an action was started on (``?pks=1,2``); junk is ignored."""
     return [int(pk) for pk in request.query_params.get("pks", "").split(",") if pk.strip().isdigit()]

@@ -7,7 +7,6 @@ from typing import Any
 from markupsafe import Markup
 from sqladmin import action
 from sqladmin.flash import Flash
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from wtforms import BooleanField, Form, IntegerField, PasswordField, SelectField, StringField, validators
@@ -17,6 +16,7 @@ from imap2api.admin.common import (
     AdminView,
     IdFilter,
     acting,
+    each_selected,
     excerpt,
     expected,
     link_to,
@@ -29,7 +29,6 @@ from imap2api.crud.servers import WRITABLE
 from imap2api.db import run_db
 from imap2api.models import ImapServer, SyncRun, User
 from imap2api.services import servers, sync
-from imap2api.services.principal import Principal
 from imap2api.validation import SYNC_LIMIT_TYPES
 
 TLS_CHOICES = [
@@ -84,11 +83,6 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
     changes["sync_interval_seconds"] = data.get("sync_interval_seconds")
     changes["is_active"] = bool(data.get("is_active"))
     return changes
-
-
-def _queue_syncs(session: Session, actor: Principal, server_ids: list[int]) -> list[int]:
-    """Queue (or join) a sync of each server; returns the run ids."""
-    return [sync.request(session, actor, server_id).id or 0 for server_id in server_ids]
 
 
 class ImapServerAdmin(AdminView, model=ImapServer):
@@ -153,7 +147,7 @@ class ImapServerAdmin(AdminView, model=ImapServer):
     async def sync_now(self, request: Request) -> Response:
         """Queue a sync of the selected servers and show their runs."""
         ids = selected_ids(request)
-        runs = await run_db(_queue_syncs, acting(request), ids)
+        runs = await each_selected(request, sync.request, ids)
         Flash.success(request, f"Sync queued: run {', '.join(f'#{run}' for run in runs)}.")
         target = (
             list_url(request, "sync-run", imap_server_id=ids[0])

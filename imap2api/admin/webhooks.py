@@ -17,6 +17,7 @@ from imap2api.admin.common import (
     IdFilter,
     acting,
     back,
+    each_selected,
     excerpt,
     expected,
     link_to,
@@ -68,11 +69,6 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
         "is_active": bool(data.get("is_active")),
         "imap_server": data.get("imap_server_id"),
     }
-
-
-async def _each(request: Request, send: Any, ids: list[int]) -> list[int]:
-    """Run ``send`` (a service function queueing a delivery) per id, one transaction each."""
-    return [(await run_db(send, acting(request), object_id)).id or 0 for object_id in ids]
 
 
 class WebhookAdmin(AdminView, model=Webhook):
@@ -163,7 +159,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         """Send a ``webhook.test`` event to the selected webhooks now, and show the deliveries."""
         ids = selected_ids(request)
         try:
-            deliveries = await _each(request, webhooks.send_test, ids)
+            deliveries = await each_selected(request, webhooks.send_test, ids)
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)
@@ -222,7 +218,7 @@ class WebhookDeliveryAdmin(AdminView, model=WebhookDelivery):
     async def redeliver(self, request: Request) -> Response:
         """Send the selected deliveries' events again."""
         try:
-            created = await _each(request, webhooks.redeliver, selected_ids(request))
+            created = await each_selected(request, webhooks.redeliver, selected_ids(request))
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, delete, select
@@ -152,9 +153,9 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
     session.flush()
 
 
-def revoke_tokens(session: Session, *, user_id: int) -> int:
-    """Delete every token of a user; returns how many there were."""
-    result = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user_id))
+def revoke_tokens(session: Session, *, user_ids: Sequence[int]) -> int:
+    """Delete every token of these users; returns how many there were."""
+    result = session.exec(delete(ApiToken).where(col(ApiToken.user_id).in_(list(user_ids))))
     return result.rowcount or 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,20 @@ def update_webhook(
     session.add(webhook)
     session.flush()
     return webhook
+
+
+def set_active(session: Session, *, owner_id: int | None, webhook_ids: Sequence[int], active: bool) -> int:
+    """Enable or disable these webhooks in one statement (others' and unknown ids are skipped);
+    re-activating clears the failure flag, as ``update_webhook`` does. Returns how many changed."""
+    statement = update(Webhook).where(
+        col(Webhook.id).in_(list(webhook_ids)), col(Webhook.is_active) != active
+    )
+    if owner_id is not None:
+        statement = statement.where(col(Webhook.owner_id) == owner_id)
+    values: dict[str, Any] = {"is_active": active, "updated_at": utcnow()}
+    if active:
+        values.update(disabled_reason="", failing_since=None)
+    return session.exec(statement.values(**values)).rowcount or 0
 
 
 def delete_webhook(session: Session, *, owner_id: int | None, webhook_id: int) -> None:

@@ -50,7 +50,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
 from imap2api.config import settings
-from imap2api.crud.common import clamp_page_size
+from imap2api.services.paging import page_size as list_page_size
 
 DEFAULT_LIST_SIZE = 20
 CODE = "QUERY_TOO_COMPLEX"
@@ -163,11 +163,7 @@ class CostEstimate:
         inner_page = None
         if "pageSize" in definition.args:
             value = self._argument(node, "pageSize")
-            inner_page = clamp_page_size(
-                value if isinstance(value, int) else None,
-                default=settings.page_size,
-                maximum=settings.max_page_size,
-            )
+            inner_page = list_page_size(value if isinstance(value, int) else None)
         return 1 + items * self.selection_set(node.selection_set, get_named_type(definition.type), inner_page)
 
     def _definition(self, parent: GraphQLNamedType, name: str) -> GraphQLField | None:

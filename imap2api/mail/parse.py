@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["ParsedAttachment", "ParsedMessage", "parse_message"]
 
 _MAX_PARTS = 1000  # a bomb of parts must neither take forever nor flood the attachments table
+MAX_REFERENCES = 100  # References ids kept per message: threading needs the nearest, not 100k of them
 _TOP_HEADERS = frozenset({"message-id", "in-reply-to", "references", "subject", "from", "date"})
 _LIST_HEADERS = frozenset({"to", "cc"})
 _PART_HEADERS = frozenset({"content-disposition", "content-type", "content-id", "content-transfer-encoding"})
@@ -142,7 +143,9 @@ def _read_headers(message: Message, result: ParsedMessage, charset: str | None) 
     result.message_id = ids[0] if ids else ""
     replies = parse_msg_ids(header_text(first.get("in-reply-to")))
     result.in_reply_to = replies[0] if replies else ""
-    result.references = parse_msg_ids(header_text(first.get("references")))
+    # The nearest ancestors come last (RFC 5322): a hostile References of 100k ids would cost as many
+    # thread keys, and could join every thread whose id it names.
+    result.references = parse_msg_ids(header_text(first.get("references")))[-MAX_REFERENCES:]
     result.subject = decode_header(first.get("subject"), charset)
     senders = parse_addresses([first["from"]], charset) if "from" in first else []
     if senders:

@@ -77,7 +77,7 @@ async def list_changes(request: Request, user: CurrentUser) -> dict[str, Any]:
     params = request.query_params
     raw = {name: params[name] for name in ("limit",) if params.get(name, "") != ""}
     limit = coerce_fields(raw, {"limit": int}).get("limit", DEFAULT_LIMIT)
-    variables = {"since": params.get("since"), "limit": limit}
+    variables = {"since": params.get("since") or None, "limit": limit}
     feed = (await execute(CHANGES, variables, user=user, on_error=_expired))["changes"]
     return {
         "cursor": feed["cursor"],

@@ -78,16 +78,9 @@ def update(session: Session, actor: Principal, webhook_id: int, changes: Webhook
 
 def set_active(session: Session, actor: Principal, webhook_ids: list[int], *, active: bool) -> int:
     """Enable or disable these webhooks (unknown ids are skipped); returns how many changed."""
-    changed = 0
-    for webhook_id in webhook_ids:
-        webhook = session.get(Webhook, webhook_id)
-        if webhook is None or not actor.may_act_for(webhook.owner_id) or webhook.is_active == active:
-            continue
-        crud_webhooks.update_webhook(
-            session, owner_id=webhook.owner_id, webhook_id=webhook_id, data={"is_active": active}
-        )
-        changed += 1
-    return changed
+    return crud_webhooks.set_active(
+        session, owner_id=actor.owner_scope, webhook_ids=webhook_ids, active=active
+    )
 
 
 def delete(session: Session, actor: Principal, webhook_id: int) -> None:

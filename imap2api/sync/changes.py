@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from imapclient import IMAPClient
 from sqlmodel import Session
@@ -177,7 +178,15 @@ def _flag_changes(
     else:
         if source is FlagSource.CHANGED_SINCE:
             response = uid_fetch(client, "1:*", ["FLAGS"], [f"CHANGEDSINCE {previous_modseq}"])
+            current = _flags_of(response)
         else:
-            response = uid_fetch(client, uid_set(kept), ["FLAGS"])
-        current = {uid: flags_text(data[b"FLAGS"]) for uid, data in response.items() if b"FLAGS" in data}
+            # In chunks, as sizes are fetched: a huge folder never means one huge response.
+            current = {}
+            for chunk in decide.chunks(sorted(kept)):
+                current.update(_flags_of(uid_fetch(client, uid_set(chunk), ["FLAGS"])))
     return decide.flag_diff(current, stored, kept)
+
+
+def _flags_of(response: dict[int, dict[bytes, Any]]) -> dict[int, str]:
+    """Each UID's flags as stored, from a FETCH FLAGS answer (entries without FLAGS skipped)."""
+    return {uid: flags_text(data[b"FLAGS"]) for uid, data in response.items() if b"FLAGS" in data}

@@ -194,18 +194,9 @@ def fetch_new_mail(client: IMAPClient, state: RunState, plan: FolderPlan) -> boo
 
 def _finish_folder(state: RunState, plan: FolderPlan) -> None:
     """Record the folder's state for the next sync, and the run's progress, in one transaction."""
-    status = plan.status
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
-        crud_mirror.save_folder_state(
-            session,
-            folder_id=plan.folder_id,
-            uidvalidity=status.uidvalidity,
-            uidnext=status.uidnext,
-            highestmodseq=status.highestmodseq,
-            message_count=status.exists,
-        )
-        state.folder_done()
+        _save_folder(session, state, plan)
         crud_runs.update_run(session, run_id=state.run_id, **state.progress())
     _announce_progress(state)
 
@@ -216,18 +207,23 @@ def _settle(state: RunState, plans: list[FolderPlan]) -> None:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
         moves.settle(session, state)
         for plan in plans:
-            status = plan.status
-            crud_mirror.save_folder_state(
-                session,
-                folder_id=plan.folder_id,
-                uidvalidity=status.uidvalidity,
-                uidnext=status.uidnext,
-                highestmodseq=status.highestmodseq,
-                message_count=status.exists,
-            )
-            state.folder_done()
+            _save_folder(session, state, plan)
         crud_runs.update_run(session, run_id=state.run_id, **state.progress())
     _announce_progress(state)
+
+
+def _save_folder(session: Session, state: RunState, plan: FolderPlan) -> None:
+    """Store what the folder's EXAMINE said, so the next sync fetches only what changed after it."""
+    status = plan.status
+    crud_mirror.save_folder_state(
+        session,
+        folder_id=plan.folder_id,
+        uidvalidity=status.uidvalidity,
+        uidnext=status.uidnext,
+        highestmodseq=status.highestmodseq,
+        message_count=status.exists,
+    )
+    state.folder_done()
 
 
 def _announce_progress(state: RunState) -> None:
