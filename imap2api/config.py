@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     sync_wait_timeout_seconds: float = 600.0
     sync_run_timeout_seconds: float = 3600.0
 
+    # Push (imap2api.watch): every active server is watched over NOTIFY, IDLE or STATUS polling.
+    watch_enabled: bool = True
+    watch_lease_seconds: int = Field(default=60, ge=5)  # a dead worker's servers move on after this
+    watch_idle_seconds: float = Field(default=600.0, ge=1, le=1740)  # IDLE re-issued before 29 min
+    watch_poll_seconds: float = Field(default=30.0, ge=1)  # STATUS polling of folders nothing else watches
+    # Folders worth an IDLE connection of their own when the server has no NOTIFY (special-use or names).
+    watch_idle_folders: Annotated[list[str], NoDecode] = ["\\Sent", "\\Archive", "\\Flagged", "\\Drafts"]
+    watch_max_connections: int = Field(default=3, ge=1)  # per server, INBOX's included
+    watch_debounce_ms: int = Field(default=30, ge=0)  # notices this close together make one push sync
+    watch_reconnect_max_seconds: float = Field(default=300.0, ge=1)
+    watch_sync_threads: int = Field(default=8, ge=1)  # push syncs at once, per process
+    watch_max_servers: int = Field(default=10_000, ge=0)  # per process (0: this process watches none)
+
     worker_processes: int = 2
     worker_threads: int = 4
     embedded_worker_threads: int = 2
@@ -77,7 +90,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "watch_idle_folders", mode="before")
     @classmethod
     def _split_lists(cls, value: object) -> object:
         """Accept a comma-separated string as well as a JSON list."""

@@ -221,6 +221,10 @@ class ImapServer(ImapServerBase, table=True):
     next_sync_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    # Push (imap2api.watch): which worker process watches the server, until when, and how it goes.
+    watch_owner: str | None = Field(default=None, max_length=100)
+    watch_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    watch_status: str = Field(default="", max_length=500)
 
 
 class ImapServerCreate(ImapServerSettings):

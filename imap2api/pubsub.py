@@ -131,3 +131,8 @@ def email_channel(server_id: int) -> str:
 def run_channel(run_id: int) -> str:
     """Where a sync run's progress is announced."""
     return f"sync.progress:{run_id}"
+
+
+def events_channel(owner_id: int) -> str:
+    """Where the ids of a user's newly committed outbox events are announced."""
+    return f"events:{owner_id}"

@@ -18,6 +18,7 @@ os.environ.pop("IMAP2API_DATABASE_URL", None)
 os.environ.pop("IMAP2API_REDIS_URL", None)
 os.environ.setdefault("IMAP2API_WEBHOOK_ALLOW_PRIVATE", "true")
 os.environ["IMAP2API_SCHEDULER_ENABLED"] = "false"  # tests drive the scheduler themselves
+os.environ["IMAP2API_WATCH_ENABLED"] = "false"  # push tests start a watcher of their own
 
 from collections.abc import Iterator  # noqa: E402
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from imap2api import pubsub
 from imap2api.crud import changes as crud_changes
+from imap2api.db import after_commit
 from imap2api.models import Event, utcnow
+
+# session.info key: the ids of the events this transaction recorded, by owner, to announce on commit.
+PENDING_ANNOUNCEMENTS = "imap2api.events.pending"
 
 
 def new_event_id() -> str:
@@ -35,7 +41,38 @@ def record_event(
         created_at=utcnow(),
     )
     session.add(event)
+    _announce_on_commit(session, owner_id, event.id)
     return event
+
+
+def _announce_on_commit(session: Session, owner_id: int, event_id: str) -> None:
+    """Queue ``event_id`` for the owner's live subscribers: one hint per transaction and owner.
+
+    A hint sent before the commit could reach a subscriber that then reads nothing; after it,
+    every id named is readable. The first event of an owner registers the hook, later ones join it.
+    """
+    pending: dict[int, list[str]] = session.info.setdefault(PENDING_ANNOUNCEMENTS, {})
+    if owner_id not in pending:
+        pending[owner_id] = []
+        after_commit(session, lambda: _announce(pending, owner_id))
+    pending[owner_id].append(event_id)
+
+
+def _announce(pending: dict[int, list[str]], owner_id: int) -> None:
+    """Publish the owner's committed event ids (and forget them: a later transaction starts anew)."""
+    ids = pending.pop(owner_id, [])
+    if ids:
+        pubsub.publish(pubsub.events_channel(owner_id), {"ids": ids})
+
+
+def get_events(session: Session, *, owner_id: int | None, ids: Collection[str]) -> list[Event]:
+    """The events among ``ids`` owned by ``owner_id`` (None: any owner's), oldest first."""
+    if not ids:
+        return []
+    statement = select(Event).where(col(Event.id).in_(list(ids)))
+    if owner_id is not None:
+        statement = statement.where(Event.owner_id == owner_id)
+    return list(session.exec(statement.order_by(col(Event.created_at), col(Event.id))))
 
 
 def list_events(

@@ -11,7 +11,6 @@ from imapclient import IMAPClient
 from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import mirror as crud_mirror
-from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud import threads as crud_threads
 from imap2api.db import session_scope
 from imap2api.enums import EventType
@@ -169,9 +168,8 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
         id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
         _record_events(session, state, id_by_row, arrivals, assignment)
         moves.store_moves(session, state, moved)
-        crud_runs.update_run(
+        state.store_progress(
             session,
-            run_id=state.run_id,
             progress_done=state.done + fetched,
             progress_total=state.total,
             messages_new=state.new + len(rows),
@@ -181,7 +179,7 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
     # Live subscribers hear of it only now that the rows are committed and readable.
     for row in arrivals:
         pubsub.publish(pubsub.email_channel(state.server_id), {"id": id_by_row[id(row)]})
-    pubsub.publish(pubsub.run_channel(state.run_id), {"done": state.done, "total": state.total})
+    state.publish_progress()  # add_done told the progress listener
 
 
 def _take_moves(

@@ -42,7 +42,7 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:100]
 
 
-def _account(server: ImapServer) -> ImapAccount:
+def account_of(server: ImapServer) -> ImapAccount:
     """Login details of a server, with its password decrypted."""
     try:
         password = decrypt_secret(server.password_encrypted)
@@ -104,7 +104,7 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
     )
     try:
         with RunTimeout(settings.sync_run_timeout_seconds) as bound:
-            _mirror(server, state, bound)
+            mirror_server(server, state, bound)
     except LeaseLost as exc:
         log.warning("sync run %s of server %s stopped: %s", run_id, server.id, exc)
         return _current(run_id)
@@ -112,26 +112,45 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
         raise
     except SyncFailed as exc:
         log.warning("sync run %s of server %s failed: %s", run_id, server.id, exc.message)
-        return _finish(state, status=SyncStatus.ERROR, error=exc.message, code=exc.code)
+        return _finish(run_id, state, status=SyncStatus.ERROR, error=exc.message, code=exc.code)
     except Exception as exc:  # noqa: BLE001 - a sync must end in a stored outcome, never a crash
         if _deleted(state.server_id):
             # The delete cascaded under the sync: its foreign-key errors are that, not a crash.
             raise ServerGone(f"server {state.server_id} was deleted during its sync") from None
         log.exception("sync run %s of server %s crashed", run_id, server.id)
         return _finish(
-            state, status=SyncStatus.ERROR, error=f"internal error: {type(exc).__name__}", code="SYNC_CRASHED"
+            run_id,
+            state,
+            status=SyncStatus.ERROR,
+            error=f"internal error: {type(exc).__name__}",
+            code="SYNC_CRASHED",
         )
-    return _finish(state, status=SyncStatus.SUCCESS)
+    return _finish(run_id, state, status=SyncStatus.SUCCESS)
 
 
-def _mirror(server: ImapServer, state: RunState, bound: RunTimeout) -> None:
-    """Walk the server's folders and mirror each one, within the run's time bound."""
+def mirror_server(
+    server: ImapServer, state: RunState, bound: RunTimeout, only: frozenset[str] | None = None
+) -> None:
+    """Walk the server's folders and mirror each one, within the run's time bound.
+
+    ``only`` (a push sync) names the folders to mirror; the other selected folders are examined
+    too if one of these lost a message, so that a move's destination is seen in the same sync
+    (and the message keeps its id). Without ``only``, folders gone from the server leave the mirror.
+    """
     timeout = bound.imap_timeout(settings.imap_timeout_seconds)
-    with connected(_account(server), timeout=timeout) as client, bound.watching(client):
+    with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
         remote = list_remote_folders(client)
         chosen = select_folders(
             remote, folders_to_sync=server.folders_to_sync, exclude_trash=server.exclude_trash
         )
+        if only is not None:
+            sync_folders(
+                client,
+                state,
+                [folder for folder in chosen if folder.name in only],
+                widen=[folder for folder in chosen if folder.name not in only],
+            )
+            return
         with session_scope() as session:
             keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
             stored = crud_mirror.folders_of(session, server_id=state.server_id)
@@ -178,7 +197,7 @@ def _deleted(server_id: int) -> bool:
         return not crud_servers.server_exists(session, server_id=server_id)
 
 
-def _finish(state: RunState, *, status: SyncStatus, error: str = "", code: str = "") -> SyncRun:
+def _finish(run_id: int, state: RunState, *, status: SyncStatus, error: str = "", code: str = "") -> SyncRun:
     """Release the lease, store the outcome on the run and the server, announce sync.completed.
 
     Only the lease's holder does: one whose lease lapsed and was taken over leaves the run, the
@@ -188,31 +207,31 @@ def _finish(state: RunState, *, status: SyncStatus, error: str = "", code: str =
     try:
         with session_scope() as session:
             give_back_lease(session, server_id=state.server_id, holder=state.holder)
-            _store_outcome(session, state, now, status=status, error=error, code=code)
-            finished = crud_runs.get_run(session, run_id=state.run_id)
+            _store_outcome(session, run_id, state, now, status=status, error=error, code=code)
+            finished = crud_runs.get_run(session, run_id=run_id)
     except LeaseLost as exc:
         log.warning(
             "sync run %s of server %s ended as %s, but %s: its outcome is left to that worker",
-            state.run_id,
+            run_id,
             state.server_id,
             status,
             exc,
         )
-        return _current(state.run_id)
+        return _current(run_id)
     if status == SyncStatus.SUCCESS and state.new:
         with session_scope() as session:
             crud_maintenance.refresh_statistics(session)
-    pubsub.publish(pubsub.run_channel(state.run_id), {"status": status})
+    pubsub.publish(pubsub.run_channel(run_id), {"status": status})
     return finished
 
 
 def _store_outcome(
-    session: Session, state: RunState, now: datetime, *, status: str, error: str, code: str
+    session: Session, run_id: int, state: RunState, now: datetime, *, status: str, error: str, code: str
 ) -> None:
     """The run's counts and outcome, the server's last sync and next one, the sync.completed event."""
     crud_runs.update_run(
         session,
-        run_id=state.run_id,
+        run_id=run_id,
         status=status,
         error=error,
         error_code=code,
@@ -235,14 +254,14 @@ def _store_outcome(
         state.record_event(
             session,
             EventType.SERVER_INITIAL_SYNC_COMPLETED,
-            {"imap_server": state.server_id, "sync_run": state.run_id, "folders": folders, "emails": emails},
+            {"imap_server": state.server_id, "sync_run": run_id, "folders": folders, "emails": emails},
         )
     state.record_event(
         session,
         EventType.SYNC_COMPLETED,
         {
             "imap_server": state.server_id,
-            "sync_run": state.run_id,
+            "sync_run": run_id,
             "status": status,
             "error": error,
             "error_code": code,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from imapclient import IMAPClient
 from sqlmodel import Session
 
-from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import mirror as crud_mirror
-from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
 from imap2api.enums import EventType
 from imap2api.models import Folder
@@ -44,10 +42,14 @@ class FolderPlan:
     previous_uidnext: int | None  # mail from here up is news (None: this generation's first sync)
 
 
-def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder]) -> None:
+def sync_folders(
+    client: IMAPClient, state: RunState, folders: list[RemoteFolder], *, widen: Sequence[RemoteFolder] = ()
+) -> None:
     """Mirror ``folders``: plan each (changes applied, new UIDs counted), then fetch the new mail.
 
-    The run's progress total is complete before the first message is fetched, and
+    The folders of ``widen`` are planned too, but only if ``folders`` lost some message: one that
+    moved is then found in its new folder in this sync (a push sync names only the folders it
+    heard about). The run's progress total is complete before the first message is fetched, and
     ``folders_synced`` grows as each folder is done.
     """
     with session_scope() as session:
@@ -55,7 +57,7 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
     plans = []
     # Folders with held messages (sync/moves.py) are saved only once the run has settled them.
     settled_later = []
-    for remote in folders:
+    for remote in _planned(folders, widen, state):
         try:
             plan = plan_folder(client, state, remote, stored.get(remote.name))
         except FolderVanished:
@@ -72,8 +74,8 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
     state.add_total(sum(len(plan.new_uids) for plan in plans))
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
-        crud_runs.update_run(session, run_id=state.run_id, **state.progress())
-    _announce_progress(state)
+        state.store_progress(session)
+    state.announce_progress()
     for plan in plans:
         try:
             fetched = fetch_new_mail(client, state, plan)
@@ -87,6 +89,15 @@ def sync_folders(client: IMAPClient, state: RunState, folders: list[RemoteFolder
             _finish_folder(state, plan)
     if settled_later or state.moves.held:
         _settle(state, settled_later)
+
+
+def _planned(
+    folders: list[RemoteFolder], widen: Sequence[RemoteFolder], state: RunState
+) -> Iterator[RemoteFolder]:
+    """``folders``, then ``widen`` if planning them held some message (a move's source)."""
+    yield from folders
+    if state.moves.held:
+        yield from widen
 
 
 def _stored(folder: Folder) -> StoredFolder:
@@ -197,8 +208,8 @@ def _finish_folder(state: RunState, plan: FolderPlan) -> None:
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)
         _save_folder(session, state, plan)
-        crud_runs.update_run(session, run_id=state.run_id, **state.progress())
-    _announce_progress(state)
+        state.store_progress(session)
+    state.announce_progress()
 
 
 def _settle(state: RunState, plans: list[FolderPlan]) -> None:
@@ -208,8 +219,8 @@ def _settle(state: RunState, plans: list[FolderPlan]) -> None:
         moves.settle(session, state)
         for plan in plans:
             _save_folder(session, state, plan)
-        crud_runs.update_run(session, run_id=state.run_id, **state.progress())
-    _announce_progress(state)
+        state.store_progress(session)
+    state.announce_progress()
 
 
 def _save_folder(session: Session, state: RunState, plan: FolderPlan) -> None:
@@ -224,12 +235,6 @@ def _save_folder(session: Session, state: RunState, plan: FolderPlan) -> None:
         message_count=status.exists,
     )
     state.folder_done()
-
-
-def _announce_progress(state: RunState) -> None:
-    """Tell the progress listener and live subscribers; the run row is committed already."""
-    state.report()
-    pubsub.publish(pubsub.run_channel(state.run_id), {"done": state.done, "total": state.total})
 
 
 def _batches(client: IMAPClient, uids: list[int]) -> Iterator[list[tuple[int, int]]]:

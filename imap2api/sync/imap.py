@@ -163,6 +163,7 @@ def flags_text(flags: tuple[bytes | str, ...]) -> str:
 # - EXAMINE with a QRESYNC parameter: ``select_folder`` sends none. ``_normalise_folder`` quotes
 #   (and UTF-7 encodes) the name as ``select_folder`` does, ``_process_select_response`` reads the
 #   answer as it does, so both paths give the same dict;
+# - NOTIFY, which imapclient does not know: ``_raw_command`` (``notify_set``);
 # - LOGIN with both arguments as IMAP strings or literals (``login`` sends the username bare):
 #   ``_raw_command`` is what imapclient itself sends literals with, and it sends as one any 8-bit
 #   argument and any argument marked with its ``_literal`` class (``literal``).
@@ -192,6 +193,20 @@ def examine_qresync(
         return None
     info: dict[bytes, Any] = client._process_select_response(imap.untagged_responses)  # noqa: SLF001
     return info
+
+
+def notify_set(client: IMAPClient) -> bool:
+    """``NOTIFY SET`` (RFC 5465) for every personal folder: new mail, expunges, flag changes and changes
+    of the folder list, as STATUS and LIST responses; False if the server refuses it.
+
+    imapclient has no NOTIFY; ``_raw_command`` sends it as imapclient sends its own commands.
+    """
+    events = b"(personal (MessageNew MessageExpunge FlagChange MailboxName))"
+    try:
+        typ, _ = client._raw_command(b"NOTIFY", [b"SET", events], uid=False)  # noqa: SLF001 - see above
+    except imaplib.IMAP4.error:
+        return False
+    return bool(typ == "OK")
 
 
 def pop_untagged(client: IMAPClient, name: str) -> list[Any]:

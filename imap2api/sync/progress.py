@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from imap2api import pubsub
 from imap2api.crud import events as crud_events
+from imap2api.crud import sync_runs as crud_runs
 from imap2api.enums import EventType
 from imap2api.sync.moves import Moves
 
@@ -18,7 +20,7 @@ from imap2api.sync.moves import Moves
 class RunState:
     """Everything a run accumulates while it walks the folders."""
 
-    run_id: int
+    run_id: int | None  # None: a push sync (imap2api.sync.push), which keeps no run row
     server_id: int
     owner_id: int
     holder: str
@@ -33,6 +35,7 @@ class RunState:
     deleted: int = 0
     folders: int = 0
     bytes_fetched: int = 0
+    events: int = 0  # written to the outbox (committed or about to be)
     done: int = 0
     total: int = 0
     # Message-IDs removed from some folder in this run: seen again elsewhere, they moved.
@@ -46,6 +49,7 @@ class RunState:
         crud_events.record_event(
             session, owner_id=self.owner_id, server_id=self.server_id, type=type, data=data
         )
+        self.events += 1
 
     def add_total(self, count: int) -> None:
         """More messages to fetch were found (the caller reports once the run row has them)."""
@@ -70,6 +74,21 @@ class RunState:
     def progress(self) -> dict[str, int]:
         """The run row's progress columns and counts as they stand."""
         return {"progress_done": self.done, "progress_total": self.total, **self.counts()}
+
+    def store_progress(self, session: Session, **values: int) -> None:
+        """Write the run row's progress and counts (or ``values`` instead), if the run has a row."""
+        if self.run_id is not None:
+            crud_runs.update_run(session, run_id=self.run_id, **(values or self.progress()))
+
+    def announce_progress(self) -> None:
+        """Tell the progress listener and live subscribers; call once the matching row is committed."""
+        self.report()
+        self.publish_progress()
+
+    def publish_progress(self) -> None:
+        """Tell the run's live subscribers (``syncProgress``) where it stands."""
+        if self.run_id is not None:
+            pubsub.publish(pubsub.run_channel(self.run_id), {"done": self.done, "total": self.total})
 
     def report(self) -> None:
         """Tell the progress listener, if any (call after the matching run row is committed)."""

@@ -7,6 +7,7 @@ import logging
 from dramatiq import Worker
 
 from imap2api.config import settings
+from imap2api.watch.manager import start_watching, stop_watching
 from imap2api.workers.lanes import start_lanes, stop_lanes
 from imap2api.workers.scheduler import Scheduler
 
@@ -17,7 +18,7 @@ _scheduler: Scheduler | None = None
 
 
 def start_embedded_worker() -> list[Worker]:
-    """Start the worker lanes on the stub broker, and the scheduler thread (idempotent)."""
+    """Start the worker lanes on the stub broker, the scheduler thread and the watches (idempotent)."""
     global _workers, _scheduler
     if _workers is None:
         from imap2api.workers.actors import declare_actors
@@ -34,6 +35,7 @@ def start_embedded_worker() -> list[Worker]:
     if _scheduler is None and settings.scheduler_enabled:
         _scheduler = Scheduler()
         _scheduler.start()
+    start_watching()
     return _workers
 
 
@@ -44,6 +46,7 @@ def stop_embedded_worker(timeout_seconds: float | None = None) -> None:
     with the process (worker threads are daemons); its sync run is marked ``WORKER_LOST`` later.
     """
     global _workers, _scheduler
+    stop_watching()
     if _scheduler is not None:
         _scheduler.stop()
         _scheduler = None

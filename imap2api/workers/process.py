@@ -14,7 +14,7 @@ import threading
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the lanes until a stop signal, then give running jobs ``SHUTDOWN_TIMEOUT_SECONDS``."""
+    """Run the lanes and the watches until a stop signal; running jobs get ``SHUTDOWN_TIMEOUT_SECONDS``."""
     parser = argparse.ArgumentParser(prog="python -m imap2api.workers.process")
     parser.add_argument("--threads", type=int, default=None, help="threads for jobs other than syncs")
     args = parser.parse_args(argv)
@@ -34,10 +34,14 @@ def main(argv: list[str] | None = None) -> None:
     broker = declare_actors(get_broker())
     broker.emit_after("process_boot")  # what Dramatiq's command line does first (TimeLimit starts here)
     workers = start_lanes(broker, job_threads=args.threads or settings.worker_threads)
+    from imap2api.watch.manager import start_watching, stop_watching
+
+    start_watching()
     parent = os.getppid()
     # Also stop when ``imap2api worker`` is gone (killed outright, it forwarded no signal): no orphans.
     while not stopping.wait(1) and os.getppid() == parent:
         pass
+    stop_watching()  # first: the leases go back at once, so the other processes take over
     stop_lanes(workers, settings.shutdown_timeout_seconds)
     broker.close()
 

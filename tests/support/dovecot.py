@@ -208,7 +208,12 @@ class DovecotServer:
         self.config_path.write_text(self._render_config())
 
         self._console_path = self.root / "console.log"
-        with open(self._console_path, "wb") as console:
+        self._launch(binary)
+
+    def _launch(self, binary: str) -> None:
+        """Run ``dovecot -F`` on the written config and wait for its greeting."""
+        self._binary = binary
+        with open(self._console_path, "ab") as console:
             self._proc = subprocess.Popen(
                 [binary, "-F", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
@@ -223,9 +228,22 @@ class DovecotServer:
             self.stop(cleanup=False)
             raise
 
+    def restart(self, pause: float = 0.0) -> None:
+        """Stop the server (every connection drops) and start it again on the same ports and mail."""
+        binary = self._binary or find_dovecot() or "dovecot"
+        self._kill()
+        time.sleep(pause)
+        self._launch(binary)
+
     def stop(self, cleanup: bool = True) -> None:
         """Kill the server's process group and remove the temp dir if we created it."""
         atexit.unregister(self.stop)
+        self._kill()
+        if cleanup and self._given_root is None and self.root != Path() and self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill(self) -> None:
+        """End the server's process group."""
         proc, self._proc = self._proc, None
         if proc is not None:
             # SIGTERM to the master alone lets it shut its children down cleanly; the
@@ -236,8 +254,6 @@ class DovecotServer:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        if cleanup and self._given_root is None and self.root != Path() and self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> DovecotServer:
         """Start the server and return it."""

@@ -1,4 +1,4 @@
-"""Live subscriptions (graphql-transport-ws): new mail of a server, progress of a sync run."""
+"""Live subscriptions (graphql-transport-ws): new mail of a server, every change event, sync progress."""
 
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ import strawberry
 
 from imap2api import pubsub
 from imap2api.crud import sync_runs as crud_runs
+from imap2api.enums import EventType
 from imap2api.errors import NotFound
 from imap2api.graphql.context import Context
+from imap2api.graphql.types.change_event import ChangeEventType, to_gql_change_event
 from imap2api.graphql.types.email import EmailType, to_gql_email
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
 from imap2api.ids import parse_id
-from imap2api.services import mail, servers, sync
+from imap2api.services import events, mail, servers, sync
 
 Info = strawberry.Info[Context, None]
 KEEPALIVE_SECONDS = 30
+# Events read per query: a transaction can record thousands (a whole folder marked read).
+READ_CHUNK = 500
 
 
 @strawberry.type
@@ -41,6 +45,31 @@ class Subscription:
                     continue  # already gone again
                 info.context.fresh_loaders()  # this email's thread count, not one cached earlier
                 yield to_gql_email(email)
+
+    @strawberry.subscription(
+        description="Every change event of the caller's mail as it commits (the types webhooks get, "
+        "docs/webhooks.md): optionally of one server (`imapServer`) and some `types` only "
+        "(null or empty: all). Each carries its change feed `cursor`, to catch up after a reconnect."
+    )
+    async def email_changes(
+        self, info: Info, imap_server: strawberry.ID | None = None, types: list[EventType] | None = None
+    ) -> AsyncGenerator[ChangeEventType, None]:
+        """Outbox events committed after the subscription started, oldest first within each commit."""
+        run = info.context.run  # authenticates the socket's user before anything else
+        owner_id = info.context.require_user().id or 0
+        # Subscribed first: an event committed while the server is checked is heard, not missed.
+        async with pubsub.bus().subscribe(pubsub.events_channel(owner_id)) as queue:
+            server_id = None
+            if imap_server is not None:
+                server_id = parse_id(imap_server)
+                await run(servers.get, server_id)
+            while True:
+                ids = (await queue.get())["ids"]
+                for start in range(0, len(ids), READ_CHUNK):
+                    chunk = ids[start : start + READ_CHUNK]
+                    for event in await run(events.get_many, chunk, server_id=server_id, types=types):
+                        info.context.fresh_loaders()  # its email's thread count, not one cached earlier
+                        yield to_gql_change_event(event)
 
     @strawberry.subscription(description="A sync run's state now and at every stored batch, until it ends.")
     async def sync_progress(self, info: Info, run_id: strawberry.ID) -> AsyncGenerator[SyncRunType, None]:

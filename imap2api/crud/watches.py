@@ -1,0 +1,96 @@
+"""Watch leases: each active server is watched by one worker process, found through its row.
+
+A process claims servers nobody watches (or whose watcher's lease lapsed), renews its leases on
+every tick, and gives them back when it stops; a process that dies simply stops renewing, and the
+others claim its servers once the lease lapses. Only servers whose first full sync is done are
+watched: push syncs are incremental by nature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, and_, func, not_, or_, update
+from sqlmodel import Session, col, select
+
+from imap2api.models import ImapServer, utcnow
+
+
+def _watchable() -> ColumnElement[bool]:
+    """The condition of a server worth watching: active, its first full sync done."""
+    return and_(col(ImapServer.is_active).is_(True), col(ImapServer.last_sync).is_not(None))
+
+
+def claim(session: Session, *, holder: str, limit: int, seconds: int) -> list[int]:
+    """Claim up to ``limit`` watchable servers nobody holds (or whose lease lapsed); their ids."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    free = or_(col(ImapServer.watch_owner).is_(None), col(ImapServer.watch_expires_at) < now)
+    candidates = session.exec(
+        select(ImapServer.id).where(_watchable(), free).order_by(col(ImapServer.id)).limit(limit)
+    ).all()
+    claimed = []
+    for server_id in candidates:
+        # Conditional on the lease still being free: of two processes claiming at once, one wins.
+        result = session.exec(
+            update(ImapServer)
+            .where(col(ImapServer.id) == server_id, free)
+            .values(watch_owner=holder, watch_expires_at=now + timedelta(seconds=seconds))
+        )
+        if result.rowcount == 1:
+            claimed.append(server_id or 0)
+    return claimed
+
+
+def renew(session: Session, *, holder: str, seconds: int) -> list[int]:
+    """Extend the holder's leases of watchable servers, give back the others; the ids it still holds."""
+    now = utcnow()
+    session.exec(
+        update(ImapServer)
+        .where(col(ImapServer.watch_owner) == holder, _watchable())
+        .values(watch_expires_at=now + timedelta(seconds=seconds))
+    )
+    session.exec(
+        update(ImapServer)
+        .where(
+            col(ImapServer.watch_owner) == holder,
+            not_(_watchable()),
+        )
+        .values(watch_owner=None, watch_expires_at=None, watch_status="")
+    )
+    held = session.exec(select(ImapServer.id).where(col(ImapServer.watch_owner) == holder))
+    return [server_id or 0 for server_id in held]
+
+
+def release(session: Session, *, holder: str, server_ids: Sequence[int] | None = None) -> None:
+    """Give back the holder's leases (all of them, or those of ``server_ids``)."""
+    statement = update(ImapServer).where(col(ImapServer.watch_owner) == holder)
+    if server_ids is not None:
+        statement = statement.where(col(ImapServer.id).in_(list(server_ids)))
+    session.exec(statement.values(watch_owner=None, watch_expires_at=None, watch_status=""))
+
+
+def fair_share(session: Session, *, holder: str) -> int:
+    """How many servers each live watcher process should hold, this one included (rounded up)."""
+    now = utcnow()
+    watchable = session.exec(select(func.count()).select_from(ImapServer).where(_watchable())).one()
+    others = session.exec(
+        select(func.count(func.distinct(ImapServer.watch_owner))).where(
+            col(ImapServer.watch_owner).is_not(None),
+            col(ImapServer.watch_owner) != holder,
+            col(ImapServer.watch_expires_at) >= now,
+        )
+    ).one()
+    processes = int(others) + 1
+    return -(-int(watchable) // processes)
+
+
+def set_status(session: Session, *, server_id: int, holder: str, status: str) -> None:
+    """Record how the holder's watch of a server goes ("NOTIFY", "reconnecting in 8 s: ..."), if held."""
+    session.exec(
+        update(ImapServer)
+        .where(and_(col(ImapServer.id) == server_id, col(ImapServer.watch_owner) == holder))
+        .values(watch_status=status[:500])
+    )

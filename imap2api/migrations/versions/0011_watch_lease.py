@@ -1,0 +1,33 @@
+"""Push: which worker process watches each server (a lease, as for syncs), and how the watch goes.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-03 10:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Add imap_servers.watch_owner, watch_expires_at (free: nobody watches yet) and watch_status."""
+    op.add_column("imap_servers", sa.Column("watch_owner", sa.String(length=100), nullable=True))
+    op.add_column("imap_servers", sa.Column("watch_expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "imap_servers",
+        sa.Column("watch_status", sa.String(length=500), nullable=False, server_default=""),
+    )
+
+
+def downgrade() -> None:
+    """Drop them (native DROP COLUMN: a batch rebuild would cascade-delete through the foreign keys)."""
+    op.drop_column("imap_servers", "watch_status")
+    op.drop_column("imap_servers", "watch_expires_at")
+    op.drop_column("imap_servers", "watch_owner")

@@ -1,0 +1,252 @@
+"""Push against the real Dovecot, on SQLite and PostgreSQL: NOTIFY, IDLE and STATUS polling (capabilities
+hidden by a relay), a forced disconnect, a server restart, and a watch moving to another process.
+
+Mail is appended over IMAP, as a delivery agent or another client would: Dovecot's NOTIFY reports
+what its own processes write, not Maildir files written behind its back (those reach IDLE, and the
+scheduled full sync, which stays the safety net).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from imap2api.config import settings
+from imap2api.db import session_scope
+from imap2api.models import ImapServer
+from imap2api.watch.manager import WatchManager
+from tests.conftest import Mirror
+from tests.support.dovecot import DovecotServer
+from tests.support.imap_proxy import ImapProxy, without_capabilities
+from tests.support.messages import make_message
+
+WAIT_SECONDS = 30.0  # generous: what is checked is that it happens, not how fast (bench/push.py measures)
+
+
+def wait_for(what: str, check: Callable[[], object], seconds: float = WAIT_SECONDS) -> object:
+    """``check()`` once it is truthy; fails naming ``what`` if it never is."""
+    ends = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > ends:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def fast_watch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short leases and polls, so that take-overs and polling show within a test."""
+    monkeypatch.setattr(settings, "watch_lease_seconds", 3)
+    monkeypatch.setattr(settings, "watch_poll_seconds", 1.0)
+    monkeypatch.setattr(settings, "watch_reconnect_max_seconds", 2.0)
+
+
+@contextmanager
+def watching() -> Iterator[WatchManager]:
+    """A watch manager of this process, stopped (leases given back) afterwards."""
+    manager = WatchManager(tick=0.5)
+    manager.start()
+    try:
+        yield manager
+    finally:
+        manager.stop()
+
+
+def watch_status(mirror: Mirror) -> str:
+    """The server's watch_status."""
+    with session_scope() as session:
+        server = session.get(ImapServer, mirror.server_id)
+        assert server is not None
+        return server.watch_status
+
+
+def watched(mirror: Mirror, start: str) -> str:
+    """Wait until the watch says it listens (its status starts with ``start``) and its catch-up is done."""
+    status = wait_for(
+        f"watch status {start!r}", lambda: watch_status(mirror).startswith(start) and watch_status(mirror)
+    )
+    return str(status)
+
+
+def append(mirror: Mirror, folder: str, subject: str) -> None:
+    """APPEND a message over IMAP, as another client would."""
+    with mirror.imap() as client:
+        client.append(folder, make_message(subject=subject))
+
+
+def arrived(mirror: Mirror, subject: str, folder: str = "INBOX") -> object:
+    """Wait for an email to be mirrored in ``folder``; returns it."""
+    return wait_for(
+        f"{subject!r} mirrored in {folder}",
+        lambda: next((e for e in mirror.emails(subject=subject) if e.folder == folder), None),
+    )
+
+
+def received_subjects(mirror: Mirror) -> list[str]:
+    """Subjects of the email.received events."""
+    return [event["subject"] for event in mirror.events("email.received")]
+
+
+def test_notify_hears_every_folder(mirror: Mirror, fast_watch: None) -> None:
+    mirror.deliver(make_message(subject="before"))
+    mirror.sync()
+    with watching():
+        assert watched(mirror, "NOTIFY") == "NOTIFY"
+        append(mirror, "INBOX", "new in inbox")
+        inbox_mail = arrived(mirror, "new in inbox")
+        append(mirror, "Archive", "new in archive")
+        arrived(mirror, "new in archive", "Archive")
+        with mirror.imap() as client:
+            client.select_folder("INBOX")
+            uids = client.search(["SUBJECT", "new in inbox"])
+            client.add_flags(uids, [b"\\Seen", b"\\Flagged"])
+            wait_for("email.updated", lambda: mirror.events("email.updated"))
+            client.move(uids, "Sent")
+        moved = arrived(mirror, "new in inbox", "Sent")
+        assert moved.id == inbox_mail.id  # the id survives the move
+        with mirror.imap() as client:
+            client.create_folder("Projects")
+        wait_for("folder.created", lambda: mirror.events("folder.created"))
+    assert sorted(received_subjects(mirror)) == ["new in archive", "new in inbox"]
+    updated = mirror.events("email.updated")[0]
+    assert updated["seen"] is True and updated["flagged"] is True
+    (move,) = mirror.events("email.moved")
+    assert (move["from_folder"], move["to_folder"], move["id"]) == ("INBOX", "Sent", inbox_mail.id)
+    assert [event["folder"] for event in mirror.events("folder.created")] == ["Projects"]
+    assert not mirror.events("email.deleted")
+    assert len(mirror.events("sync.completed")) == 1  # push syncs keep no run and announce no completion
+
+
+@pytest.fixture()
+def hidden(mirror: Mirror, request: pytest.FixtureRequest) -> Iterator[Mirror]:
+    """The mirror seen through a relay that hides the capabilities named by the test's parameter."""
+    with ImapProxy(mirror.dovecot.host, mirror.dovecot.port, without_capabilities(*request.param)) as proxy:
+        mirror.configure(host=proxy.host, port=proxy.port, tls_mode="none", password="secret")
+        yield mirror
+
+
+@pytest.mark.parametrize("hidden", [(b"NOTIFY",)], indirect=True)
+def test_idle_on_inbox_and_the_folders_that_matter_polling_the_rest(hidden: Mirror, fast_watch: None) -> None:
+    mirror = hidden
+    mirror.sync()
+    with watching():
+        status = watched(mirror, "IDLE on INBOX")
+        # Sent and Archive get an IDLE connection each (WATCH_MAX_CONNECTIONS 3); Drafts is polled
+        # (Trash and Junk are not mirrored: exclude_trash).
+        assert status == "IDLE on INBOX; IDLE on Sent, Archive; STATUS every 1 s on 1 folder"
+        append(mirror, "INBOX", "idle inbox")
+        append(mirror, "Archive", "idle archive")
+        append(mirror, "Drafts", "polled drafts")
+        mirror.deliver(make_message(subject="maildir write"))  # IDLE hears files written behind Dovecot
+        for subject, folder in [
+            ("idle inbox", "INBOX"),
+            ("idle archive", "Archive"),
+            ("polled drafts", "Drafts"),
+        ]:
+            arrived(mirror, subject, folder)
+        arrived(mirror, "maildir write")
+    assert sorted(received_subjects(mirror)) == [
+        "idle archive",
+        "idle inbox",
+        "maildir write",
+        "polled drafts",
+    ]
+
+
+@pytest.mark.parametrize("hidden", [(b"NOTIFY", b"IDLE")], indirect=True)
+def test_status_polling_without_idle(hidden: Mirror, fast_watch: None) -> None:
+    mirror = hidden
+    mirror.sync()
+    with watching():
+        assert watched(mirror, "STATUS") == "STATUS polling; STATUS every 1 s on 4 folders"
+        append(mirror, "INBOX", "polled inbox")
+        append(mirror, "Drafts", "polled drafts")
+        arrived(mirror, "polled inbox")
+        arrived(mirror, "polled drafts", "Drafts")
+    assert sorted(received_subjects(mirror)) == ["polled drafts", "polled inbox"]
+
+
+def test_a_forced_disconnect_reconnects_and_catches_up(mirror: Mirror, fast_watch: None) -> None:
+    mirror.sync()
+    with watching() as manager:
+        watched(mirror, "NOTIFY")
+        first = manager.watches[mirror.server_id]
+        mirror.dovecot.doveadm("kick", mirror.mail_user)  # the server drops every connection of the user
+        wait_for("reconnecting", lambda: watch_status(mirror).startswith("reconnecting"))
+        append(mirror, "INBOX", "sent while disconnected")  # nobody listens: the catch-up finds it
+        arrived(mirror, "sent while disconnected")
+        assert watched(mirror, "NOTIFY") == "NOTIFY"
+        assert manager.watches[mirror.server_id] is first  # the same watch, reconnected
+        append(mirror, "INBOX", "after reconnecting")
+        arrived(mirror, "after reconnecting")
+    assert sorted(received_subjects(mirror)) == ["after reconnecting", "sent while disconnected"]
+
+
+@pytest.fixture()
+def own_dovecot(mirror: Mirror) -> Iterator[Mirror]:
+    """The mirror pointed at a Dovecot of its own (clear text: its certificate is nobody's), to restart."""
+    server = DovecotServer(tls=False)
+    server.start()
+    try:
+        mail_user = server.add_user()
+        mirror.dovecot, mirror.mail_user = server, mail_user
+        mirror.configure(
+            host=server.host, port=server.port, tls_mode="none", username=mail_user, password="secret"
+        )
+        yield mirror
+    finally:
+        server.stop()
+
+
+def test_a_server_restart_is_survived(own_dovecot: Mirror, fast_watch: None) -> None:
+    mirror = own_dovecot
+    mirror.sync()
+    with watching():
+        watched(mirror, "NOTIFY")
+        mirror.dovecot.restart(pause=1.0)
+        append(mirror, "INBOX", "after the restart")
+        arrived(mirror, "after the restart")
+        assert watched(mirror, "NOTIFY") == "NOTIFY"
+    assert received_subjects(mirror) == ["after the restart"]
+
+
+def watch_owner(mirror: Mirror) -> str | None:
+    """Which process holds the server's watch lease."""
+    with session_scope() as session:
+        server = session.get(ImapServer, mirror.server_id)
+        assert server is not None
+        return server.watch_owner
+
+
+def test_a_stopping_process_hands_its_servers_over(mirror: Mirror, fast_watch: None) -> None:
+    mirror.sync()
+    with watching() as first:
+        watched(mirror, "NOTIFY")
+        assert watch_owner(mirror) == first.holder
+        with watching() as second:
+            first.stop()  # gives its leases back: the other takes over at its next tick, not after the lease
+            wait_for("the second process watches", lambda: watch_owner(mirror) == second.holder)
+            watched(mirror, "NOTIFY")
+            append(mirror, "INBOX", "heard by the second")
+            arrived(mirror, "heard by the second")
+
+
+def test_an_inactive_server_is_not_watched(mirror: Mirror, fast_watch: None) -> None:
+    mirror.sync()
+    with watching() as manager:
+        watched(mirror, "NOTIFY")
+        with session_scope() as session:  # as the admin's "deactivate" does
+            server = session.get(ImapServer, mirror.server_id)
+            assert server is not None
+            server.is_active = False
+        wait_for("the watch stopped", lambda: mirror.server_id not in manager.watches)
+        assert watch_owner(mirror) is None and watch_status(mirror) == ""
+        append(mirror, "INBOX", "while inactive")
+        manager.ticked.clear()
+        wait_for("another tick", manager.ticked.is_set)
+        assert not mirror.emails(subject="while inactive")
