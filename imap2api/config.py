@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     # Push (imap2api.watch): every active server is watched over NOTIFY, IDLE or STATUS polling.
     watch_enabled: bool = True
-    watch_lease_seconds: int = Field(default=60, ge=5)  # a dead worker's servers move on after this
+    watch_lease_seconds: int = Field(default=60, ge=2)  # a dead worker's servers move on after this
     watch_idle_seconds: float = Field(default=600.0, ge=1, le=1740)  # IDLE re-issued before 29 min
     watch_poll_seconds: float = Field(default=30.0, ge=1)  # STATUS polling of folders nothing else watches
     # Folders worth an IDLE connection of their own when the server has no NOTIFY (special-use or names).

@@ -231,3 +231,31 @@ def test_a_changed_uidvalidity_is_no_per_email_event(mirror) -> None:
     assert {email.uidvalidity for email in mirror.emails()} == {4242}
     assert change_events(mirror) == []
     assert mirror.events("email.received") == []
+
+
+def test_a_copy_seen_before_its_original_went_is_a_move(mirror: Mirror) -> None:
+    # A client without MOVE: COPY, and only later \Deleted + EXPUNGE, with a sync in between.
+    mirror.deliver(make_message(subject="slow mover", message_id="<slow@example.com>"))
+    mirror.sync()
+    (original,) = mirror.emails()
+    with mirror.imap() as client:
+        client.select_folder("INBOX")
+        client.copy(client.search(["ALL"]), "Archive")
+    between = mirror.sync()
+    assert between.messages_new == 1  # the copy, mirrored as an email of its own ...
+    assert not mirror.events("email.received")  # ... never announced: its Message-ID is known
+    with mirror.imap() as client:
+        client.select_folder("INBOX")
+        client.delete_messages(client.search(["ALL"]))
+        client.expunge()
+    after = mirror.sync()
+    (moved,) = mirror.emails()
+    assert (moved.id, moved.folder, moved.thread_id) == (original.id, "Archive", original.thread_id)
+    assert (after.messages_updated, after.messages_deleted) == (1, 0)
+    (event,) = change_events(mirror)
+    assert (event["type"], event["id"], event["from_folder"], event["to_folder"]) == (
+        "email.moved",
+        original.id,
+        "INBOX",
+        "Archive",
+    )

@@ -250,3 +250,26 @@ def test_an_inactive_server_is_not_watched(mirror: Mirror, fast_watch: None) -> 
         manager.ticked.clear()
         wait_for("another tick", manager.ticked.is_set)
         assert not mirror.emails(subject="while inactive")
+
+
+def test_a_slow_copy_then_expunge_heard_apart_is_a_move(mirror: Mirror, fast_watch: None) -> None:
+    mirror.sync()
+    with watching():
+        watched(mirror, "NOTIFY")
+        append(mirror, "INBOX", "filed slowly")
+        original = arrived(mirror, "filed slowly")
+        with mirror.imap() as client:
+            client.select_folder("INBOX")
+            uids = client.search(["SUBJECT", "filed slowly"])
+            client.copy(uids, "Archive")
+            arrived(mirror, "filed slowly", "Archive")  # the copy was pushed on its own
+            client.delete_messages(uids)
+            client.expunge()
+        wait_for(
+            "the copy adopted", lambda: [e.id for e in mirror.emails(subject="filed slowly")] == [original.id]
+        )
+    (moved,) = mirror.emails(subject="filed slowly")
+    assert moved.folder == "Archive"
+    assert received_subjects(mirror) == ["filed slowly"]
+    assert [(e["id"], e["to_folder"]) for e in mirror.events("email.moved")] == [(original.id, "Archive")]
+    assert not mirror.events("email.deleted")

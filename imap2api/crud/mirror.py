@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, update
@@ -250,6 +251,42 @@ def delete_emails(session: Session, *, email_ids: Sequence[int]) -> None:
     for chunk in _chunks(sorted(email_ids)):
         crud_changes.record_deletions(session, col(Email.id).in_(chunk))
         session.exec(delete(Email).where(col(Email.id).in_(chunk)))
+
+
+_COPY_COLUMNS = (
+    col(Email.id),
+    col(Email.owner_id),
+    col(Email.folder_id),
+    col(Email.folder),
+    col(Email.uidvalidity),
+    col(Email.uid),
+    col(Email.modseq),
+    col(Email.flags),
+    col(Email.seen),
+    col(Email.flagged),
+    col(Email.answered),
+    col(Email.message_id),
+    col(Email.size),
+    col(Email.internal_date),
+    col(Email.subject),
+    col(Email.sender),
+)
+
+
+def recent_copies(
+    session: Session, *, server_id: int, message_ids: Sequence[str], since: datetime
+) -> list[dict[str, Any]]:
+    """Emails of a server with one of these Message-IDs mirrored since ``since``, as dicts of their place,
+    flags and fingerprint (the columns ``move_email`` takes, and those of ``moves.fingerprint``)."""
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(set(message_ids))):
+        statement = sa_select(*_COPY_COLUMNS).where(
+            col(Email.imap_server_id) == server_id,
+            col(Email.message_id).in_(chunk),
+            col(Email.created_at) >= since,
+        )
+        found += [dict(row._mapping) for row in session.execute(statement).all()]
+    return found
 
 
 def move_email(session: Session, *, email_id: int, row: dict[str, Any]) -> None:

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
 from imap2api.crud import mirror as crud_mirror
 from imap2api.enums import EventType
+from imap2api.models import utcnow
 
 if TYPE_CHECKING:
     from imap2api.sync.progress import RunState
 
 Fingerprint = tuple[str, int, int, str, str]
+# A copy mirrored this recently, of a message found gone later, was the first half of a move.
+COPY_WINDOW_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,15 @@ class Moves:
                 return vanished
         return None
 
+    def take_from_elsewhere(self, key: Fingerprint | None, *, folder_id: int) -> Vanished | None:
+        """The held message of fingerprint ``key`` from a folder other than ``folder_id``; no longer held."""
+        for email_id in self.by_print.get(key, []) if key is not None else []:
+            vanished = self.held.get(email_id)
+            if vanished is not None and vanished.folder_id != folder_id:
+                del self.held[email_id]
+                return vanished
+        return None
+
     def remaining(self) -> list[Vanished]:
         """The held messages nothing matched: they are gone."""
         return list(self.held.values())
@@ -119,8 +131,44 @@ def store_moves(session: Session, state: RunState, moved: list[tuple[dict[str, A
         )
 
 
+def adopt_recent_copies(session: Session, state: RunState) -> int:
+    """Give held messages the place of a copy mirrored in the last ``COPY_WINDOW_SECONDS``; how many.
+
+    A client without MOVE moves by COPY, then ``\\Deleted`` and EXPUNGE. When a sync sees the copy
+    before the expunge (a push sync, heard between the two), the copy is mirrored as an email of its
+    own (never announced: its Message-ID is known), and a later sync finds the original gone. That is a
+    move: the original takes the copy's place and keeps its id (``email.moved``); the copy's row goes
+    (a tombstone in the change feed). Only messages with a Message-ID are matched this way.
+    """
+    held = state.moves.remaining()
+    message_ids = [vanished.message_id for vanished in held if vanished.message_id]
+    if not message_ids:
+        return 0
+    since = utcnow() - timedelta(seconds=COPY_WINDOW_SECONDS)
+    copies = crud_mirror.recent_copies(
+        session, server_id=state.server_id, message_ids=message_ids, since=since
+    )
+    adopted: list[tuple[dict[str, Any], Vanished]] = []
+    for copy in copies:
+        if copy["id"] in state.moves.held:
+            continue  # held itself
+        key = fingerprint(
+            copy["message_id"], copy["size"], copy["internal_date"], copy["subject"], copy["sender"]
+        )
+        vanished = state.moves.take_from_elsewhere(key, folder_id=copy["folder_id"])
+        if vanished is not None:
+            adopted.append((copy, vanished))
+    if adopted:
+        # The copies' rows go first: their place (folder, UIDVALIDITY, UID) is unique.
+        crud_mirror.delete_emails(session, email_ids=[copy["id"] for copy, _ in adopted])
+        store_moves(session, state, adopted)
+        state.updated += len(adopted)
+    return len(adopted)
+
+
 def settle(session: Session, state: RunState) -> int:
     """Delete the held messages no other folder took, each with ``email.deleted``; returns how many."""
+    adopt_recent_copies(session, state)
     gone = state.moves.remaining()
     crud_mirror.delete_emails(session, email_ids=[vanished.email_id for vanished in gone])
     for vanished in gone:

@@ -66,16 +66,19 @@ class Pusher:
 
     def notice(self, server_id: int, folders: Iterable[str] | None, *, delay: float | None = None) -> None:
         """Something changed in ``folders`` of a server (None: anywhere); sync it after the debounce."""
-        due = time.monotonic() + (self.debounce if delay is None else delay)
         with self._cond:
-            pending = self._pending.get(server_id)
-            if pending is None:
-                pending = self._pending[server_id] = _Pending(due=due)
-            elif due < pending.due:
-                pending.due = due
-            pending.add(folders)
-            heapq.heappush(self._heap, (pending.due, server_id))
-            self._cond.notify()
+            self._add(server_id, folders, time.monotonic() + (self.debounce if delay is None else delay))
+
+    def _add(self, server_id: int, folders: Iterable[str] | None, due: float) -> None:
+        """``notice`` with the lock held."""
+        pending = self._pending.get(server_id)
+        if pending is None:
+            pending = self._pending[server_id] = _Pending(due=due)
+        elif due < pending.due:
+            pending.due = due
+        pending.add(folders)
+        heapq.heappush(self._heap, (pending.due, server_id))
+        self._cond.notify()
 
     def forget(self, server_id: int) -> None:
         """Drop what is pending for a server (no longer watched here)."""
@@ -130,12 +133,12 @@ class Pusher:
             retry = FAILED_RETRY_SECONDS
         with self._cond:
             self._running.discard(server_id)
+            if retry is not None and not self._stopped:
+                self._add(server_id, folders, time.monotonic() + retry)
             pending = self._pending.get(server_id)
             if pending is not None:
                 heapq.heappush(self._heap, (pending.due, server_id))  # heard while it ran
             self._cond.notify()
-        if retry is not None:
-            self.notice(server_id, folders, delay=retry)
 
     def stop(self) -> None:
         """Stop starting push syncs; those running finish on their own."""
