@@ -203,6 +203,12 @@ class ImapServerBase(ImapServerSettings):
     last_error: str = Field(
         default="", sa_type=Text, description="Why the last sync failed (blank if it did not)."
     )
+    watch_status: str = Field(
+        default="",
+        max_length=500,
+        description="How push watches the server now, e.g. NOTIFY, IDLE on INBOX, reconnecting in 8 s: "
+        "… (blank: not watched; docs/sync.md, Push).",
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
@@ -221,10 +227,22 @@ class ImapServer(ImapServerBase, table=True):
     next_sync_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
-    # Push (imap2api.watch): which worker process watches the server, until when, and how it goes.
+    # Push (imap2api.watch): which worker process watches the server, and until when.
     watch_owner: str | None = Field(default=None, max_length=100)
     watch_expires_at: datetime | None = Field(default=None, sa_column=_ts())
-    watch_status: str = Field(default="", max_length=500)
+
+
+class Watcher(SQLModel, table=True):
+    """A process that watches servers (imap2api.watch), alive while it renews ``expires_at``.
+
+    The watch leases are balanced over the live ones: a process that just started holds no lease
+    yet, and is counted all the same.
+    """
+
+    __tablename__ = "watchers"
+
+    holder: str = Field(primary_key=True, max_length=100)
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
 class ImapServerCreate(ImapServerSettings):

@@ -9,14 +9,19 @@ scheduled full sync, which stays the safety net).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from imap2api.config import settings
+from imap2api.crud import servers as crud_servers
 from imap2api.db import session_scope
-from imap2api.models import ImapServer
+from imap2api.models import ImapServer, utcnow
+from imap2api.validation import validate_server
 from imap2api.watch.manager import WatchManager
 from tests.conftest import Mirror
 from tests.support.dovecot import DovecotServer
@@ -39,8 +44,13 @@ def wait_for(what: str, check: Callable[[], object], seconds: float = WAIT_SECON
 
 
 @pytest.fixture()
-def fast_watch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Short leases and polls, so that take-overs and polling show within a test."""
+def fast_watch(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short leases and polls, so that take-overs and polling show within a test; and only this test's
+    servers watchable (the database is shared by the session: earlier tests' servers are in it)."""
+    with session_scope() as session:
+        session.exec(
+            update(ImapServer).where(col(ImapServer.owner_id) != mirror.owner_id).values(is_active=False)
+        )
     monkeypatch.setattr(settings, "watch_lease_seconds", 3)
     monkeypatch.setattr(settings, "watch_poll_seconds", 1.0)
     monkeypatch.setattr(settings, "watch_reconnect_max_seconds", 2.0)
@@ -92,11 +102,13 @@ def received_subjects(mirror: Mirror) -> list[str]:
     return [event["subject"] for event in mirror.events("email.received")]
 
 
-def test_notify_hears_every_folder(mirror: Mirror, fast_watch: None) -> None:
+def test_notify_hears_every_folder(client, mirror: Mirror, fast_watch: None) -> None:
     mirror.deliver(make_message(subject="before"))
     mirror.sync()
     with watching():
         assert watched(mirror, "NOTIFY") == "NOTIFY"
+        shown = client.get(f"/api/imap-servers/{mirror.server_id}/", headers=mirror.headers).json()
+        assert shown["watch_status"] == "NOTIFY"
         append(mirror, "INBOX", "new in inbox")
         inbox_mail = arrived(mirror, "new in inbox")
         append(mirror, "Archive", "new in archive")
@@ -273,3 +285,42 @@ def test_a_slow_copy_then_expunge_heard_apart_is_a_move(mirror: Mirror, fast_wat
     assert received_subjects(mirror) == ["filed slowly"]
     assert [(e["id"], e["to_folder"]) for e in mirror.events("email.moved")] == [(original.id, "Archive")]
     assert not mirror.events("email.deleted")
+
+
+def test_watches_are_shared_between_processes(mirror: Mirror, fast_watch: None) -> None:
+    mirror.sync()
+    server_ids = [mirror.server_id]
+    for _ in range(3):  # three more accounts of the same owner, each on a mailbox of its own
+        mail_user = mirror.dovecot.add_user()
+        data = validate_server(
+            {
+                "name": mail_user,
+                "host": mirror.dovecot.host,
+                "port": mirror.dovecot.port,
+                "username": mail_user,
+                "password": "secret",
+                "use_ssl": False,
+            }
+        )
+        with session_scope() as session:
+            server = crud_servers.create_server(session, owner_id=mirror.owner_id, data=data)
+            server.last_sync = utcnow()  # as after a first full sync: watchable
+            session.add(server)
+            session.flush()
+            server_ids.append(server.id or 0)
+
+    def holders() -> dict[int, str | None]:
+        with session_scope() as session:
+            rows = session.exec(select(ImapServer).where(col(ImapServer.id).in_(server_ids))).all()
+            return {row.id or 0: row.watch_owner for row in rows}
+
+    with watching() as first:
+        wait_for("the first process watches all four", lambda: set(holders().values()) == {first.holder})
+        with watching() as second:
+            # The second process holds nothing yet, and is counted all the same: half move to it.
+            two_each = Counter({first.holder: 2, second.holder: 2})
+            wait_for("two each", lambda: Counter(holders().values()) == two_each)
+            ends = time.monotonic() + 3  # and it stays so over several ticks
+            while time.monotonic() < ends:
+                assert Counter(holders().values()) == two_each
+                time.sleep(0.2)

@@ -1,5 +1,6 @@
 """Watch leases: each active server is watched by one worker process, found through its row.
 
+Every live process has a row in ``watchers``, and holds about its fair share of the servers.
 A process claims servers nobody watches (or whose watcher's lease lapsed), renews its leases on
 every tick, and gives them back when it stops; a process that dies simply stops renewing, and the
 others claim its servers once the lease lapses. Only servers whose first full sync is done are
@@ -11,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, update
+from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, update
 from sqlmodel import Session, col, select
 
-from imap2api.models import ImapServer, utcnow
+from imap2api.models import ImapServer, Watcher, utcnow
 
 
 def _watchable() -> ColumnElement[bool]:
@@ -72,19 +73,32 @@ def release(session: Session, *, holder: str, server_ids: Sequence[int] | None =
     session.exec(statement.values(watch_owner=None, watch_expires_at=None, watch_status=""))
 
 
-def fair_share(session: Session, *, holder: str) -> int:
-    """How many servers each live watcher process should hold, this one included (rounded up)."""
+def heartbeat(session: Session, *, holder: str, seconds: int) -> None:
+    """Say the holder's process is alive for ``seconds`` more (and forget processes dead for a day)."""
     now = utcnow()
+    expires = now + timedelta(seconds=seconds)
+    # Only the holder writes its row, so a read then a write cannot race with another writer.
+    if (
+        session.exec(update(Watcher).where(col(Watcher.holder) == holder).values(expires_at=expires)).rowcount
+        == 0
+    ):
+        session.add(Watcher(holder=holder, expires_at=expires))
+    session.exec(delete(Watcher).where(col(Watcher.expires_at) < now - timedelta(days=1)))
+
+
+def leave(session: Session, *, holder: str) -> None:
+    """The holder's process stops watching: its leases and its row go."""
+    release(session, holder=holder)
+    session.exec(delete(Watcher).where(col(Watcher.holder) == holder))
+
+
+def fair_share(session: Session) -> int:
+    """How many servers each live watcher process should hold (rounded up; call after ``heartbeat``)."""
     watchable = session.exec(select(func.count()).select_from(ImapServer).where(_watchable())).one()
-    others = session.exec(
-        select(func.count(func.distinct(ImapServer.watch_owner))).where(
-            col(ImapServer.watch_owner).is_not(None),
-            col(ImapServer.watch_owner) != holder,
-            col(ImapServer.watch_expires_at) >= now,
-        )
+    processes = session.exec(
+        select(func.count()).select_from(Watcher).where(col(Watcher.expires_at) >= utcnow())
     ).one()
-    processes = int(others) + 1
-    return -(-int(watchable) // processes)
+    return -(-int(watchable) // max(1, int(processes)))
 
 
 def set_status(session: Session, *, server_id: int, holder: str, status: str) -> None:

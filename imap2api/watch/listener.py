@@ -202,6 +202,7 @@ class FolderWatch(_Listener):
     def _session(self) -> None:
         _, client = self.connect()
         client.select_folder(self.folder, readonly=True)
+        self.pusher.notice(self.server_id, {self.folder})  # what came while this connection was down
         self.listen(client, selected=self.folder, on_notice=self._heard)
 
     def _heard(self, notice: Notice) -> None:

@@ -77,8 +77,9 @@ class WatchManager(threading.Thread):
         """One tick: renew, balance, claim; then start and stop watches to match."""
         seconds = settings.watch_lease_seconds
         with session_scope() as session:
+            crud_watches.heartbeat(session, holder=self.holder, seconds=seconds)
             held = crud_watches.renew(session, holder=self.holder, seconds=seconds)
-            share = min(crud_watches.fair_share(session, holder=self.holder), settings.watch_max_servers)
+            share = min(crud_watches.fair_share(session), settings.watch_max_servers)
             if len(held) > share + 1:
                 # Another process joined: leave it the newest servers, it claims them at its next tick.
                 excess = sorted(held)[share:]
@@ -129,7 +130,7 @@ class WatchManager(threading.Thread):
             watch.join(STOP_JOIN_SECONDS / max(1, len(watches)))
         try:
             with session_scope() as session:
-                crud_watches.release(session, holder=self.holder)
+                crud_watches.leave(session, holder=self.holder)
         except Exception:  # noqa: BLE001 - the leases lapse on their own
             log.warning("could not give the watch leases back", exc_info=True)
 

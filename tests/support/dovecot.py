@@ -136,6 +136,7 @@ class DovecotServer:
         capabilities: str = "",
         prefix: str = "",
         separator: str = "/",
+        extra_config: str = "",
     ) -> None:
         """Prepare (but do not start) a server; ``root`` defaults to a fresh temp dir.
 
@@ -143,12 +144,14 @@ class DovecotServer:
         ``capabilities``: the CAPABILITY list to announce instead of Dovecot's (``imap_capability``),
         to look like a server without CONDSTORE, QRESYNC, MOVE... ``prefix``/``separator``: the
         namespace, e.g. ``"INBOX."`` and ``"."`` as on Courier (the folder helpers below assume the
-        default; use IMAP for other folders then).
+        default; use IMAP for other folders then). ``extra_config``: more configuration appended to
+        the rendered one (raised limits for many connections, say).
         """
         self.tls = tls
         self.capabilities = capabilities
         self.prefix = prefix
         self.separator = separator
+        self.extra_config = extra_config
         self._given_root = Path(root) if root is not None else None
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
@@ -359,6 +362,7 @@ service anvil {{
     mode = 0
   }}
 }}
+{self.extra_config}
 """
 
     def _ssl_config(self) -> str:
