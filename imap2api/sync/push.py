@@ -24,6 +24,7 @@ from imap2api.sync.engine import LeaseBusy, holder_name, mirror_server
 from imap2api.sync.lease import LeaseLost, ServerGone, give_back_lease
 from imap2api.sync.progress import RunState
 from imap2api.sync.run_timeout import RunTimeout
+from imap2api.webhooks import dispatch
 
 log = logging.getLogger("imap2api.sync")
 
@@ -75,11 +76,22 @@ def push_sync(server_id: int, folders: frozenset[str] | None = None) -> PushOutc
     finally:
         _give_back(server_id, holder)
     if state.events:
-        # The events are committed: relay them to webhooks now, not at the next scheduler tick.
-        jobs.send(jobs.dispatch_job())
+        _relay()
     if state.new:
         jobs.send(jobs.index_job())
     return _outcome(state, started)
+
+
+def _relay() -> None:
+    """Turn the committed events into webhook deliveries here and now, and queue those.
+
+    Done in this thread rather than by a relay job: a job waits for a consumer's next poll of the
+    broker (up to a second on Redis), and push is about the second.
+    """
+    try:
+        dispatch.relay_events(enqueue=lambda delivery_id: jobs.send(jobs.delivery_job(delivery_id)))
+    except Exception:  # noqa: BLE001 - e.g. the database restarting: the scheduler's tick relays them
+        log.warning("could not relay the events of a push sync; the next scheduler tick will", exc_info=True)
 
 
 def _give_back(server_id: int, holder: str) -> None:

@@ -27,6 +27,7 @@ log = logging.getLogger("imap2api.workers")
 REQUESTED_QUEUE = jobs.REQUESTED_SYNCS
 SCHEDULED_QUEUE = jobs.SCHEDULED_SYNCS
 SYNC_QUEUES = frozenset({REQUESTED_QUEUE, SCHEDULED_QUEUE})
+JOBS_LANE_POLL_MS = 100  # the jobs lane's longest wait between two polls of an idle queue
 SLOWEST_LANE_STOP_MS = 1000  # a lane stopped past the shared deadline still gets this to hand back messages
 
 
@@ -59,7 +60,9 @@ def start_lanes(broker: dramatiq.Broker, *, job_threads: int, worker_timeout: in
         broker.logger.addFilter(_OneWorkerPerLane())
     workers = []
     for name, queues, threads in _lane_queues(broker, job_threads):
-        worker = Worker(broker, queues=queues, worker_threads=threads, worker_timeout=worker_timeout)
+        # An idle Redis consumer polls at most every worker_timeout ms: webhooks must not wait a second.
+        timeout = min(worker_timeout, JOBS_LANE_POLL_MS) if not queues & SYNC_QUEUES else worker_timeout
+        worker = Worker(broker, queues=queues, worker_threads=threads, worker_timeout=timeout)
         worker.start()
         workers.append(worker)
         log.info("lane %r started with %d threads (queues %s)", name, threads, ", ".join(sorted(queues)))
