@@ -8,11 +8,16 @@ scheduled full sync, which stays the safety net).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -28,6 +33,7 @@ from tests.support.dovecot import DovecotServer
 from tests.support.imap_proxy import ImapProxy, without_capabilities
 from tests.support.messages import make_message
 from tests.support.receiver import Receiver
+from tests.support.serve import served
 
 WAIT_SECONDS = 30.0  # generous: what is checked is that it happens, not how fast (bench/push.py measures)
 
@@ -342,3 +348,56 @@ def test_pushed_mail_reaches_a_webhook(client, mirror: Mirror, fast_watch: None)
     body = request.json
     assert (body["type"], body["data"]["subject"]) == ("email.received", "to the webhook")
     assert body["data"]["cursor"]
+
+
+def test_imap2api_serve_watches_on_its_own(tmp_path: Path, dovecot) -> None:
+    """The README's one command (embedded: SQLite, in-process worker) pushes new mail, no setup."""
+    mail_user = dovecot.add_user()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
+    subprocess.run(
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"],
+        env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")},
+        check=True,
+        capture_output=True,
+    )
+    with served(tmp_path, imap_ca_file=str(dovecot.ca_cert_path), scheduler_enabled="true") as url:
+        token = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "pw"}).json()[
+            "token"
+        ]
+        headers = {"Authorization": f"Token {token}"}
+        server_id = httpx.post(
+            f"{url}/api/imap-servers/",
+            headers=headers,
+            json={
+                "name": "ann",
+                "host": dovecot.host,
+                "port": dovecot.port,
+                "username": mail_user,
+                "password": "secret",
+                "use_ssl": False,
+            },
+        ).json()["id"]
+        synced = httpx.post(f"{url}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60)
+        assert synced.status_code == 200, synced.text
+
+        def status() -> str:
+            return httpx.get(f"{url}/api/imap-servers/{server_id}/", headers=headers).json()["watch_status"]
+
+        wait_for("the embedded worker watches", lambda: status() == "NOTIFY")
+        with dovecot.client(mail_user) as client:
+            client.append("Archive", make_message(subject="pushed by serve"))
+
+        def subjects() -> list[str]:
+            answer = httpx.get(f"{url}/api/emails/?imap_server={server_id}", headers=headers).json()
+            return [email["subject"] for email in answer["results"]]
+
+        wait_for("the mail is served", lambda: "pushed by serve" in subjects())
+        runs = httpx.post(
+            f"{url}/graphql",
+            headers=headers,
+            json={
+                "query": "query($s: ID!) { syncRuns(imapServer: $s) { id } }",
+                "variables": {"s": server_id},
+            },
+        ).json()["data"]["syncRuns"]
+        assert len(runs) == 1  # the push needed no sync run, scheduled or asked for

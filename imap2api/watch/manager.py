@@ -61,17 +61,23 @@ class WatchManager(threading.Thread):
         self.watches: dict[int, ServerWatch] = {}
         self._keys: dict[int, tuple[Any, ...]] = {}
         self._stop_event = threading.Event()
+        self._wake = threading.Event()
         self.ticked = threading.Event()  # set after each tick (tests wait on it)
 
     def run(self) -> None:
         """Tick until stopped."""
         while not self._stop_event.is_set():
+            self._wake.clear()
             try:
                 self.step()
             except Exception:  # noqa: BLE001 - e.g. the database restarting: the next tick tries again
                 log.exception("watch manager tick failed")
             self.ticked.set()
-            self._stop_event.wait(self.tick)
+            self._wake.wait(self.tick)
+
+    def wake(self) -> None:
+        """Tick now rather than at the next tick (a server became watchable)."""
+        self._wake.set()
 
     def step(self) -> None:
         """One tick: renew, balance, claim; then start and stop watches to match."""
@@ -122,6 +128,7 @@ class WatchManager(threading.Thread):
     def stop(self) -> None:
         """Stop every watch and give the leases back."""
         self._stop_event.set()
+        self._wake.set()
         watches = list(self.watches.values())
         for server_id in list(self.watches):
             self._unwatch(server_id)
@@ -145,6 +152,12 @@ def start_watching() -> WatchManager | None:
         _manager = WatchManager()
         _manager.start()
     return _manager
+
+
+def wake_watching() -> None:
+    """Have this process's watch manager tick now, if it runs (after a server's first full sync)."""
+    if _manager is not None:
+        _manager.wake()
 
 
 def stop_watching() -> None:

@@ -14,6 +14,7 @@ from imap2api.errors import NotFound
 from imap2api.services import jobs
 from imap2api.sync.engine import LeaseBusy, run_sync
 from imap2api.sync.lease import ServerGone
+from imap2api.watch.manager import wake_watching
 
 log = logging.getLogger("imap2api.workers")
 
@@ -28,7 +29,9 @@ def _sync(server_id: int, run_id: int | None, first_try: float | None, *, schedu
             with session_scope() as session:
                 server = crud_servers.get_server(session, owner_id=None, server_id=server_id)
                 run_id = crud_runs.start_run(session, server=server, trigger=SyncTrigger.SCHEDULE)[0].id
-        run_sync(run_id or 0)
+        finished = run_sync(run_id or 0)
+        if finished.status == SyncStatus.SUCCESS:
+            wake_watching()  # a server whose first sync this was is watched now, not at the next tick
         # The run's events are committed: hand them to the webhook relay now, not at the next tick.
         # Its new emails are queued for the search index: build it now that the run is over.
         jobs.send(jobs.dispatch_job())
