@@ -321,6 +321,9 @@ class Email(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     body_html: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     thread_id: str = Field(default="", max_length=64)
+    # RFC 8474 EMAILID where the server offers OBJECTID (Cyrus): the same in every folder, after a move
+    # or a copy alike, so a moved message is recognised by it ("": the server has no OBJECTID).
+    object_id: str = Field(default="", max_length=255)
     has_attachments: bool = False
     announced: bool = False
     # The change feed (imap2api.crud.changes): the owner's change sequence at the last write of

@@ -212,6 +212,7 @@ _VANISHED_COLUMNS = (
     col(Email.subject),
     col(Email.sender),
     col(Email.thread_id),
+    col(Email.object_id),
 )
 _vanished = sa_select(*_VANISHED_COLUMNS)
 
@@ -270,6 +271,7 @@ _COPY_COLUMNS = (
     col(Email.internal_date),
     col(Email.subject),
     col(Email.sender),
+    col(Email.object_id),
 )
 
 

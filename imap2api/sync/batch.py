@@ -30,6 +30,8 @@ def _fetch(client: IMAPClient, batch: list[tuple[int, int]]) -> dict[int, dict[b
     items = ["BODY.PEEK[]", "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
     if client.has_capability("CONDSTORE"):
         items.append("MODSEQ")
+    if client.has_capability("OBJECTID"):
+        items.append("EMAILID")  # RFC 8474: what recognises the message after a move
     fetched = uid_fetch(client, uid_set(whole), items) if whole else {}
     if partial:
         # Headers and the leading text parts of a huge message, never its whole attachment.
@@ -38,6 +40,19 @@ def _fetch(client: IMAPClient, batch: list[tuple[int, int]]) -> dict[int, dict[b
             data[b"BODY[]"] = data.pop(b"BODY[]<0>", b"")
             fetched[uid] = data
     return fetched
+
+
+def object_id(value: Any) -> str:
+    """An EMAILID as FETCH answers it (``(M6d99ac3275bb4e)``, parsed to a tuple), as text; "" if none."""
+    if isinstance(value, tuple):
+        value = value[0] if value else b""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    # RFC 8474: 1 to 255 characters of A-Z a-z 0-9 _ -; anything else is not an id to trust.
+    text = value if isinstance(value, str) else ""
+    return (
+        text if 0 < len(text) <= 255 and all(c.isascii() and (c.isalnum() or c in "_-") for c in text) else ""
+    )
 
 
 def email_row(
@@ -81,6 +96,7 @@ def email_row(
         "body_text": parsed.body_text,
         "body_html": parsed.body_html,
         "thread_id": "",
+        "object_id": object_id(data.get(b"EMAILID")),
         "has_attachments": parsed.has_attachments,
         "announced": False,
         "created_at": now,

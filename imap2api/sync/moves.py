@@ -9,9 +9,10 @@ its id, thread, attachments and search entry: an ``email.moved`` event, no inser
 ``email.deleted`` event each (``settle``). Since the whole plan comes first, the order in which
 folders are listed does not matter.
 
-A match is the same Message-ID, RFC822.SIZE, INTERNALDATE (to the second), subject and sender;
-for a message without Message-ID the other four alone (servers keep INTERNALDATE and the bytes
-on COPY and MOVE). Held rows stay readable until the run settles; a run that stops before leaves
+A match is the same EMAILID where the server offers OBJECTID (RFC 8474: Cyrus does, Dovecot 2.3
+does not); else the same Message-ID, RFC822.SIZE, INTERNALDATE (to the second), subject and
+sender, and for a message without Message-ID the other four alone (servers keep INTERNALDATE and
+the bytes on COPY and MOVE). Held rows stay readable until the run settles; a run that stops before leaves
 them, and the folder's state is not saved, so the next run finds them gone again.
 """
 
@@ -63,15 +64,18 @@ class Moves:
 
     held: dict[int, Vanished] = field(default_factory=dict)
     by_print: dict[Fingerprint, list[int]] = field(default_factory=dict)
+    by_object: dict[str, list[int]] = field(default_factory=dict)  # EMAILID (RFC 8474) → held ids
     folders: set[int] = field(default_factory=set)  # folders holding some: their state waits for settle
 
     def hold(self, folder_id: int, rows: Sequence[tuple[Any, ...]]) -> list[str]:
         """Hold rows of ``crud_mirror.vanished_*`` (id, folder, message_id, size, internal_date,
-        subject, sender, thread_id); returns their Message-IDs."""
+        subject, sender, thread_id, object_id); returns their Message-IDs."""
         message_ids = []
-        for email_id, folder, message_id, size, internal_date, subject, sender, thread_id in rows:
+        for email_id, folder, message_id, size, internal_date, subject, sender, thread_id, object_id in rows:
             self.held[email_id] = Vanished(email_id, folder_id, folder, message_id or "", thread_id or "")
             self.folders.add(folder_id)
+            if object_id:
+                self.by_object.setdefault(object_id, []).append(email_id)
             key = fingerprint(message_id, size, internal_date, subject, sender)
             if key is not None:
                 self.by_print.setdefault(key, []).append(email_id)
@@ -84,18 +88,33 @@ class Moves:
         return sum(1 for vanished in self.held.values() if vanished.folder_id == folder_id)
 
     def take(self, row: dict[str, Any]) -> Vanished | None:
-        """The held message a newly fetched row (``batch.email_row``) is, if any; no longer held then."""
+        """The held message a newly fetched row (``batch.email_row``) is, if any; no longer held then.
+
+        Its EMAILID where the server has OBJECTID (exact, whatever the content), else its fingerprint.
+        """
+        if row.get("object_id"):
+            return self._pop(self.by_object.get(row["object_id"]))
         key = fingerprint(row["message_id"], row["size"], row["internal_date"], row["subject"], row["sender"])
-        candidates = self.by_print.get(key) if key is not None else None
+        return self._pop(self.by_print.get(key) if key is not None else None)
+
+    def _pop(self, candidates: list[int] | None) -> Vanished | None:
+        """The first candidate still held, no longer held."""
         while candidates:
             vanished = self.held.pop(candidates.pop(0), None)
             if vanished is not None:
                 return vanished
         return None
 
-    def take_from_elsewhere(self, key: Fingerprint | None, *, folder_id: int) -> Vanished | None:
-        """The held message of fingerprint ``key`` from a folder other than ``folder_id``; no longer held."""
-        for email_id in self.by_print.get(key, []) if key is not None else []:
+    def take_from_elsewhere(
+        self, key: Fingerprint | None, object_id: str, *, folder_id: int
+    ) -> Vanished | None:
+        """The held message of EMAILID ``object_id`` (if given) or fingerprint ``key`` from a folder other
+        than ``folder_id``; no longer held then."""
+        if object_id:
+            candidates = self.by_object.get(object_id, [])
+        else:
+            candidates = self.by_print.get(key, []) if key is not None else []
+        for email_id in candidates:
             vanished = self.held.get(email_id)
             if vanished is not None and vanished.folder_id != folder_id:
                 del self.held[email_id]
@@ -155,7 +174,7 @@ def adopt_recent_copies(session: Session, state: RunState) -> int:
         key = fingerprint(
             copy["message_id"], copy["size"], copy["internal_date"], copy["subject"], copy["sender"]
         )
-        vanished = state.moves.take_from_elsewhere(key, folder_id=copy["folder_id"])
+        vanished = state.moves.take_from_elsewhere(key, copy["object_id"], folder_id=copy["folder_id"])
         if vanished is not None:
             adopted.append((copy, vanished))
     if adopted:
@@ -185,6 +204,7 @@ def settle(session: Session, state: RunState) -> int:
         )
     state.moves.held.clear()
     state.moves.by_print.clear()
+    state.moves.by_object.clear()
     state.moves.folders.clear()
     state.deleted += len(gone)
     return len(gone)
