@@ -146,6 +146,7 @@ def hidden(mirror: Mirror, request: pytest.FixtureRequest) -> Iterator[Mirror]:
     """The mirror seen through a relay that hides the capabilities named by the test's parameter."""
     with ImapProxy(mirror.dovecot.host, mirror.dovecot.port, without_capabilities(*request.param)) as proxy:
         mirror.configure(host=proxy.host, port=proxy.port, tls_mode="none", password="secret")
+        mirror.proxy = proxy  # type: ignore[attr-defined]
         yield mirror
 
 
@@ -401,3 +402,22 @@ def test_imap2api_serve_watches_on_its_own(tmp_path: Path, dovecot) -> None:
             },
         ).json()["data"]["syncRuns"]
         assert len(runs) == 1  # the push needed no sync run, scheduled or asked for
+
+
+@pytest.mark.parametrize(
+    ("hidden", "mode"),
+    [((), "NOTIFY"), ((b"NOTIFY",), "IDLE on INBOX")],
+    indirect=["hidden"],
+    ids=["notify", "idle"],
+)
+def test_idle_is_reissued_and_keeps_hearing(hidden: Mirror, mode: str, fast_watch: None, monkeypatch) -> None:
+    mirror = hidden
+    monkeypatch.setattr(settings, "watch_idle_seconds", 1.0)
+    mirror.sync()
+    with watching():
+        watched(mirror, mode)
+        time.sleep(3.5)  # three renewals
+        append(mirror, "INBOX", "after renewals")
+        arrived(mirror, "after renewals")
+    texts = mirror.proxy.texts()  # type: ignore[attr-defined]
+    assert texts.count("IDLE") >= 4, texts
