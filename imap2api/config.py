@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     sync_max_message_bytes: int = 25_000_000
     sync_wait_timeout_seconds: float = 600.0
     sync_run_timeout_seconds: float = 3600.0
+    write_wait_seconds: float = Field(default=10.0, ge=0)  # a write waits this long for a sync under way
 
     # Push (imap2api.watch): every active server is watched over NOTIFY, IDLE or STATUS polling.
     watch_enabled: bool = True

@@ -84,3 +84,9 @@ class CursorExpired(Imap2ApiError):
         "Read the emails again and start from a new cursor.",
     ) -> None:
         super().__init__(message)
+
+
+class ServerBusy(Imap2ApiError):
+    """Raised when a sync of the server held it for longer than a write may wait: try again soon."""
+
+    code = "SERVER_BUSY"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, distinct, exists, func, literal_column, not_, or_, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col, select
@@ -171,6 +172,25 @@ def get_email(session: Session, *, owner_id: int, email_id: int) -> Email:
     if email is None or email.owner_id != owner_id:
         raise NotFound()
     return email
+
+
+def places(
+    session: Session, *, owner_id: int | None, email_ids: Sequence[int]
+) -> list[tuple[int, int, str, int, int]]:
+    """(id, server, folder, UIDVALIDITY, UID) of the owner's emails among ``email_ids`` (None: anyone's)."""
+    found: list[tuple[int, int, str, int, int]] = []
+    for start in range(0, len(email_ids), 500):
+        statement = sa_select(
+            col(Email.id),
+            col(Email.imap_server_id),
+            col(Email.folder),
+            col(Email.uidvalidity),
+            col(Email.uid),
+        ).where(col(Email.id).in_(list(email_ids[start : start + 500])))
+        if owner_id is not None:
+            statement = statement.where(col(Email.owner_id) == owner_id)
+        found += [(row[0], row[1], row[2], row[3], row[4]) for row in session.execute(statement).all()]
+    return found
 
 
 def emails_by_thread(

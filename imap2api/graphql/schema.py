@@ -16,6 +16,7 @@ from strawberry.types import ExecutionContext
 from imap2api.graphql.budget import BodyBudgetExtension
 from imap2api.graphql.cost import QueryCostLimiter
 from imap2api.graphql.errors import ErrorPolicy
+from imap2api.graphql.resolvers.actions import EmailActionMutation
 from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
 from imap2api.graphql.resolvers.changes import ChangesQuery
 from imap2api.graphql.resolvers.emails import EmailQuery
@@ -31,7 +32,7 @@ class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery, Cha
 
 
 @strawberry.type
-class Mutation(AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation):
+class Mutation(AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation, EmailActionMutation):
     """Every write."""
 
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from imapclient import IMAPClient
 from sqlmodel import Session
 
 from imap2api import pubsub
@@ -129,38 +130,54 @@ def _run(run_id: int, on_progress: Callable[[int, int], None] | None) -> SyncRun
 
 
 def mirror_server(
-    server: ImapServer, state: RunState, bound: RunTimeout, only: frozenset[str] | None = None
+    server: ImapServer,
+    state: RunState,
+    bound: RunTimeout,
+    only: frozenset[str] | None = None,
+    *,
+    client: IMAPClient | None = None,
 ) -> None:
     """Walk the server's folders and mirror each one, within the run's time bound.
 
-    ``only`` (a push sync) names the folders to mirror; the other selected folders are examined
-    too if one of these lost a message, so that a move's destination is seen in the same sync
-    (and the message keeps its id). Without ``only``, folders gone from the server leave the mirror.
+    ``only`` (a push sync, a write) names the folders to mirror; the other selected folders are
+    examined too if one of these lost a message, so that a move's destination is seen in the same
+    sync (and the message keeps its id). Without ``only``, folders gone from the server leave the
+    mirror. ``client``: a connection already open (and watched by ``bound``), else one is opened.
     """
+    if client is not None:
+        _mirror_over(client, server, state, only)
+        return
     timeout = bound.imap_timeout(settings.imap_timeout_seconds)
-    with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
-        remote = list_remote_folders(client)
-        chosen = select_folders(
-            remote, folders_to_sync=server.folders_to_sync, exclude_trash=server.exclude_trash
+    with connected(account_of(server), timeout=timeout) as opened, bound.watching(opened):
+        _mirror_over(opened, server, state, only)
+
+
+def _mirror_over(
+    client: IMAPClient, server: ImapServer, state: RunState, only: frozenset[str] | None
+) -> None:
+    """``mirror_server`` over an open connection."""
+    remote = list_remote_folders(client)
+    chosen = select_folders(
+        remote, folders_to_sync=server.folders_to_sync, exclude_trash=server.exclude_trash
+    )
+    if only is not None:
+        sync_folders(
+            client,
+            state,
+            [folder for folder in chosen if folder.name in only],
+            widen=[folder for folder in chosen if folder.name not in only],
         )
-        if only is not None:
-            sync_folders(
-                client,
-                state,
-                [folder for folder in chosen if folder.name in only],
-                widen=[folder for folder in chosen if folder.name not in only],
-            )
-            return
-        with session_scope() as session:
-            keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
-            stored = crud_mirror.folders_of(session, server_id=state.server_id)
-            chosen_names = {folder.name for folder in chosen}
-            # Folders gone from the server, or no longer selected, leave the mirror.
-            dropped = [folder.id or 0 for name, folder in stored.items() if name not in chosen_names]
-            if dropped:
-                _announce_dropped(session, state, stored, chosen_names, {folder.name for folder in remote})
-                state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
-        sync_folders(client, state, chosen)
+        return
+    with session_scope() as session:
+        keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
+        stored = crud_mirror.folders_of(session, server_id=state.server_id)
+        chosen_names = {folder.name for folder in chosen}
+        # Folders gone from the server, or no longer selected, leave the mirror.
+        dropped = [folder.id or 0 for name, folder in stored.items() if name not in chosen_names]
+        if dropped:
+            _announce_dropped(session, state, stored, chosen_names, {folder.name for folder in remote})
+            state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
+    sync_folders(client, state, chosen)
 
 
 def _announce_dropped(

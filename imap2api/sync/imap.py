@@ -209,6 +209,11 @@ def notify_set(client: IMAPClient) -> bool:
     return bool(typ == "OK")
 
 
+def discard_untagged(client: IMAPClient) -> None:
+    """Forget the untagged responses earlier commands left (FETCH after a STORE, EXPUNGE...)."""
+    imaplib_connection(client).untagged_responses.clear()
+
+
 def pop_untagged(client: IMAPClient, name: str) -> list[Any]:
     """Take the untagged ``name`` responses (VANISHED, FETCH...) the last command left, raw."""
     found: list[Any] = imaplib_connection(client).untagged_responses.pop(name, [])

@@ -76,22 +76,22 @@ def push_sync(server_id: int, folders: frozenset[str] | None = None) -> PushOutc
     finally:
         _give_back(server_id, holder)
     if state.events:
-        _relay()
+        relay_events()
     if state.new:
         jobs.send(jobs.index_job())
     return _outcome(state, started)
 
 
-def _relay() -> None:
+def relay_events() -> None:
     """Turn the committed events into webhook deliveries here and now, and queue those.
 
     Done in this thread rather than by a relay job: a job waits for a consumer's next poll of the
-    broker (up to a second on Redis), and push is about the second.
+    broker (up to a second on Redis), and push (or a write the caller waits for) is about the second.
     """
     try:
         dispatch.relay_events(enqueue=lambda delivery_id: jobs.send(jobs.delivery_job(delivery_id)))
     except Exception:  # noqa: BLE001 - e.g. the database restarting: the scheduler's tick relays them
-        log.warning("could not relay the events of a push sync; the next scheduler tick will", exc_info=True)
+        log.warning("could not relay the events just written; the next scheduler tick will", exc_info=True)
 
 
 def _give_back(server_id: int, holder: str) -> None:

@@ -1,0 +1,149 @@
+"""Changing mail on the IMAP server: flags, moves, expunges, by UID, one command per folder and action.
+
+Only imapclient's public commands are used. Every operation SELECTs its folder read-write, checks
+that the folder is the generation the mirror knows (UIDVALIDITY), and works on the UIDs still
+there; the mirror is then brought up to date by a sync of the folders touched (imap2api.services
+.actions), so that what it stores is what the server answers, events included.
+"""
+
+from __future__ import annotations
+
+import imaplib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+
+from imap2api.errors import Imap2ApiError
+from imap2api.sync.folders import RemoteFolder
+from imap2api.sync.imap import uid_search, uid_set
+
+FLAGS_SEEN, FLAGS_FLAGGED, FLAGS_ANSWERED = "\\Seen", "\\Flagged", "\\Answered"
+
+
+class ReadOnlyFolder(Imap2ApiError):
+    """Raised when the server opens the folder read-only: nothing in it can be changed."""
+
+    code = "READ_ONLY_FOLDER"
+
+
+class UnsafeExpunge(Imap2ApiError):
+    """Raised when removing a message would need a plain EXPUNGE (no UIDPLUS), which would also
+    remove every other message flagged \\Deleted in the folder."""
+
+    code = "UIDPLUS_REQUIRED"
+
+
+class WriteRefused(Imap2ApiError):
+    """Raised when the IMAP server refused a command (NO or BAD): the mirror is left as it was."""
+
+    code = "IMAP_REFUSED"
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    """Flags to add and to remove (IMAP names: ``\\Seen``, ``$Label1``...)."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.remove)
+
+
+def _refused(exc: imaplib.IMAP4.error, what: str) -> WriteRefused:
+    """The WriteRefused of a NO/BAD answer (its text, without Python's bytes notation)."""
+    text = str(exc)
+    if text.startswith(("b'", 'b"')):
+        text = text[2:-1]
+    return WriteRefused(f"the IMAP server refused to {what}: {text[:300]}")
+
+
+def open_for_writing(client: IMAPClient, folder: str, uidvalidity: int) -> bool:
+    """SELECT ``folder`` read-write; False when it is another generation than ``uidvalidity`` (or gone)."""
+    try:
+        info = client.select_folder(folder)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        return False
+    if b"READ-ONLY" in info or info.get(b"READ-WRITE") is False:
+        raise ReadOnlyFolder(f"the folder {folder!r} is read-only on the IMAP server")
+    return int(info.get(b"UIDVALIDITY", 0) or 0) == uidvalidity
+
+
+def present(client: IMAPClient, uids: Sequence[int]) -> set[int]:
+    """Which of ``uids`` are still in the selected folder."""
+    if not uids:
+        return set()
+    return set(uid_search(client, ["UID", uid_set(uids)])) & set(uids)
+
+
+def store_flags(client: IMAPClient, uids: Sequence[int], change: FlagChange) -> None:
+    """``UID STORE +FLAGS.SILENT`` / ``-FLAGS.SILENT`` in the selected folder."""
+    try:
+        if change.add:
+            client.add_flags(list(uids), [flag.encode() for flag in change.add], silent=True)
+        if change.remove:
+            client.remove_flags(list(uids), [flag.encode() for flag in change.remove], silent=True)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise _refused(exc, "change the flags") from exc
+
+
+def move(client: IMAPClient, uids: Sequence[int], destination: str) -> None:
+    """Move from the selected folder: MOVE (RFC 6851), else COPY + ``\\Deleted`` + UID EXPUNGE (UIDPLUS).
+
+    Without either, nothing is done: a plain EXPUNGE would remove other messages marked deleted.
+    """
+    try:
+        if client.has_capability("MOVE"):
+            client.move(list(uids), destination)
+            return
+        if not client.has_capability("UIDPLUS"):
+            raise UnsafeExpunge(
+                "this IMAP server has neither MOVE nor UIDPLUS: moving would need a plain EXPUNGE, which "
+                "would also remove every other message marked deleted in the folder; nothing was moved"
+            )
+        client.copy(list(uids), destination)
+        client.add_flags(list(uids), [b"\\Deleted"], silent=True)
+        client.uid_expunge(list(uids))
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise _refused(exc, f"move to {destination!r}") from exc
+
+
+def expunge(client: IMAPClient, uids: Sequence[int]) -> None:
+    """Remove for good from the selected folder: ``\\Deleted`` + UID EXPUNGE (UIDPLUS only)."""
+    if not client.has_capability("UIDPLUS"):
+        raise UnsafeExpunge(
+            "this IMAP server has no UIDPLUS: deleting for good would need a plain EXPUNGE, which would "
+            "also remove every other message marked deleted in the folder; nothing was deleted"
+        )
+    try:
+        client.add_flags(list(uids), [b"\\Deleted"], silent=True)
+        client.uid_expunge(list(uids))
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise _refused(exc, "delete") from exc
+
+
+def trash_folder(folders: Sequence[RemoteFolder]) -> RemoteFolder | None:
+    """The server's Trash: special-use ``\\Trash``, else a folder with a usual trash name (not spam)."""
+    flagged = next((folder for folder in folders if folder.special_use == "\\Trash"), None)
+    if flagged is not None:
+        return flagged
+    return next(
+        (
+            f
+            for f in folders
+            if f.is_trash
+            and f.special_use != "\\Junk"
+            and "junk" not in f.name.lower()
+            and "spam" not in f.name.lower()
+        ),
+        None,
+    )
