@@ -212,3 +212,118 @@ def test_a_batch_sends_one_command_per_folder(client, hidden: Mirror) -> None:
     moved = gql(client, mirror, BATCH, ids=ids[:2], action="MOVE", folder="Drafts")["data"]["batchEmails"]
     assert [r["status"] for r in moved] == ["ok", "ok"]
     assert {email.folder for email in mirror.emails() if email.id in ids[:2]} == {"Drafts"}
+
+
+# --- REST ----------------------------------------------------------------------------------------
+
+
+def test_rest_patch_answers_the_detail(client, mailbox: Mirror) -> None:
+    email = email_of(mailbox, "first")
+    answer = client.patch(
+        f"/api/emails/{email.id}/",
+        headers=mailbox.headers,
+        json={"seen": True, "flagged": True, "flags_add": ["$Work"]},
+    )
+    assert answer.status_code == 200, answer.text
+    detail = answer.json()
+    assert (detail["id"], detail["seen"], detail["flagged"]) == (email.id, True, True)
+    assert detail["flags"] == ["$Work", "\\Flagged", "\\Seen"]
+    assert detail == client.get(f"/api/emails/{email.id}/", headers=mailbox.headers).json()
+    assert on_server(mailbox, "INBOX")["first"] == "$Work \\Flagged \\Seen"
+
+
+def test_rest_bad_input_is_a_400_with_field_errors(client, mailbox: Mirror) -> None:
+    email = email_of(mailbox, "first")
+    url = f"/api/emails/{email.id}/"
+    cases = [
+        ({"seen": "perhaps"}, {"seen": ["Must be a valid boolean."]}),
+        ({"flags_add": "$Work"}, {"flags_add": ['Expected a list of items but got type "str".']}),
+        ({"flags_add": ["two words"]}, {"flags_add": ["Not an IMAP flag: 'two words'."]}),
+        ({}, {"non_field_errors": ["Nothing to change."]}),
+    ]
+    for body, expected in cases:
+        answer = client.patch(url, headers=mailbox.headers, json=body)
+        assert (answer.status_code, answer.json()) == (400, expected), body
+    moved = client.post(f"{url}move/", headers=mailbox.headers, json={"folder": "Nowhere"})
+    assert (moved.status_code, moved.json()) == (
+        400,
+        {"folder": ["No folder 'Nowhere' on this IMAP server."]},
+    )
+    assert client.post(f"{url}move/", headers=mailbox.headers, json={}).status_code == 400
+    assert client.delete(f"{url}?permanent=maybe", headers=mailbox.headers).status_code == 400
+    assert (
+        client.patch("/api/emails/999999/", headers=mailbox.headers, json={"seen": True}).status_code == 404
+    )
+    assert client.patch(url, json={"seen": True}).status_code == 401
+    assert on_server(mailbox, "INBOX")["first"] == ""
+
+
+def test_rest_move_and_delete(client, mailbox: Mirror) -> None:
+    first, second = email_of(mailbox, "first"), email_of(mailbox, "second")
+    moved = client.post(f"/api/emails/{first.id}/move/", headers=mailbox.headers, json={"folder": "Archive"})
+    assert moved.status_code == 200 and (moved.json()["id"], moved.json()["folder"]) == (first.id, "Archive")
+    to_junk = client.post(f"/api/emails/{second.id}/move/", headers=mailbox.headers, json={"folder": "Junk"})
+    assert to_junk.status_code == 204  # Junk is not mirrored (exclude_trash): the email left the mirror
+    assert "second" in on_server(mailbox, "Junk") and not mailbox.emails(subject="second")
+    third = email_of(mailbox, "third")
+    assert client.delete(f"/api/emails/{third.id}/", headers=mailbox.headers).status_code == 204
+    assert "third" in on_server(mailbox, "Trash")
+    assert client.delete(f"/api/emails/{third.id}/", headers=mailbox.headers).status_code == 404
+
+
+def test_rest_imap_down_is_a_502_with_a_code(client, mailbox: Mirror) -> None:
+    email = email_of(mailbox, "first")
+    mailbox.configure(port=free_port(), password="secret")
+    answer = client.patch(f"/api/emails/{email.id}/", headers=mailbox.headers, json={"seen": True})
+    assert answer.status_code == 502 and answer.json()["code"] == "IMAP_CONNECTION_FAILED"
+    assert answer.json()["detail"].startswith("could not connect")
+
+
+@pytest.mark.parametrize("hidden", [(b"MOVE", b"UIDPLUS")], indirect=True)
+def test_rest_unsafe_expunge_is_a_409(client, hidden: Mirror) -> None:
+    email = email_of(hidden, "first")
+    answer = client.delete(f"/api/emails/{email.id}/?permanent=true", headers=hidden.headers)
+    assert answer.status_code == 409 and answer.json()["code"] == "UIDPLUS_REQUIRED"
+    assert "first" in on_server(hidden, "INBOX")
+
+
+def test_rest_busy_is_a_503_with_retry_after(client, mailbox: Mirror, monkeypatch) -> None:
+    monkeypatch.setattr(settings, "write_wait_seconds", 0.2)
+    with session_scope() as session:
+        crud_runs.acquire_lease(session, server_id=mailbox.server_id, holder="elsewhere", seconds=60)
+    email = email_of(mailbox, "first")
+    answer = client.patch(f"/api/emails/{email.id}/", headers=mailbox.headers, json={"seen": True})
+    assert (answer.status_code, answer.json()["code"], answer.headers["Retry-After"]) == (
+        503,
+        "SERVER_BUSY",
+        "5",
+    )
+
+
+def test_rest_batch(client, mailbox: Mirror) -> None:
+    ids = [email.id for email in mailbox.emails()]
+    answer = client.post(
+        "/api/emails/batch/",
+        headers=mailbox.headers,
+        json={"ids": [*ids, 999_999], "action": "modify", "flagged": True},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"] == [{"id": i, "status": "ok"} for i in ids] + [
+        {"id": 999_999, "status": "not_found", "code": "NOT_FOUND", "detail": "Not found."}
+    ]
+    assert all(email.flagged for email in mailbox.emails())
+    for body, field in [
+        ({"ids": "1", "action": "modify"}, "ids"),
+        ({"ids": [1], "action": "explode"}, "action"),
+        ({"ids": list(range(1, 1002)), "action": "delete"}, "ids"),
+        ({"ids": [], "action": "delete"}, "ids"),
+    ]:
+        refused = client.post("/api/emails/batch/", headers=mailbox.headers, json=body)
+        assert refused.status_code == 400 and field in refused.json(), (body, refused.json())
+    deleted = client.post(
+        "/api/emails/batch/",
+        headers=mailbox.headers,
+        json={"ids": ids, "action": "delete", "permanent": True},
+    ).json()["results"]
+    assert [r["status"] for r in deleted] == ["ok"] * len(ids) and not mailbox.emails()
+    assert on_server(mailbox, "INBOX") == {} and on_server(mailbox, "Archive") == {}

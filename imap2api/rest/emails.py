@@ -229,15 +229,15 @@ async def statistics(request: Request, user: CurrentUser) -> dict[str, Any]:
     }
 
 
-@router.get("/{email_id}/", response_model=None, responses=documented(EmailDetail))
-async def get_email(email_id: str, user: CurrentUser) -> dict[str, Any]:
+@router.get("/{email_id:int}/", response_model=None, responses=documented(EmailDetail))
+async def get_email(email_id: int, user: CurrentUser) -> dict[str, Any]:
     """One email with its bodies and the rest of its thread."""
-    variables = {"id": email_id, "members": settings.max_thread_emails}
+    variables = {"id": str(email_id), "members": settings.max_thread_emails}
     return to_rest_detail((await execute(DETAIL, variables, user=user))["email"])
 
 
-@router.get("/{email_id}/thread/", response_model=None, responses=documented(list[ThreadEmail]))
-async def get_thread(email_id: str, user: CurrentUser) -> list[dict[str, Any]]:
+@router.get("/{email_id:int}/thread/", response_model=None, responses=documented(list[ThreadEmail]))
+async def get_thread(email_id: int, user: CurrentUser) -> list[dict[str, Any]]:
     """The whole thread of an email, in date order."""
-    members = (await execute(THREAD, {"id": email_id}, user=user))["emailThread"]
+    members = (await execute(THREAD, {"id": str(email_id)}, user=user))["emailThread"]
     return [to_rest_thread_email(member) for member in members]
