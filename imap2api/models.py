@@ -378,6 +378,10 @@ class Attachment(SQLModel, table=True):
     size: int = 0
     content_id: str | None = Field(default=None, sa_column=Column(Text))
     inline: bool = False
+    # The part's IMAP section (2, 1.2...) and Content-Transfer-Encoding, for downloads ("": not known,
+    # mirrored before migration 0013; the download then finds them in the message itself).
+    section: str = Field(default="", max_length=100)
+    encoding: str = Field(default="", max_length=30)
 
 
 class ThreadKey(SQLModel, table=True):

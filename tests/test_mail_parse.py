@@ -356,12 +356,16 @@ def test_attachment_names_types_sizes(crlf: bool) -> None:
     assert parsed.body_html == '<p>See <img src="cid:logo@example.com"></p>'
     assert parsed.body_text == ""
     assert parsed.attachments == [
-        ParsedAttachment(None, "image/png", 48, "<logo@example.com>", True),
-        ParsedAttachment("naïve.txt", "text/plain", 34, None, False),  # filename*=UTF-8''na%C3%AFve.txt
+        # With its IMAP section (inside the multipart/related of part 1) and transfer encoding:
+        ParsedAttachment(None, "image/png", 48, "<logo@example.com>", True, "1.2", "base64"),
+        # filename*=UTF-8''na%C3%AFve.txt
+        ParsedAttachment("naïve.txt", "text/plain", 34, None, False, "2", "base64"),
         # RFC 2231 continuations:
-        ParsedAttachment("日本語のファイル.txt", "application/octet-stream", 24, None, False),
-        ParsedAttachment("Отчёт за май.pdf", "application/pdf", 109, None, False),  # koi8-r encoded-word
-        ParsedAttachment("fix.patch", "text/x-diff", 15, None, True),  # quoted-printable size
+        ParsedAttachment("日本語のファイル.txt", "application/octet-stream", 24, None, False, "3", "base64"),
+        # koi8-r encoded-word
+        ParsedAttachment("Отчёт за май.pdf", "application/pdf", 109, None, False, "4", "base64"),
+        # quoted-printable size
+        ParsedAttachment("fix.patch", "text/x-diff", 15, None, True, "5", "quoted-printable"),
     ]
     assert parsed.has_attachments
 
@@ -397,7 +401,8 @@ def test_cp1251_encoded_word_name_parameter() -> None:
 def test_image_without_name_is_an_attachment() -> None:
     raw = simple(b"Content-Type: image/png\nContent-Transfer-Encoding: base64", b"iVBORw0KGgo=\n")
     parsed = parse_message(raw)
-    assert parsed.attachments == [ParsedAttachment(None, "image/png", 8, None, False)]
+    # A message that is not multipart has its body as section 1.
+    assert parsed.attachments == [ParsedAttachment(None, "image/png", 8, None, False, "1", "base64")]
     assert parsed.body_text == ""
 
 

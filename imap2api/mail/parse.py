@@ -49,6 +49,10 @@ class ParsedAttachment:
     size: int
     content_id: str | None
     inline: bool
+    # Where the part is for IMAP (``BODY[2.1]``: RFC 3501 section numbers) and its transfer encoding,
+    # so that a download fetches and decodes just this part.
+    section: str = ""
+    encoding: str = ""
 
 
 @dataclass(slots=True)
@@ -118,8 +122,8 @@ def _parse(raw: bytes, result: ParsedMessage, limit: int) -> None:
     bodies = _Bodies(limit=limit)
     if complete or message.get_content_maintype() != "multipart":
         try:
-            for part, parent in _leaves(message):
-                _read_leaf(part, parent, bodies, result.attachments)
+            for part, parent, section in _leaves(message):
+                _read_leaf(part, parent, section, bodies, result.attachments)
         except Exception:  # keep what was read before the failure
             pass
     result.body_text = "\n".join(bodies.texts)[:limit]
@@ -157,19 +161,28 @@ def _read_headers(message: Message, result: ParsedMessage, charset: str | None) 
     result.date = parse_date(first.get("date"))
 
 
-def _leaves(message: Message) -> Iterator[tuple[Message, Message | None]]:
-    """(leaf, parent multipart) in document order, iteratively; message/* parts are leaves."""
-    stack: list[tuple[Message, Message | None]] = [(message, None)]
+def _leaves(message: Message) -> Iterator[tuple[Message, Message | None, str]]:
+    """(leaf, parent multipart, IMAP section) in document order, iteratively; message/* parts are leaves.
+
+    Sections as RFC 3501 numbers them: the parts of a multipart are 1, 2...; of a nested one 2.1...;
+    a message that is not multipart has its body as part 1.
+    """
+    stack: list[tuple[Message, Message | None, str]] = [(message, None, "")]
     seen = 0
     while stack and seen < _MAX_PARTS:
-        part, parent = stack.pop()
+        part, parent, section = stack.pop()
         seen += 1
         if part.is_multipart() and part.get_content_maintype() != "message":
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((child, part) for child in reversed(children) if isinstance(child, Message))
+                numbered = [
+                    (child, part, f"{section}.{number}" if section else str(number))
+                    for number, child in enumerate(children, start=1)
+                    if isinstance(child, Message)
+                ]
+                stack.extend(reversed(numbered))
         else:
-            yield part, parent
+            yield part, parent, section or "1"
 
 
 def _part_headers(part: Message) -> dict[str, str]:
@@ -216,7 +229,7 @@ def _filename(headers: dict[str, str], charset: str | None = None) -> str | None
 
 
 def _read_leaf(
-    part: Message, parent: Message | None, bodies: _Bodies, attachments: list[ParsedAttachment]
+    part: Message, parent: Message | None, section: str, bodies: _Bodies, attachments: list[ParsedAttachment]
 ) -> None:
     """Take one leaf as a body or record it as an attachment; a failing part is skipped."""
     try:
@@ -230,7 +243,10 @@ def _read_leaf(
         if body_type and _is_body(body_type, disposition, headers, bodies):
             _take_body(part, parent, body_type, headers, bodies)
             return
-        attachments.append(_attachment(part, content_type, headers, disposition, bodies.charset))
+        attachment = _attachment(part, content_type, headers, disposition, bodies.charset)
+        attachment.section = section
+        attachment.encoding = (headers.get("content-transfer-encoding") or "").strip().lower()[:30]
+        attachments.append(attachment)
     except Exception:  # about 5% of real messages have a part the stdlib chokes on
         pass
 

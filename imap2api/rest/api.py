@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imap2api.rest import changes, emails, imap_servers, tokens, webhooks
+from imap2api.rest import content as content  # adds the download routes to emails.router
 from imap2api.rest import email_actions as email_actions  # adds the write routes to emails.router
 from imap2api.rest.methods import add_options_and_head
 

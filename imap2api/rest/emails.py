@@ -31,7 +31,7 @@ LIST_FIELDS = (
 THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"
 # thread_emails lists the whole rest of the thread (as apidoc shows), up to IMAP2API_MAX_THREAD_EMAILS.
 DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml createdAt updatedAt inReplyTo references flags size
-  attachments(limit: {MAX_ATTACHMENTS}) {{ filename contentType size contentId inline }}
+  attachments(limit: {MAX_ATTACHMENTS}) {{ id filename contentType size contentId inline downloadUrl }}
   threadEmails(limit: $members) {{ {THREAD_FIELDS} }}"""
 LIST_VARIABLES = f"""$q: String, $folder: String, $imapServer: ID, $dateFrom: Date, $dateTo: Date,
   $ordering: String, {PAGE_VARIABLES}"""
@@ -103,11 +103,13 @@ def to_rest_detail(email: dict[str, Any]) -> dict[str, Any]:
         "size": email["size"],
         "attachments": [
             {
+                "id": int(a["id"]),
                 "filename": a["filename"],
                 "content_type": a["contentType"],
                 "size": a["size"],
                 "content_id": a["contentId"],
                 "inline": a["inline"],
+                "download_url": a["downloadUrl"],
             }
             for a in email["attachments"]
         ],

@@ -87,13 +87,15 @@ class ThreadEmail(BaseModel):
 
 
 class AttachmentOut(BaseModel):
-    """Attachment metadata."""
+    """Attachment metadata, and where its bytes download."""
 
+    id: int
     filename: str | None
     content_type: str
     size: int
     content_id: str | None
     inline: bool
+    download_url: str
 
 
 class EmailDetail(EmailListItem):

@@ -152,6 +152,8 @@ def prepare_batch(
                     "size": a.size,
                     "content_id": a.content_id,
                     "inline": a.inline,
+                    "section": a.section,
+                    "encoding": a.encoding,
                 }
                 for a in parsed.attachments
             ]

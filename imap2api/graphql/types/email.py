@@ -34,11 +34,18 @@ class AttachmentType:
     size: int
     content_id: str | None
     inline: bool
+    email_id: strawberry.Private[int] = 0
+
+    @strawberry.field(description="Where its decoded bytes download (REST, relative to this site).")
+    def download_url(self) -> str:
+        """``/api/emails/{email}/attachments/{id}/``."""
+        return f"/api/emails/{self.email_id}/attachments/{self.id}/"
 
 
 def to_gql_attachment(row: Any) -> AttachmentType:
     """Convert an Attachment row."""
     return AttachmentType(
+        email_id=row.email_id,
         id=strawberry.ID(str(row.id)),
         filename=row.filename,
         content_type=row.content_type,
@@ -76,6 +83,13 @@ class EmailType:
     created_at: datetime
     updated_at: datetime
     _bodies: strawberry.Private[tuple[str, str] | None] = None
+
+    @strawberry.field(
+        description="Where the original message downloads as .eml (REST, relative to this site)."
+    )
+    def raw_url(self) -> str:
+        """``/api/emails/{id}/raw/``."""
+        return f"/api/emails/{self.id}/raw/"
 
     @strawberry.field(description="How many emails the thread holds, this one included.")
     async def thread_count(self, info: strawberry.Info[Context, None]) -> int:

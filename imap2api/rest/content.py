@@ -1,0 +1,90 @@
+"""``/emails/{id}/attachments/{attachment_id}/`` and ``/emails/{id}/raw/``: bytes from the IMAP server.
+
+The caller's right to the email is checked by a GraphQL query, as on every route; the bytes then
+stream from IMAP (imap2api.services.content), which GraphQL cannot carry. Every download is served
+as a file, never as a page of this site: ``Content-Security-Policy: sandbox`` and ``nosniff``, so
+an HTML attachment opened inline runs no script here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from imap2api.errors import NotFound, SyncFailed
+from imap2api.rest.deps import CurrentUser, execute
+from imap2api.rest.emails import router
+from imap2api.rest.errors import ApiError, not_found
+from imap2api.services import content
+from imap2api.services.principal import Principal
+
+OWNED = "query($id: ID!) { email(id: $id) { id } }"
+_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+FILE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, max-age=0, must-revalidate",
+}
+DOWNLOAD: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
+    404: {},
+    502: {},
+}
+
+
+def disposition(filename: str, *, inline: bool) -> str:
+    """``Content-Disposition`` with an ASCII fallback and the UTF-8 name (RFC 6266, RFC 5987)."""
+    kind = "inline" if inline else "attachment"
+    fallback = _UNSAFE.sub("_", filename)[:200] or "download"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter (1, true, yes)."""
+    return (request.query_params.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+async def _served(request: Request, user: Any, opener: Any, *args: Any) -> content.Download:
+    """Check the caller's right through GraphQL, then open the download; IMAP failures as 404/502."""
+    await execute(OWNED, {"id": str(args[0])}, user=user)
+    try:
+        result = await run_in_threadpool(opener, Principal.of_user(user), *args)
+    except NotFound:
+        raise not_found() from None
+    except SyncFailed as exc:
+        raise ApiError(502, {"detail": exc.message, "code": exc.code}) from exc
+    download: content.Download = result[1] if isinstance(result, tuple) else result
+    return download
+
+
+def _answer(request: Request, download: content.Download, *, inline: bool) -> Response:
+    """The streaming answer, or 304 when the caller has these bytes already."""
+    headers = {**FILE_HEADERS, "ETag": download.etag}
+    if request.headers.get("if-none-match") == download.etag:
+        close = getattr(download.chunks, "close", None)
+        if close is not None:
+            close()
+        return Response(status_code=304, headers=headers)
+    headers["Content-Disposition"] = disposition(download.filename, inline=inline)
+    return StreamingResponse(download.chunks, media_type=download.content_type, headers=headers)
+
+
+@router.get("/{email_id:int}/attachments/{attachment_id:int}/", response_model=None, responses=DOWNLOAD)
+async def download_attachment(
+    email_id: int, attachment_id: int, request: Request, user: CurrentUser
+) -> Response:
+    """An attachment's decoded bytes, with its Content-Type; ``?inline=1`` to show it rather than save it."""
+    download = await _served(request, user, content.attachment, email_id, attachment_id)
+    return _answer(request, download, inline=_flag(request, "inline"))
+
+
+@router.get("/{email_id:int}/raw/", response_model=None, responses=DOWNLOAD)
+async def download_raw(email_id: int, request: Request, user: CurrentUser) -> Response:
+    """The original message (``message/rfc822``), as an ``.eml`` file."""
+    download = await _served(request, user, content.raw_message, email_id)
+    return _answer(request, download, inline=False)

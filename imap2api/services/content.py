@@ -1,0 +1,147 @@
+"""Downloads: an attachment, or the original message, fetched from IMAP as the caller reads it.
+
+A download opens a connection of its own, EXAMINEs the folder (read-only: nothing changes, and
+``BODY.PEEK`` never sets ``\\Seen``) and takes no sync lease, so a slow reader holds nobody up.
+The first chunk is fetched before the answer starts, so a message gone from the server is a 404,
+not a broken stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+from sqlmodel import Session
+
+from imap2api.config import settings
+from imap2api.crud import emails as crud_emails
+from imap2api.db import session_scope
+from imap2api.errors import NotFound
+from imap2api.mail import parse_message
+from imap2api.models import Attachment, Email, ImapServer
+from imap2api.services.principal import Principal
+from imap2api.sync.connection import open_connection
+from imap2api.sync.content import decoded, fetch_chunks
+from imap2api.sync.engine import account_of
+
+
+@dataclass
+class Download:
+    """What a download answers: headers, and the bytes as an iterator (first chunk already fetched)."""
+
+    filename: str
+    content_type: str
+    etag: str
+    chunks: Iterator[bytes]
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a message is on its server."""
+
+    server: ImapServer
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+def _place(session: Session, actor: Principal, email_id: int) -> tuple[Email, _Place]:
+    """One of the principal's emails, and where it lives."""
+    email = session.get(Email, email_id)
+    if email is None or not actor.may_act_for(email.owner_id):
+        raise NotFound()
+    server = session.get(ImapServer, email.imap_server_id)
+    if server is None:
+        raise NotFound()
+    return email, _Place(server, email.folder, email.uidvalidity, email.uid)
+
+
+def _opened(place: _Place) -> IMAPClient:
+    """A connection with the message's folder EXAMINEd; NotFound if that folder generation is gone."""
+    client = open_connection(account_of(place.server))
+    try:
+        info = client.select_folder(place.folder, readonly=True)
+        if int(info.get(b"UIDVALIDITY", 0) or 0) != place.uidvalidity:
+            raise NotFound()
+    except Exception:
+        client.shutdown()
+        raise
+    return client
+
+
+def _streamed(client: IMAPClient, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` with the first one fetched now (a missing message raises here), closing ``client`` after."""
+    try:
+        first = next(chunks, b"")
+    except Exception:
+        client.shutdown()
+        raise
+
+    def rest() -> Iterator[bytes]:
+        try:
+            yield from itertools.chain([first], chunks)
+        finally:
+            try:
+                client.logout()
+            except Exception:  # noqa: BLE001 - the reader may have left: the socket just goes
+                client.shutdown()
+
+    return rest()
+
+
+def _etag(*parts: object) -> str:
+    """A strong ETag: a message's bytes never change at one (UIDVALIDITY, UID)."""
+    return '"' + hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
+
+
+def raw_message(actor: Principal, email_id: int) -> Download:
+    """The original message, as the server has it (``message/rfc822``)."""
+    with session_scope() as session:
+        email, place = _place(session, actor, email_id)
+    client = _opened(place)
+    chunks = _streamed(client, fetch_chunks(client, place.uid))
+    return Download(
+        filename=f"{email.id}.eml",
+        content_type="message/rfc822",
+        etag=_etag("raw", place.server.id, place.folder, place.uidvalidity, place.uid),
+        chunks=chunks,
+    )
+
+
+def attachment(actor: Principal, email_id: int, attachment_id: int) -> tuple[Attachment, Download]:
+    """One attachment of one of the principal's emails, decoded (base64, quoted-printable) as it streams."""
+    with session_scope() as session:
+        email, place = _place(session, actor, email_id)
+        attachments = crud_emails.attachments_of(session, email_ids=[email_id])[email_id]
+    index = next((n for n, row in enumerate(attachments) if row.id == attachment_id), None)
+    if index is None:
+        raise NotFound()
+    row = attachments[index]
+    client = _opened(place)
+    section, encoding = row.section, row.encoding
+    if not section:
+        section, encoding = _locate(client, place.uid, index)
+    chunks = _streamed(client, decoded(fetch_chunks(client, place.uid, section), encoding))
+    download = Download(
+        filename=row.filename or f"attachment-{row.id}",
+        content_type=row.content_type,
+        etag=_etag("part", place.server.id, place.folder, place.uidvalidity, place.uid, section),
+        chunks=chunks,
+    )
+    return row, download
+
+
+def _locate(client: IMAPClient, uid: int, index: int) -> tuple[str, str]:
+    """Section and encoding of the ``index``-th attachment, from the message itself (for rows mirrored
+    before sections were kept): fetched whole, up to SYNC_MAX_MESSAGE_BYTES, and parsed as the sync did."""
+    raw = b"".join(
+        itertools.islice(fetch_chunks(client, uid), settings.sync_max_message_bytes // (1 << 20) + 1)
+    )
+    parsed = parse_message(raw, max_body_chars=1)
+    if index >= len(parsed.attachments):
+        raise NotFound()
+    found = parsed.attachments[index]
+    return found.section, found.encoding
