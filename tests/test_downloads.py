@@ -139,3 +139,25 @@ def test_a_message_the_sync_cut_downloads_whole(client, mirror: Mirror, monkeypa
     mirror.sync()
     (attachment,) = attachments(client, mirror)
     assert client.get(attachment["download_url"], headers=mirror.headers).content == PDF
+
+
+def test_cid_references_can_point_at_their_downloads(client, mirror: Mirror) -> None:
+    message = EmailMessage()
+    message["Subject"], message["From"], message["To"] = "logo", "a@example.com", "b@example.org"
+    message.set_content("plain")
+    message.add_alternative(
+        '<p><img src="cid:logo@example.com"> <img src="cid:unknown@x"></p>', subtype="html"
+    )
+    html_part = message.get_payload()[1]
+    html_part.add_related(b"\x89PNG fake", maintype="image", subtype="png", cid="<logo@example.com>")
+    mirror.deliver(message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    mirror.sync()
+    (email,) = mirror.emails()
+    plain = client.get(f"/api/emails/{email.id}/", headers=mirror.headers).json()
+    assert 'src="cid:logo@example.com"' in plain["body_html"]
+    resolved = client.get(f"/api/emails/{email.id}/?cid_urls=true", headers=mirror.headers).json()
+    (logo,) = resolved["attachments"]
+    assert f'src="{logo["download_url"]}"' in resolved["body_html"]
+    assert 'src="cid:unknown@x"' in resolved["body_html"]  # no such part: left as it was
+    assert client.get(logo["download_url"], headers=mirror.headers).content == b"\x89PNG fake"
+    assert client.get(f"/api/emails/{email.id}/?cid_urls=maybe", headers=mirror.headers).status_code == 400

@@ -28,9 +28,9 @@ FLAG_VARIABLES = (
 FLAG_ARGUMENTS = (
     "seen: $seen, flagged: $flagged, answered: $answered, flagsAdd: $flagsAdd, flagsRemove: $flagsRemove"
 )
-UPDATE = f"""mutation($id: ID!, $members: Int!, {FLAG_VARIABLES}) {{
+UPDATE = f"""mutation($id: ID!, $members: Int!, $cidUrls: Boolean!, {FLAG_VARIABLES}) {{
   updateEmail(id: $id, {FLAG_ARGUMENTS}) {{ {DETAIL_FIELDS} }} }}"""
-MOVE = f"""mutation($id: ID!, $members: Int!, $folder: String!) {{
+MOVE = f"""mutation($id: ID!, $members: Int!, $cidUrls: Boolean!, $folder: String!) {{
   moveEmail(id: $id, folder: $folder) {{ {DETAIL_FIELDS} }} }}"""
 DELETE = "mutation($id: ID!, $permanent: Boolean!) { deleteEmail(id: $id, permanent: $permanent) }"
 BATCH = f"""mutation($ids: [ID!]!, $action: EmailAction!, {FLAG_VARIABLES},
@@ -97,6 +97,7 @@ async def update_email(email_id: int, request: Request, user: CurrentUser) -> di
     variables = {
         "id": str(email_id),
         "members": settings.max_thread_emails,
+        "cidUrls": False,
         **_flag_variables(await read_body(request)),
     }
     data = await execute(UPDATE, variables, user=user, on_error=write_error)
@@ -110,7 +111,12 @@ async def move_email(email_id: int, request: Request, user: CurrentUser) -> Any:
     folder = body.get("folder")
     if not isinstance(folder, str) or not folder:
         raise ApiError(400, {"folder": ["This field is required." if not folder else "Not a valid string."]})
-    variables = {"id": str(email_id), "members": settings.max_thread_emails, "folder": folder}
+    variables = {
+        "id": str(email_id),
+        "members": settings.max_thread_emails,
+        "cidUrls": False,
+        "folder": folder,
+    }
     moved = (await execute(MOVE, variables, user=user, on_error=write_error))["moveEmail"]
     return Response(status_code=204) if moved is None else to_rest_detail(moved)
 

@@ -30,7 +30,9 @@ LIST_FIELDS = (
 )
 THREAD_FIELDS = "id subject sender recipient date bodyText bodyHtml folder"
 # thread_emails lists the whole rest of the thread (as apidoc shows), up to IMAP2API_MAX_THREAD_EMAILS.
-DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml createdAt updatedAt inReplyTo references flags size
+# $cidUrls: whether the HTML body's cid: references become download URLs (?cid_urls=true).
+DETAIL_FIELDS = f"""{LIST_FIELDS} bodyText bodyHtml(cidUrls: $cidUrls)
+  createdAt updatedAt inReplyTo references flags size
   attachments(limit: {MAX_ATTACHMENTS}) {{ id filename contentType size contentId inline downloadUrl }}
   threadEmails(limit: $members) {{ {THREAD_FIELDS} }}"""
 LIST_VARIABLES = f"""$q: String, $folder: String, $imapServer: ID, $dateFrom: Date, $dateTo: Date,
@@ -43,7 +45,7 @@ LIST = (
     f"query({LIST_VARIABLES}, $thread: Boolean!) {{ emails({LIST_ARGUMENTS}, thread: $thread) {{ {PAGE} }} }}"
 )
 THREADS = f"query({LIST_VARIABLES}) {{ threads({LIST_ARGUMENTS}) {{ {PAGE} }} }}"
-DETAIL = f"query($id: ID!, $members: Int!) {{ email(id: $id) {{ {DETAIL_FIELDS} }} }}"
+DETAIL = f"query($id: ID!, $members: Int!, $cidUrls: Boolean!) {{ email(id: $id) {{ {DETAIL_FIELDS} }} }}"
 THREAD = f"query($id: ID!) {{ emailThread(emailId: $id) {{ {THREAD_FIELDS} }} }}"
 FOLDERS = "query($imapServer: ID) { folders(imapServer: $imapServer) }"
 STATISTICS = (
@@ -148,6 +150,16 @@ def _filters(request: Request) -> dict[str, Any]:
     }
 
 
+def cid_urls(request: Request) -> bool:
+    """The ``cid_urls`` parameter (true/false, default false)."""
+    value = (request.query_params.get("cid_urls") or "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ApiError(400, {"cid_urls": ["Must be a valid boolean."]})
+
+
 def _thread_flag(value: str | None) -> bool:
     """The ``thread`` parameter (true/false)."""
     lowered = (value or "").strip().lower()
@@ -232,9 +244,10 @@ async def statistics(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/{email_id:int}/", response_model=None, responses=documented(EmailDetail))
-async def get_email(email_id: int, user: CurrentUser) -> dict[str, Any]:
-    """One email with its bodies and the rest of its thread."""
-    variables = {"id": str(email_id), "members": settings.max_thread_emails}
+async def get_email(email_id: int, request: Request, user: CurrentUser) -> dict[str, Any]:
+    """One email with its bodies and the rest of its thread (``?cid_urls=true``: inline images of
+    ``body_html`` pointing at their download URLs)."""
+    variables = {"id": str(email_id), "members": settings.max_thread_emails, "cidUrls": cid_urls(request)}
     return to_rest_detail((await execute(DETAIL, variables, user=user))["email"])
 
 

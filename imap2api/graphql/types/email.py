@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import strawberry
 
@@ -40,6 +42,19 @@ class AttachmentType:
     def download_url(self) -> str:
         """``/api/emails/{email}/attachments/{id}/``."""
         return f"/api/emails/{self.email_id}/attachments/{self.id}/"
+
+
+_CID = re.compile(r"cid:([^\s\"'<>)]+)", re.IGNORECASE)
+
+
+def resolve_cids(html: str, urls: dict[str, str]) -> str:
+    """``cid:`` references (RFC 2392) replaced by the URL of the part with that Content-ID, where known."""
+    by_id = {content_id.strip().strip("<>").lower(): url for content_id, url in urls.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        return by_id.get(unquote(match.group(1)).strip("<>").lower(), match.group(0))
+
+    return _CID.sub(replace, html)
 
 
 def to_gql_attachment(row: Any) -> AttachmentType:
@@ -101,10 +116,19 @@ class EmailType:
         """Loaded in one query for the whole page, only when selected; spends the body budget."""
         return await self._body(info, 0)
 
-    @strawberry.field(description="The text/html body.")
-    async def body_html(self, info: strawberry.Info[Context, None]) -> str:
+    @strawberry.field(
+        description="The text/html body. cidUrls: cid: references to inline parts (multipart/related "
+        "images) rewritten to their download URLs, so a browser can show them."
+    )
+    async def body_html(self, info: strawberry.Info[Context, None], cid_urls: bool = False) -> str:
         """Loaded in one query for the whole page, only when selected; spends the body budget."""
-        return await self._body(info, 1)
+        html = await self._body(info, 1)
+        if not cid_urls or "cid:" not in html.lower():
+            return html
+        rows = await info.context.loaders.attachments.load(int(self.id))
+        return resolve_cids(
+            html, {row.content_id: to_gql_attachment(row).download_url() for row in rows if row.content_id}
+        )
 
     async def _body(self, info: strawberry.Info[Context, None], index: int) -> str:
         """The text (0) or HTML (1) body, counted against the operation's body budget."""
