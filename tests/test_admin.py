@@ -547,3 +547,31 @@ def test_a_webhook_may_only_name_a_server_of_its_owner(admin: Admin, make_user, 
         webhook_form(mirror.owner_id, "https://example.com/hook", imap_server_id=str(mirror.server_id)),
     )
     assert accepted.status_code == 200 and SECRET.search(accepted.text)
+
+
+def test_an_email_page_links_its_attachments_and_frames_its_html(admin: Admin, mirror) -> None:  # noqa: ANN001
+    script = '<p onclick="steal()">hi</p><script>steal()</script><img src="https://tracker.example/p.gif">'
+    mirror.deliver(
+        make_message(
+            subject="with files", html=script, attachments=[("a.bin", "application/octet-stream", b"\x00ab")]
+        )
+    )
+    mirror.sync()
+    [email] = mirror.emails()
+    page = admin.get(f"/admin/email/details/{email.id}")
+    assert page.status_code == 200
+    # Rendered only inside a sandboxed frame (escaped into srcdoc), never as markup of the admin page.
+    assert '<iframe sandbox=""' in page.text and "<script>steal()" not in page.text
+    assert "&lt;script&gt;steal()" in page.text
+    # The admin's policy (no remote images, no scripts but its own) is what the frame inherits.
+    policy = page.headers["content-security-policy"]
+    assert "img-src 'self' data:" in policy and "https:" not in policy
+    link = f"/admin/email/{email.id}/attachments/"
+    assert link in page.text and "a.bin" in page.text
+    href = page.text[page.text.index(link) :].split('"', 1)[0]
+    download = admin.get(href.replace("http://testserver", ""))
+    assert download.status_code == 200 and download.content == b"\x00ab"
+    assert download.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    assert admin.get(f"/admin/email/{email.id}/attachments/999999").status_code == 404
+    admin.client.cookies.clear()  # logged out: no download
+    assert admin.get(href.replace("http://testserver", "")).status_code in (302, 303)

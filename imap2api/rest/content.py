@@ -8,9 +8,7 @@ an HTML attachment opened inline runs no script here.
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
@@ -24,24 +22,11 @@ from imap2api.services import content
 from imap2api.services.principal import Principal
 
 OWNED = "query($id: ID!) { email(id: $id) { id } }"
-_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
-FILE_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "sandbox; default-src 'none'",
-    "Cache-Control": "private, max-age=0, must-revalidate",
-}
 DOWNLOAD: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
     404: {},
     502: {},
 }
-
-
-def disposition(filename: str, *, inline: bool) -> str:
-    """``Content-Disposition`` with an ASCII fallback and the UTF-8 name (RFC 6266, RFC 5987)."""
-    kind = "inline" if inline else "attachment"
-    fallback = _UNSAFE.sub("_", filename)[:200] or "download"
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -64,13 +49,10 @@ async def _served(request: Request, user: Any, opener: Any, *args: Any) -> conte
 
 def _answer(request: Request, download: content.Download, *, inline: bool) -> Response:
     """The streaming answer, or 304 when the caller has these bytes already."""
-    headers = {**FILE_HEADERS, "ETag": download.etag}
     if request.headers.get("if-none-match") == download.etag:
-        close = getattr(download.chunks, "close", None)
-        if close is not None:
-            close()
-        return Response(status_code=304, headers=headers)
-    headers["Content-Disposition"] = disposition(download.filename, inline=inline)
+        download.close()
+        return Response(status_code=304, headers=content.file_headers(download, inline=inline, body=False))
+    headers = content.file_headers(download, inline=inline)
     return StreamingResponse(download.chunks, media_type=download.content_type, headers=headers)
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from imapclient import IMAPClient
 from sqlmodel import Session
@@ -27,6 +29,14 @@ from imap2api.sync.connection import open_connection
 from imap2api.sync.content import decoded, fetch_chunks
 from imap2api.sync.engine import account_of
 
+_UNSAFE_IN_QUOTES = re.compile(r'[^\x20-\x7e]|["\\]')
+# A download is a file, never a page of this site: an HTML attachment opened inline runs nothing here.
+SANDBOX_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, max-age=0, must-revalidate",
+}
+
 
 @dataclass
 class Download:
@@ -36,6 +46,27 @@ class Download:
     content_type: str
     etag: str
     chunks: Iterator[bytes]
+
+    def close(self) -> None:
+        """End the download unread (its IMAP connection logs out)."""
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def disposition(filename: str, *, inline: bool) -> str:
+    """``Content-Disposition`` with an ASCII fallback and the UTF-8 name (RFC 6266, RFC 5987)."""
+    kind = "inline" if inline else "attachment"
+    fallback = _UNSAFE_IN_QUOTES.sub("_", filename)[:200] or "download"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
+
+
+def file_headers(download: Download, *, inline: bool, body: bool = True) -> dict[str, str]:
+    """The headers every download is served with (the REST routes and the admin's alike)."""
+    headers = {**SANDBOX_HEADERS, "ETag": download.etag}
+    if body:
+        headers["Content-Disposition"] = disposition(download.filename, inline=inline)
+    return headers
 
 
 @dataclass(frozen=True)
