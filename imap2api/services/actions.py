@@ -202,7 +202,7 @@ def _on_server(
             with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
                 remote = list_remote_folders(client)
                 destination = _destination(remote, action)
-                outcomes, touched = _apply(client, members, action, destination, remote)
+                outcomes, touched = _apply(client, members, action, destination, remote, state)
                 discard_untagged(client)
                 # The mirror follows the server: the sync of the touched folders writes rows and events.
                 mirror_server(server, state, bound, only=frozenset(touched), client=client)
@@ -240,8 +240,13 @@ def _apply(
     action: Action,
     destination: RemoteFolder | None,
     remote: list[RemoteFolder],
+    state: RunState,
 ) -> tuple[dict[int, Outcome], set[str]]:
-    """One IMAP command per folder; the Outcomes and the folders whose mirror must follow."""
+    """One IMAP command per folder; the Outcomes and the folders whose mirror must follow.
+
+    Where the server answers a move with COPYUID, the sync that follows is told where each email
+    went (``state.moves.placed``): the id stays with the very message, identical copies or not.
+    """
     outcomes: dict[int, Outcome] = {}
     touched: set[str] = set()
     groups: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
@@ -275,8 +280,13 @@ def _apply(
             and destination.name != folder
             and not (action.kind == DELETE and folder in trash_names)
         ):
-            move(client, uids, destination.name)
+            copied = move(client, uids, destination.name)
             touched.add(destination.name)
+            if copied is not None:
+                validity, new_uids = copied
+                for email_id, uid in emails:
+                    if uid in new_uids:
+                        state.moves.placed[(destination.name, validity, new_uids[uid])] = email_id
         elif action.kind == DELETE:
             expunge(client, uids)  # permanent, or already in the Trash
         # a move to the folder it is in: nothing to do

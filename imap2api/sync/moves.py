@@ -65,6 +65,8 @@ class Moves:
     held: dict[int, Vanished] = field(default_factory=dict)
     by_print: dict[Fingerprint, list[int]] = field(default_factory=dict)
     by_object: dict[str, list[int]] = field(default_factory=dict)  # EMAILID (RFC 8474) → held ids
+    # Where a move made by imap2api put a message, as COPYUID said: (folder, UIDVALIDITY, UID) → id.
+    placed: dict[tuple[str, int, int], int] = field(default_factory=dict)
     folders: set[int] = field(default_factory=set)  # folders holding some: their state waits for settle
 
     def hold(self, folder_id: int, rows: Sequence[tuple[Any, ...]]) -> list[str]:
@@ -90,8 +92,12 @@ class Moves:
     def take(self, row: dict[str, Any]) -> Vanished | None:
         """The held message a newly fetched row (``batch.email_row``) is, if any; no longer held then.
 
-        Its EMAILID where the server has OBJECTID (exact, whatever the content), else its fingerprint.
+        Where imap2api moved it (COPYUID), exactly; else its EMAILID where the server has OBJECTID
+        (exact, whatever the content); else its fingerprint.
         """
+        placed = self.placed.pop((row["folder"], row["uidvalidity"], row["uid"]), None)
+        if placed is not None and placed in self.held:
+            return self.held.pop(placed)
         if row.get("object_id"):
             return self._pop(self.by_object.get(row["object_id"]))
         key = fingerprint(row["message_id"], row["size"], row["internal_date"], row["subject"], row["sender"])
@@ -205,6 +211,7 @@ def settle(session: Session, state: RunState) -> int:
     state.moves.held.clear()
     state.moves.by_print.clear()
     state.moves.by_object.clear()
+    state.moves.placed.clear()
     state.moves.folders.clear()
     state.deleted += len(gone)
     return len(gone)

@@ -9,6 +9,7 @@ there; the mirror is then brought up to date by a sync of the folders touched (i
 from __future__ import annotations
 
 import imaplib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,9 +17,10 @@ from imapclient import IMAPClient
 
 from imap2api.errors import Imap2ApiError
 from imap2api.sync.folders import RemoteFolder
-from imap2api.sync.imap import uid_search, uid_set
+from imap2api.sync.imap import pop_untagged, uid_search, uid_set
 
-FLAGS_SEEN, FLAGS_FLAGGED, FLAGS_ANSWERED = "\\Seen", "\\Flagged", "\\Answered"
+_COPYUID = re.compile(r"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
+MAX_COPIED = 100_000  # a range in a COPYUID answer longer than any batch is not believed
 
 
 class ReadOnlyFolder(Imap2ApiError):
@@ -92,23 +94,58 @@ def store_flags(client: IMAPClient, uids: Sequence[int], change: FlagChange) -> 
         raise _refused(exc, "change the flags") from exc
 
 
-def move(client: IMAPClient, uids: Sequence[int], destination: str) -> None:
+def copied_uids(answers: Sequence[object]) -> tuple[int, dict[int, int]] | None:
+    """The ``[COPYUID validity source destination]`` (RFC 4315) among answers: (UIDVALIDITY, old → new).
+
+    The two sets list the UIDs in the same order; None when no answer carries one (no UIDPLUS).
+    """
+    for answer in answers:
+        text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+        match = _COPYUID.search(text)
+        if match is None:
+            continue
+        sources, targets = _expand(match.group(2)), _expand(match.group(3))
+        if sources is not None and targets is not None and len(sources) == len(targets):
+            return int(match.group(1)), dict(zip(sources, targets, strict=True))
+    return None
+
+
+def _expand(uid_set_text: str) -> list[int] | None:
+    """``3:5,9`` → [3, 4, 5, 9] (ranges as written: COPYUID pairs them up in order); None if absurd."""
+    uids: list[int] = []
+    for part in uid_set_text.split(","):
+        low, _, high = part.partition(":")
+        if not low.isdigit() or (high and not high.isdigit()):
+            return None
+        first, last = int(low), int(high or low)
+        step = 1 if last >= first else -1
+        if abs(last - first) > MAX_COPIED:
+            return None
+        uids.extend(range(first, last + step, step))
+    return uids
+
+
+def move(client: IMAPClient, uids: Sequence[int], destination: str) -> tuple[int, dict[int, int]] | None:
     """Move from the selected folder: MOVE (RFC 6851), else COPY + ``\\Deleted`` + UID EXPUNGE (UIDPLUS).
 
-    Without either, nothing is done: a plain EXPUNGE would remove other messages marked deleted.
+    Returns what COPYUID says (the destination's UIDVALIDITY, old → new UIDs) where the server sent
+    it. Without either command, nothing is done: a plain EXPUNGE would remove other messages marked
+    deleted.
     """
     try:
         if client.has_capability("MOVE"):
-            client.move(list(uids), destination)
-            return
+            answer = client.move(list(uids), destination)
+            # RFC 6851: COPYUID comes in an untagged OK before the expunges (or in the tagged OK).
+            return copied_uids([*pop_untagged(client, "OK"), answer])
         if not client.has_capability("UIDPLUS"):
             raise UnsafeExpunge(
                 "this IMAP server has neither MOVE nor UIDPLUS: moving would need a plain EXPUNGE, which "
                 "would also remove every other message marked deleted in the folder; nothing was moved"
             )
-        client.copy(list(uids), destination)
+        answer = client.copy(list(uids), destination)
         client.add_flags(list(uids), [b"\\Deleted"], silent=True)
         client.uid_expunge(list(uids))
+        return copied_uids([answer])
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:
