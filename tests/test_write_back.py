@@ -327,3 +327,17 @@ def test_rest_batch(client, mailbox: Mirror) -> None:
     ).json()["results"]
     assert [r["status"] for r in deleted] == ["ok"] * len(ids) and not mailbox.emails()
     assert on_server(mailbox, "INBOX") == {} and on_server(mailbox, "Archive") == {}
+
+
+def test_a_read_only_folder_is_a_409(client, mailbox: Mirror) -> None:
+    def read_only(line: bytes) -> bytes:  # as a server answers SELECT on a folder the user may not change
+        return line.replace(b"[READ-WRITE]", b"[READ-ONLY]")
+
+    with ImapProxy(mailbox.dovecot.host, mailbox.dovecot.port, read_only) as proxy:
+        mailbox.configure(host=proxy.host, port=proxy.port, tls_mode="none", password="secret")
+        email = email_of(mailbox, "first")
+        answer = client.patch(f"/api/emails/{email.id}/", headers=mailbox.headers, json={"seen": True})
+        assert (answer.status_code, answer.json()["code"]) == (409, "READ_ONLY_FOLDER")
+        assert error_code(gql(client, mailbox, MOVE, id=email.id, folder="Archive")) == "READ_ONLY_FOLDER"
+        assert not any(t.startswith(("UID STORE", "UID MOVE")) for t in proxy.texts())
+    assert on_server(mailbox, "INBOX")["first"] == ""

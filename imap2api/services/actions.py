@@ -13,6 +13,7 @@ the IMAP server down or refusing answers its code, with the mirror unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -40,6 +41,9 @@ from imap2api.sync.push import relay_events
 from imap2api.sync.run_timeout import RunTimeout
 from imap2api.sync.write import (
     FlagChange,
+    ReadOnlyFolder,
+    UnsafeExpunge,
+    WriteRefused,
     expunge,
     move,
     open_for_writing,
@@ -234,6 +238,47 @@ def _destination(remote: list[RemoteFolder], action: Action) -> RemoteFolder | N
     return None
 
 
+def _apply_in_folder(
+    client: IMAPClient,
+    folder: str,
+    uidvalidity: int,
+    emails: list[tuple[int, int]],
+    action: Action,
+    destination: RemoteFolder | None,
+    trash_names: set[str],
+    state: RunState,
+) -> dict[int, Outcome]:
+    """The action on one folder's emails (id, UID): one command on the UIDs still there."""
+    gone = Outcome(0, "not_found", "NOT_FOUND", "Not found.")
+    if not open_for_writing(client, folder, uidvalidity):
+        return {email_id: dataclasses.replace(gone, id=email_id) for email_id, _ in emails}
+    here = present(client, [uid for _, uid in emails])
+    outcomes = {
+        email_id: Outcome(email_id, "ok") if uid in here else dataclasses.replace(gone, id=email_id)
+        for email_id, uid in emails
+    }
+    uids = sorted(here)
+    if not uids:
+        return outcomes
+    if action.kind == MODIFY:
+        store_flags(client, uids, action.flags)
+    elif (
+        destination is not None
+        and destination.name != folder
+        and not (action.kind == DELETE and folder in trash_names)
+    ):
+        copied = move(client, uids, destination.name)
+        if copied is not None:
+            validity, new_uids = copied
+            for email_id, uid in emails:
+                if uid in new_uids:
+                    state.moves.placed[(destination.name, validity, new_uids[uid])] = email_id
+    elif action.kind == DELETE:
+        expunge(client, uids)  # permanent, or already in the Trash
+    # a move to the folder it is in: nothing to do
+    return outcomes
+
+
 def _apply(
     client: IMAPClient,
     members: list[tuple[int, str, int, int]],
@@ -255,39 +300,16 @@ def _apply(
     trash_names = {folder.name for folder in remote if folder.is_trash}
     for (folder, uidvalidity), emails in groups.items():
         touched.add(folder)  # a folder with a message gone is reconciled too
-        if not open_for_writing(client, folder, uidvalidity):
+        try:
             outcomes.update(
-                {
-                    email_id: Outcome(email_id, "not_found", "NOT_FOUND", "Not found.")
-                    for email_id, _ in emails
-                }
+                _apply_in_folder(client, folder, uidvalidity, emails, action, destination, trash_names, state)
+            )
+        except (ReadOnlyFolder, UnsafeExpunge, WriteRefused) as exc:
+            # This folder's emails fail; the folders done before stay done, and are mirrored.
+            outcomes.update(
+                {email_id: Outcome(email_id, "failed", exc.code, exc.message, exc) for email_id, _ in emails}
             )
             continue
-        here = present(client, [uid for _, uid in emails])
-        uids = sorted(here)
-        for email_id, uid in emails:
-            outcomes[email_id] = (
-                Outcome(email_id, "ok")
-                if uid in here
-                else Outcome(email_id, "not_found", "NOT_FOUND", "Not found.")
-            )
-        if not uids:
-            continue
-        if action.kind == MODIFY:
-            store_flags(client, uids, action.flags)
-        elif (
-            destination is not None
-            and destination.name != folder
-            and not (action.kind == DELETE and folder in trash_names)
-        ):
-            copied = move(client, uids, destination.name)
+        if action.kind != MODIFY and destination is not None:
             touched.add(destination.name)
-            if copied is not None:
-                validity, new_uids = copied
-                for email_id, uid in emails:
-                    if uid in new_uids:
-                        state.moves.placed[(destination.name, validity, new_uids[uid])] = email_id
-        elif action.kind == DELETE:
-            expunge(client, uids)  # permanent, or already in the Trash
-        # a move to the folder it is in: nothing to do
     return outcomes, touched

@@ -65,6 +65,8 @@ def open_for_writing(client: IMAPClient, folder: str, uidvalidity: int) -> bool:
     """SELECT ``folder`` read-write; False when it is another generation than ``uidvalidity`` (or gone)."""
     try:
         info = client.select_folder(folder)
+    except imaplib.IMAP4.readonly:  # imaplib's answer to [READ-ONLY] on a read-write SELECT
+        raise ReadOnlyFolder(f"the folder {folder!r} is read-only on the IMAP server") from None
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error:
