@@ -341,3 +341,22 @@ def test_a_read_only_folder_is_a_409(client, mailbox: Mirror) -> None:
         assert error_code(gql(client, mailbox, MOVE, id=email.id, folder="Archive")) == "READ_ONLY_FOLDER"
         assert not any(t.startswith(("UID STORE", "UID MOVE")) for t in proxy.texts())
     assert on_server(mailbox, "INBOX")["first"] == ""
+
+
+def test_a_connection_lost_mid_write_is_a_502_and_the_next_sync_catches_up(client, mailbox: Mirror) -> None:
+    def cut_after_store(line: bytes) -> bytes:  # the server did it; its answer never comes back
+        if b"Store completed" in line:
+            raise ConnectionResetError("cut")
+        return line
+
+    with ImapProxy(mailbox.dovecot.host, mailbox.dovecot.port, cut_after_store) as proxy:
+        mailbox.configure(host=proxy.host, port=proxy.port, tls_mode="none", password="secret")
+        email = email_of(mailbox, "first")
+        answer = client.patch(f"/api/emails/{email.id}/", headers=mailbox.headers, json={"seen": True})
+        assert (answer.status_code, answer.json()["code"]) == (502, "IMAP_CONNECTION_LOST")
+    assert on_server(mailbox, "INBOX")["first"] == "\\Seen"
+    mailbox.configure(
+        host=mailbox.dovecot.host, port=mailbox.dovecot.port, tls_mode="starttls", password="secret"
+    )
+    mailbox.sync()
+    assert email_of(mailbox, "first").seen is True

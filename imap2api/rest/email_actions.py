@@ -19,7 +19,7 @@ from imap2api.config import settings
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.emails import DETAIL_FIELDS, router, to_rest_detail
 from imap2api.rest.errors import ApiError
-from imap2api.rest.schemas import EmailDetail, documented
+from imap2api.rest.schemas import ERRORS, WRITE_ERRORS, EmailDetail, documented
 from imap2api.rest.wire import coerce_fields, read_body
 
 FLAG_VARIABLES = (
@@ -90,7 +90,7 @@ def _permanent(request: Request) -> bool:
     raise ApiError(400, {"permanent": ["Must be a valid boolean."]})
 
 
-@router.patch("/{email_id:int}/", response_model=None, responses=documented(EmailDetail))
+@router.patch("/{email_id:int}/", response_model=None, responses={**documented(EmailDetail), **WRITE_ERRORS})
 async def update_email(email_id: int, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Set or clear flags on the IMAP server (``seen``, ``flagged``, ``answered``, ``flags_add``,
     ``flags_remove``; any subset), then answer the email as mirrored."""
@@ -104,7 +104,11 @@ async def update_email(email_id: int, request: Request, user: CurrentUser) -> di
     return to_rest_detail(data["updateEmail"])
 
 
-@router.post("/{email_id:int}/move/", response_model=None, responses={**documented(EmailDetail), 204: {}})
+@router.post(
+    "/{email_id:int}/move/",
+    response_model=None,
+    responses={**documented(EmailDetail), 204: {}, **WRITE_ERRORS},
+)
 async def move_email(email_id: int, request: Request, user: CurrentUser) -> Any:
     """Move to ``folder`` on the same server: the same id; 204 when that folder is not mirrored."""
     body = await read_body(request)
@@ -121,7 +125,7 @@ async def move_email(email_id: int, request: Request, user: CurrentUser) -> Any:
     return Response(status_code=204) if moved is None else to_rest_detail(moved)
 
 
-@router.delete("/{email_id:int}/", status_code=204, response_model=None)
+@router.delete("/{email_id:int}/", status_code=204, response_model=None, responses={**ERRORS, **WRITE_ERRORS})
 async def delete_email(email_id: int, request: Request, user: CurrentUser) -> Response:
     """To the server's Trash; expunged when in the Trash already or with ``?permanent=true``."""
     variables = {"id": str(email_id), "permanent": _permanent(request)}
@@ -129,7 +133,7 @@ async def delete_email(email_id: int, request: Request, user: CurrentUser) -> Re
     return Response(status_code=204)
 
 
-@router.post("/batch/", response_model=None)
+@router.post("/batch/", response_model=None, responses={**ERRORS, **WRITE_ERRORS})
 async def batch_emails(request: Request, user: CurrentUser) -> dict[str, Any]:
     """``{"ids": [≤ 1000], "action": "modify" | "move" | "delete", …}``: a result per id, in order."""
     body = await read_body(request)

@@ -188,6 +188,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class CodedErrorBody(BaseModel):
+    """An error with a stable code: the IMAP server down or refusing (502), unable to do it safely or
+    read-only (409), busy with a sync (503)."""
+
+    detail: str
+    code: str
+
+
+# What a write to mail may answer beside the common errors.
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": CodedErrorBody},
+    502: {"model": CodedErrorBody},
+    503: {"model": CodedErrorBody},
+}
+
+
 def documented(model: type, status: int = 200) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses: ``model`` on success plus the error bodies (no response filtering)."""
     return {status: {"model": model}, **ERRORS}

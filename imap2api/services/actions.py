@@ -14,6 +14,7 @@ the IMAP server down or refusing answers its code, with the mirror unchanged.
 from __future__ import annotations
 
 import dataclasses
+import imaplib
 import logging
 import re
 import time
@@ -22,13 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 from sqlmodel import col, select
 
 from imap2api.config import settings
 from imap2api.crud import emails as crud_emails
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
-from imap2api.errors import Imap2ApiError, NotFound, ServerBusy, ValidationFailed
+from imap2api.errors import Imap2ApiError, NotFound, ServerBusy, SyncFailed, ValidationFailed
 from imap2api.models import ImapServer
 from imap2api.services.principal import Principal
 from imap2api.sync.connection import connected
@@ -55,6 +57,8 @@ from imap2api.sync.write import (
 log = logging.getLogger("imap2api.actions")
 
 MAX_BATCH = 1000
+# What a connection lost mid-write raises (imaplib, imapclient, the socket, TLS).
+LOST = (imaplib.IMAP4.abort, imaplib.IMAP4.error, IMAPClientError, OSError)
 MAX_FLAGS = 20
 SYSTEM_FLAGS = {"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"}
 # RFC 3501 atom characters: no ( ) { space, controls, % * " \ ]
@@ -206,10 +210,15 @@ def _on_server(
             with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
                 remote = list_remote_folders(client)
                 destination = _destination(remote, action)
-                outcomes, touched = _apply(client, members, action, destination, remote, state)
+                outcomes, touched = _apply(client, members, action, destination, state)
                 discard_untagged(client)
                 # The mirror follows the server: the sync of the touched folders writes rows and events.
                 mirror_server(server, state, bound, only=frozenset(touched), client=client)
+    except LOST as exc:
+        # What was done before stays on the server; the next sync (or push) mirrors it.
+        raise SyncFailed(
+            f"the IMAP connection was lost during the write: {exc}"[:300], code="IMAP_CONNECTION_LOST"
+        ) from exc
     finally:
         _give_back(server_id, holder)
     if state.events:
@@ -245,7 +254,6 @@ def _apply_in_folder(
     emails: list[tuple[int, int]],
     action: Action,
     destination: RemoteFolder | None,
-    trash_names: set[str],
     state: RunState,
 ) -> dict[int, Outcome]:
     """The action on one folder's emails (id, UID): one command on the UIDs still there."""
@@ -262,11 +270,7 @@ def _apply_in_folder(
         return outcomes
     if action.kind == MODIFY:
         store_flags(client, uids, action.flags)
-    elif (
-        destination is not None
-        and destination.name != folder
-        and not (action.kind == DELETE and folder in trash_names)
-    ):
+    elif destination is not None and destination.name != folder:
         copied = move(client, uids, destination.name)
         if copied is not None:
             validity, new_uids = copied
@@ -274,7 +278,7 @@ def _apply_in_folder(
                 if uid in new_uids:
                     state.moves.placed[(destination.name, validity, new_uids[uid])] = email_id
     elif action.kind == DELETE:
-        expunge(client, uids)  # permanent, or already in the Trash
+        expunge(client, uids)  # permanent, or in the Trash already
     # a move to the folder it is in: nothing to do
     return outcomes
 
@@ -284,7 +288,6 @@ def _apply(
     members: list[tuple[int, str, int, int]],
     action: Action,
     destination: RemoteFolder | None,
-    remote: list[RemoteFolder],
     state: RunState,
 ) -> tuple[dict[int, Outcome], set[str]]:
     """One IMAP command per folder; the Outcomes and the folders whose mirror must follow.
@@ -297,13 +300,10 @@ def _apply(
     groups: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for email_id, folder, uidvalidity, uid in members:
         groups[(folder, uidvalidity)].append((email_id, uid))
-    trash_names = {folder.name for folder in remote if folder.is_trash}
     for (folder, uidvalidity), emails in groups.items():
         touched.add(folder)  # a folder with a message gone is reconciled too
         try:
-            outcomes.update(
-                _apply_in_folder(client, folder, uidvalidity, emails, action, destination, trash_names, state)
-            )
+            outcomes.update(_apply_in_folder(client, folder, uidvalidity, emails, action, destination, state))
         except (ReadOnlyFolder, UnsafeExpunge, WriteRefused) as exc:
             # This folder's emails fail; the folders done before stay done, and are mirrored.
             outcomes.update(

@@ -20,7 +20,19 @@ from imap2api.sync.folders import RemoteFolder
 from imap2api.sync.imap import pop_untagged, uid_search, uid_set
 
 _COPYUID = re.compile(r"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
-MAX_COPIED = 100_000  # a range in a COPYUID answer longer than any batch is not believed
+MAX_COPIED = 100_000
+# Names of a Trash on servers without special-use flags (the leaf, case-insensitively).
+TRASH_ONLY_NAMES = {
+    "trash",
+    "bin",
+    "deleted",
+    "deleted items",
+    "deleted messages",
+    "papierkorb",
+    "corbeille",
+    "papelera",
+    "cestino",
+}  # a range in a COPYUID answer longer than any batch is not believed
 
 
 class ReadOnlyFolder(Imap2ApiError):
@@ -171,18 +183,13 @@ def expunge(client: IMAPClient, uids: Sequence[int]) -> None:
 
 
 def trash_folder(folders: Sequence[RemoteFolder]) -> RemoteFolder | None:
-    """The server's Trash: special-use ``\\Trash``, else a folder with a usual trash name (not spam)."""
+    """The server's Trash: special-use ``\\Trash``, else the first folder with a usual trash name (never
+    spam or junk, which the mirror's trash rule counts too)."""
     flagged = next((folder for folder in folders if folder.special_use == "\\Trash"), None)
     if flagged is not None:
         return flagged
-    return next(
-        (
-            f
-            for f in folders
-            if f.is_trash
-            and f.special_use != "\\Junk"
-            and "junk" not in f.name.lower()
-            and "spam" not in f.name.lower()
-        ),
-        None,
-    )
+    for folder in folders:
+        leaf = folder.name.rsplit(folder.delimiter, 1)[-1] if folder.delimiter else folder.name
+        if folder.special_use in ("", "\\Trash") and leaf.strip().lower() in TRASH_ONLY_NAMES:
+            return folder
+    return None
