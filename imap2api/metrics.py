@@ -4,6 +4,7 @@ from the database and the broker at scrape time, so they are right whichever pro
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -116,6 +117,9 @@ def render() -> bytes:
     return generate_latest(registry)
 
 
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
 def route_template(path: str, route_path: str | None) -> str:
     """The route template with its mount prefix: ``/api/v1/emails/7/`` → ``/api/v1/emails/{email_id}/``.
 
@@ -123,6 +127,7 @@ def route_template(path: str, route_path: str | None) -> str:
     """
     if not route_path:
         return "unmatched"
+    route_path = _CONVERTOR.sub(r"{\1}", route_path)  # {email_id:int} → {email_id}: the name is the label
     depth = route_path.rstrip("/").count("/")
     prefix_parts = path.rstrip("/").split("/")[: max(0, path.rstrip("/").count("/") - depth + 1)]
     return "/".join(prefix_parts) + route_path if len(prefix_parts) > 1 else route_path
