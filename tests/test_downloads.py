@@ -5,8 +5,12 @@ may download what; rows mirrored before sections were kept; messages the sync fe
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from email.message import EmailMessage
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import update
 
@@ -17,6 +21,8 @@ from imap2api.sync import content as sync_content
 from tests.conftest import Mirror
 from tests.support.imap_proxy import ImapProxy
 from tests.support.messages import make_message
+from tests.support.serve import add_imap_server, served
+from tests.support.webhook_checks import wait_until
 
 PDF = os.urandom(300_000)  # base64 in the message
 NOTE = ("Grüße aus der Übersetzung, Zeile für Zeile.\n" * 2000).encode()
@@ -161,3 +167,50 @@ def test_cid_references_can_point_at_their_downloads(client, mirror: Mirror) -> 
     assert 'src="cid:unknown@x"' in resolved["body_html"]  # no such part: left as it was
     assert client.get(logo["download_url"], headers=mirror.headers).content == b"\x89PNG fake"
     assert client.get(f"/api/emails/{email.id}/?cid_urls=maybe", headers=mirror.headers).status_code == 400
+
+
+def test_a_reader_that_leaves_ends_the_imap_connection(tmp_path: Path, dovecot) -> None:
+    """Against a real `imap2api serve` (Starlette's test client reads whole answers, a socket does not),
+    with an attachment larger than the socket buffers, so the answer is still being sent."""
+    big = os.urandom(8_000_000)
+    mail_user = dovecot.add_user()
+    dovecot.add_message(
+        mail_user, "INBOX", make_message(attachments=[("big.bin", "application/octet-stream", big)])
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
+    subprocess.run(
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"],
+        env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")},
+        check=True,
+        capture_output=True,
+    )
+    settings = {
+        "imap_ca_file": str(dovecot.ca_cert_path),
+        "watch_enabled": "false",
+        "sync_max_message_bytes": "20000000",
+    }
+    with served(tmp_path, **settings) as url:
+        token = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "pw"}).json()[
+            "token"
+        ]
+        headers = {"Authorization": f"Token {token}"}
+        server_id = add_imap_server(url, headers, dovecot, mail_user)
+        assert (
+            httpx.post(f"{url}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60).status_code
+            == 200
+        )
+        (email,) = httpx.get(f"{url}/api/emails/", headers=headers).json()["results"]
+        pdf = httpx.get(f"{url}/api/emails/{email['id']}/", headers=headers).json()["attachments"][0]
+
+        def connections() -> int:
+            return dovecot.doveadm("who", mail_user).count(mail_user)
+
+        with httpx.stream("GET", url + pdf["download_url"], headers=headers) as answer:
+            assert answer.status_code == 200
+            next(answer.iter_raw(1024))  # a first piece, then the reader goes
+            assert connections() == 1
+        wait_until(lambda: connections() == 0, what="the download's IMAP connection to end")
+        whole = httpx.get(url + pdf["download_url"], headers=headers)
+        assert whole.content == big
+        wait_until(lambda: connections() == 0, what="a finished download's connection to end")
+    assert "Exception ignored" not in (tmp_path / "serve.log").read_text()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,21 +33,10 @@ from tests.support.dovecot import DovecotServer
 from tests.support.imap_proxy import ImapProxy, without_capabilities
 from tests.support.messages import make_message
 from tests.support.receiver import Receiver
-from tests.support.serve import served
+from tests.support.serve import add_imap_server, served
+from tests.support.webhook_checks import wait_until
 
 WAIT_SECONDS = 30.0  # generous: what is checked is that it happens, not how fast (bench/push.py measures)
-
-
-def wait_for(what: str, check: Callable[[], object], seconds: float = WAIT_SECONDS) -> object:
-    """``check()`` once it is truthy; fails naming ``what`` if it never is."""
-    ends = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > ends:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture()
@@ -84,8 +73,9 @@ def watch_status(mirror: Mirror) -> str:
 
 def watched(mirror: Mirror, start: str) -> str:
     """Wait until the watch says it listens (its status starts with ``start``) and its catch-up is done."""
-    status = wait_for(
-        f"watch status {start!r}", lambda: watch_status(mirror).startswith(start) and watch_status(mirror)
+    status = wait_until(
+        what=f"watch status {start!r}",
+        condition=lambda: watch_status(mirror).startswith(start) and watch_status(mirror),
     )
     return str(status)
 
@@ -98,9 +88,9 @@ def append(mirror: Mirror, folder: str, subject: str) -> None:
 
 def arrived(mirror: Mirror, subject: str, folder: str = "INBOX") -> object:
     """Wait for an email to be mirrored in ``folder``; returns it."""
-    return wait_for(
-        f"{subject!r} mirrored in {folder}",
-        lambda: next((e for e in mirror.emails(subject=subject) if e.folder == folder), None),
+    return wait_until(
+        what=f"{subject!r} mirrored in {folder}",
+        condition=lambda: next((e for e in mirror.emails(subject=subject) if e.folder == folder), None),
     )
 
 
@@ -124,13 +114,13 @@ def test_notify_hears_every_folder(client, mirror: Mirror, fast_watch: None) -> 
             client.select_folder("INBOX")
             uids = client.search(["SUBJECT", "new in inbox"])
             client.add_flags(uids, [b"\\Seen", b"\\Flagged"])
-            wait_for("email.updated", lambda: mirror.events("email.updated"))
+            wait_until(what="email.updated", condition=lambda: mirror.events("email.updated"))
             client.move(uids, "Sent")
         moved = arrived(mirror, "new in inbox", "Sent")
         assert moved.id == inbox_mail.id  # the id survives the move
         with mirror.imap() as client:
             client.create_folder("Projects")
-        wait_for("folder.created", lambda: mirror.events("folder.created"))
+        wait_until(what="folder.created", condition=lambda: mirror.events("folder.created"))
     assert sorted(received_subjects(mirror)) == ["new in archive", "new in inbox"]
     updated = mirror.events("email.updated")[0]
     assert updated["seen"] is True and updated["flagged"] is True
@@ -197,7 +187,7 @@ def test_a_forced_disconnect_reconnects_and_catches_up(mirror: Mirror, fast_watc
         watched(mirror, "NOTIFY")
         first = manager.watches[mirror.server_id]
         mirror.dovecot.doveadm("kick", mirror.mail_user)  # the server drops every connection of the user
-        wait_for("reconnecting", lambda: watch_status(mirror).startswith("reconnecting"))
+        wait_until(what="reconnecting", condition=lambda: watch_status(mirror).startswith("reconnecting"))
         append(mirror, "INBOX", "sent while disconnected")  # nobody listens: the catch-up finds it
         arrived(mirror, "sent while disconnected")
         assert watched(mirror, "NOTIFY") == "NOTIFY"
@@ -250,7 +240,9 @@ def test_a_stopping_process_hands_its_servers_over(mirror: Mirror, fast_watch: N
         assert watch_owner(mirror) == first.holder
         with watching() as second:
             first.stop()  # gives its leases back: the other takes over at its next tick, not after the lease
-            wait_for("the second process watches", lambda: watch_owner(mirror) == second.holder)
+            wait_until(
+                what="the second process watches", condition=lambda: watch_owner(mirror) == second.holder
+            )
             watched(mirror, "NOTIFY")
             append(mirror, "INBOX", "heard by the second")
             arrived(mirror, "heard by the second")
@@ -264,11 +256,11 @@ def test_an_inactive_server_is_not_watched(mirror: Mirror, fast_watch: None) -> 
             server = session.get(ImapServer, mirror.server_id)
             assert server is not None
             server.is_active = False
-        wait_for("the watch stopped", lambda: mirror.server_id not in manager.watches)
+        wait_until(what="the watch stopped", condition=lambda: mirror.server_id not in manager.watches)
         assert watch_owner(mirror) is None and watch_status(mirror) == ""
         append(mirror, "INBOX", "while inactive")
         manager.ticked.clear()
-        wait_for("another tick", manager.ticked.is_set)
+        wait_until(what="another tick", condition=manager.ticked.is_set)
         assert not mirror.emails(subject="while inactive")
 
 
@@ -285,8 +277,9 @@ def test_a_slow_copy_then_expunge_heard_apart_is_a_move(mirror: Mirror, fast_wat
             arrived(mirror, "filed slowly", "Archive")  # the copy was pushed on its own
             client.delete_messages(uids)
             client.expunge()
-        wait_for(
-            "the copy adopted", lambda: [e.id for e in mirror.emails(subject="filed slowly")] == [original.id]
+        wait_until(
+            what="the copy adopted",
+            condition=lambda: [e.id for e in mirror.emails(subject="filed slowly")] == [original.id],
         )
     (moved,) = mirror.emails(subject="filed slowly")
     assert moved.folder == "Archive"
@@ -323,11 +316,14 @@ def test_watches_are_shared_between_processes(mirror: Mirror, fast_watch: None) 
             return {row.id or 0: row.watch_owner for row in rows}
 
     with watching() as first:
-        wait_for("the first process watches all four", lambda: set(holders().values()) == {first.holder})
+        wait_until(
+            what="the first process watches all four",
+            condition=lambda: set(holders().values()) == {first.holder},
+        )
         with watching() as second:
             # The second process holds nothing yet, and is counted all the same: half move to it.
             two_each = Counter({first.holder: 2, second.holder: 2})
-            wait_for("two each", lambda: Counter(holders().values()) == two_each)
+            wait_until(what="two each", condition=lambda: Counter(holders().values()) == two_each)
             ends = time.monotonic() + 3  # and it stays so over several ticks
             while time.monotonic() < ends:
                 assert Counter(holders().values()) == two_each
@@ -345,7 +341,7 @@ def test_pushed_mail_reaches_a_webhook(client, mirror: Mirror, fast_watch: None)
             watched(mirror, "NOTIFY")
             append(mirror, "INBOX", "to the webhook")
             # Relayed by the push sync itself, delivered by the embedded worker's jobs lane.
-            (request,) = wait_for("the delivery", lambda: receiver.requests)
+            (request,) = wait_until(what="the delivery", condition=lambda: receiver.requests)
     body = request.json
     assert (body["type"], body["data"]["subject"]) == ("email.received", "to the webhook")
     assert body["data"]["cursor"]
@@ -366,25 +362,14 @@ def test_imap2api_serve_watches_on_its_own(tmp_path: Path, dovecot) -> None:
             "token"
         ]
         headers = {"Authorization": f"Token {token}"}
-        server_id = httpx.post(
-            f"{url}/api/imap-servers/",
-            headers=headers,
-            json={
-                "name": "ann",
-                "host": dovecot.host,
-                "port": dovecot.port,
-                "username": mail_user,
-                "password": "secret",
-                "use_ssl": False,
-            },
-        ).json()["id"]
+        server_id = add_imap_server(url, headers, dovecot, mail_user, "ann")
         synced = httpx.post(f"{url}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60)
         assert synced.status_code == 200, synced.text
 
         def status() -> str:
             return httpx.get(f"{url}/api/imap-servers/{server_id}/", headers=headers).json()["watch_status"]
 
-        wait_for("the embedded worker watches", lambda: status() == "NOTIFY")
+        wait_until(what="the embedded worker watches", condition=lambda: status() == "NOTIFY")
         with dovecot.client(mail_user) as client:
             client.append("Archive", make_message(subject="pushed by serve"))
 
@@ -392,7 +377,7 @@ def test_imap2api_serve_watches_on_its_own(tmp_path: Path, dovecot) -> None:
             answer = httpx.get(f"{url}/api/emails/?imap_server={server_id}", headers=headers).json()
             return [email["subject"] for email in answer["results"]]
 
-        wait_for("the mail is served", lambda: "pushed by serve" in subjects())
+        wait_until(what="the mail is served", condition=lambda: "pushed by serve" in subjects())
         runs = httpx.post(
             f"{url}/graphql",
             headers=headers,

@@ -9,8 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy
 
 from tests.support.messages import make_message
-from tests.support.serve import free_port
+from tests.support.serve import add_imap_server, free_port
 from tests.support.services import (
     POSTGRES_ADMIN_URL,
     REDIS_TEST_URL,
@@ -27,6 +26,7 @@ from tests.support.services import (
     drop_postgres_database,
     require_service,
 )
+from tests.support.webhook_checks import wait_until
 
 LEASE_SECONDS = 3
 WAIT_SECONDS = 60.0
@@ -52,16 +52,6 @@ def _end(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def wait_for(what: str, check: Callable[[], object]) -> object:
-    """``check()`` once truthy; fails naming ``what`` if it never is."""
-    ends = time.monotonic() + WAIT_SECONDS
-    while not (value := check()):
-        if time.monotonic() > ends:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.1)
-    return value
 
 
 class Deployment:
@@ -140,7 +130,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     base = f"http://127.0.0.1:{port}"
     deployment = Deployment(base, workers, url, tmp_path)
     try:
-        wait_for("the API answers", lambda: _answers(base + "/readyz"))
+        wait_until(timeout=WAIT_SECONDS, what="the API answers", condition=lambda: _answers(base + "/readyz"))
         yield deployment
     finally:
         for process in [api, *workers]:
@@ -162,25 +152,24 @@ def test_a_killed_workers_watch_moves_to_the_other(deployment: Deployment, dovec
     token = httpx.post(api + "/api-token-auth/", json={"username": "ops", "password": "pw"}).json()["token"]
     headers = {"Authorization": f"Token {token}"}
     mail_user = dovecot.add_user()
-    server_id = httpx.post(
-        api + "/api/imap-servers/",
-        headers=headers,
-        json={
-            "name": mail_user,
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "username": mail_user,
-            "password": "secret",
-            "use_ssl": False,
-        },
-    ).json()["id"]
+    server_id = add_imap_server(api, headers, dovecot, mail_user)
     synced = httpx.post(f"{api}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60)
     assert synced.status_code == 200, synced.text
 
-    holder = str(wait_for("a worker watches the server", lambda: deployment.watch_owner(server_id)))
+    holder = str(
+        wait_until(
+            timeout=WAIT_SECONDS,
+            what="a worker watches the server",
+            condition=lambda: deployment.watch_owner(server_id),
+        )
+    )
     with dovecot.client(mail_user) as client:
         client.append("INBOX", make_message(subject="watched by the first"))
-    wait_for("the first worker's push", lambda: "watched by the first" in deployment.subjects(server_id))
+    wait_until(
+        timeout=WAIT_SECONDS,
+        what="the first worker's push",
+        condition=lambda: "watched by the first" in deployment.subjects(server_id),
+    )
 
     victim = deployment.worker_of(holder)
     os.killpg(victim.pid, signal.SIGKILL)  # no chance to give the lease back
@@ -188,16 +177,25 @@ def test_a_killed_workers_watch_moves_to_the_other(deployment: Deployment, dovec
     with dovecot.client(mail_user) as client:
         client.append("INBOX", make_message(subject="sent while its watcher died"))
     taken = str(
-        wait_for(
-            "the other worker takes the watch over",
-            lambda: (owner := deployment.watch_owner(server_id)) not in (None, holder) and owner,
+        wait_until(
+            timeout=WAIT_SECONDS,
+            what="the other worker takes the watch over",
+            condition=lambda: (owner := deployment.watch_owner(server_id)) not in (None, holder) and owner,
         )
     )
     assert deployment.worker_of(taken) is not victim
-    wait_for("mail still arrives", lambda: "sent while its watcher died" in deployment.subjects(server_id))
+    wait_until(
+        timeout=WAIT_SECONDS,
+        what="mail still arrives",
+        condition=lambda: "sent while its watcher died" in deployment.subjects(server_id),
+    )
     with dovecot.client(mail_user) as client:
         client.append("INBOX", make_message(subject="watched by the second"))
-    wait_for("the second worker's push", lambda: "watched by the second" in deployment.subjects(server_id))
+    wait_until(
+        timeout=WAIT_SECONDS,
+        what="the second worker's push",
+        condition=lambda: "watched by the second" in deployment.subjects(server_id),
+    )
     assert deployment.received(server_id) == 3  # each once: no double announcement across the take-over
     logs = "".join(path.read_text(errors="replace") for path in deployment.logs.glob("*.log"))
     assert "Traceback" not in logs, logs[-3000:]

@@ -28,7 +28,7 @@ from imap2api.db import session_scope
 from imap2api.models import ImapServer, utcnow
 from imap2api.sync.engine import holder_name, run_sync
 from tests.support.messages import make_message
-from tests.support.serve import kill, start_serve
+from tests.support.serve import add_imap_server, kill, start_serve
 from tests.support.webhook_checks import wait_until
 
 
@@ -89,18 +89,7 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
             token = httpx.post(f"{url}/api-token-auth/", json={"username": "chaos", "password": "pw"}).json()
             headers = {"Authorization": f"Token {token['token']}"}
             if server_id is None:
-                server_id = httpx.post(
-                    f"{url}/api/imap-servers/",
-                    headers=headers,
-                    json={
-                        "name": "chaos",
-                        "host": dovecot.host,
-                        "port": dovecot.port,
-                        "username": mail_user,
-                        "password": "secret",
-                        "use_ssl": False,
-                    },
-                ).json()["id"]
+                server_id = add_imap_server(url, headers, dovecot, mail_user, "chaos")
             started = httpx.post(f"{url}/api/imap-servers/{server_id}/sync/?wait=false", headers=headers)
             assert started.status_code == 202, started.text
             run_id = started.json()["sync_run"]

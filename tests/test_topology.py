@@ -20,6 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.support.messages import make_message
+from tests.support.serve import add_imap_server
 from tests.support.services import (
     POSTGRES_ADMIN_URL,
     REDIS_TEST_URL,
@@ -128,28 +129,13 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
         drop_postgres_database(name)
 
 
-def _add_server(api: str, headers: dict[str, str], dovecot, mail_user: str) -> int:
-    return httpx.post(
-        api + "/api/imap-servers/",
-        headers=headers,
-        json={
-            "name": mail_user,
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "username": mail_user,
-            "password": "secret",
-            "use_ssl": False,
-        },
-    ).json()["id"]
-
-
 def test_concurrent_syncs_run_once_per_request(topology, dovecot) -> None:
     headers = topology.token(topology.apis[0], "ops")
     accounts = []
     for number in range(3):
         mail_user = dovecot.add_user()
         dovecot.add_messages(mail_user, "INBOX", [make_message(subject=f"{number}-{n}") for n in range(40)])
-        accounts.append(_add_server(topology.apis[number % 2], headers, dovecot, mail_user))
+        accounts.append(add_imap_server(topology.apis[number % 2], headers, dovecot, mail_user))
 
     # Every account asked for twice at once, once through each API process.
     requests = [(api, server_id) for server_id in accounts for api in topology.apis]
@@ -190,7 +176,7 @@ def test_a_subscriber_on_one_api_hears_a_worker(topology, dovecot) -> None:
     headers = topology.token(api_a, "ops")
     mail_user = dovecot.add_user()
     dovecot.add_message(mail_user, "INBOX", make_message(subject="before"))
-    server_id = _add_server(api_a, headers, dovecot, mail_user)
+    server_id = add_imap_server(api_a, headers, dovecot, mail_user)
     assert (
         httpx.post(f"{api_a}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60).status_code
         == 200

@@ -13,13 +13,14 @@ from markupsafe import Markup, escape
 from sqladmin import expose
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 
 from imap2api.admin.common import AdminView, IdFilter, acting, excerpt, link_to, preformatted
 from imap2api.crud import emails as crud_emails
 from imap2api.db import session_scope
 from imap2api.errors import NotFound, SyncFailed
 from imap2api.models import Email, ImapServer, User
+from imap2api.rest.content import DownloadResponse
 from imap2api.services import content
 
 
@@ -94,5 +95,4 @@ class EmailAdmin(AdminView, model=Email):
             return PlainTextResponse("Not found.", status_code=404)
         except SyncFailed as exc:
             return PlainTextResponse(exc.message, status_code=502)
-        headers = content.file_headers(download, inline=False)
-        return StreamingResponse(download.chunks, media_type=download.content_type, headers=headers)
+        return DownloadResponse(download, inline=False)

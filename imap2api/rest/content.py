@@ -47,13 +47,32 @@ async def _served(request: Request, user: Any, opener: Any, *args: Any) -> conte
     return download
 
 
+class DownloadResponse(StreamingResponse):
+    """Streams a Download and ends its IMAP connection however the answer ends: read to the end, the
+    client gone (Starlette cancels the answer, and an iterator it was reading would wait for the
+    garbage collector to be closed), or an error."""
+
+    def __init__(self, download: content.Download, *, inline: bool) -> None:
+        super().__init__(
+            download.chunks,
+            media_type=download.content_type,
+            headers=content.file_headers(download, inline=inline),
+        )
+        self.download = download
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await run_in_threadpool(self.download.close)
+
+
 def _answer(request: Request, download: content.Download, *, inline: bool) -> Response:
     """The streaming answer, or 304 when the caller has these bytes already."""
     if request.headers.get("if-none-match") == download.etag:
         download.close()
         return Response(status_code=304, headers=content.file_headers(download, inline=inline, body=False))
-    headers = content.file_headers(download, inline=inline)
-    return StreamingResponse(download.chunks, media_type=download.content_type, headers=headers)
+    return DownloadResponse(download, inline=inline)
 
 
 @router.get("/{email_id:int}/attachments/{attachment_id:int}/", response_model=None, responses=DOWNLOAD)

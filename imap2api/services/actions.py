@@ -37,9 +37,8 @@ from imap2api.sync.connection import connected
 from imap2api.sync.engine import account_of, holder_name, mirror_server
 from imap2api.sync.folders import RemoteFolder, list_remote_folders
 from imap2api.sync.imap import discard_untagged
-from imap2api.sync.lease import LeaseLost, ServerGone, give_back_lease
 from imap2api.sync.progress import RunState
-from imap2api.sync.push import relay_events
+from imap2api.sync.push import give_back, relay_events, runless_state
 from imap2api.sync.run_timeout import RunTimeout
 from imap2api.sync.write import (
     FlagChange,
@@ -180,15 +179,6 @@ def _take_lease(server_id: int, holder: str) -> None:
         time.sleep(0.1)
 
 
-def _give_back(server_id: int, holder: str) -> None:
-    """Release the lease if still held."""
-    try:
-        with session_scope() as session:
-            give_back_lease(session, server_id=server_id, holder=holder)
-    except (LeaseLost, ServerGone):
-        pass
-
-
 def _on_server(
     server: ImapServer, members: list[tuple[int, str, int, int]], action: Action
 ) -> dict[int, Outcome]:
@@ -196,14 +186,7 @@ def _on_server(
     server_id = server.id or 0
     holder = holder_name()
     _take_lease(server_id, holder)
-    state = RunState(
-        run_id=None,
-        server_id=server_id,
-        owner_id=server.owner_id,
-        holder=holder,
-        limit_type=server.sync_limit_type,
-        limit_value=server.sync_limit_value,
-    )
+    state = runless_state(server, holder)
     try:
         with RunTimeout(settings.sync_run_timeout_seconds) as bound:
             timeout = bound.imap_timeout(settings.imap_timeout_seconds)
@@ -220,7 +203,7 @@ def _on_server(
             f"the IMAP connection was lost during the write: {exc}"[:300], code="IMAP_CONNECTION_LOST"
         ) from exc
     finally:
-        _give_back(server_id, holder)
+        give_back(server_id, holder)
     if state.events:
         relay_events()
     return outcomes

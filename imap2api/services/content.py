@@ -8,9 +8,11 @@ not a broken stream.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -48,7 +50,7 @@ class Download:
     chunks: Iterator[bytes]
 
     def close(self) -> None:
-        """End the download unread (its IMAP connection logs out)."""
+        """End the download, read or not: its IMAP connection goes (safe to call twice, from any thread)."""
         close = getattr(self.chunks, "close", None)
         if close is not None:
             close()
@@ -103,24 +105,69 @@ def _opened(place: _Place) -> IMAPClient:
     return client
 
 
-def _streamed(client: IMAPClient, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` with the first one fetched now (a missing message raises here), closing ``client`` after."""
-    try:
-        first = next(chunks, b"")
-    except Exception:
-        client.shutdown()
-        raise
+class _Stream:
+    """The chunks of a download, fetched on demand, ending its IMAP connection once: when read to
+    the end, or when ``close`` is called (the reader left), even while a chunk is being fetched."""
 
-    def rest() -> Iterator[bytes]:
+    def __init__(self, client: IMAPClient, chunks: Iterator[bytes]) -> None:
+        self.client = client
+        self.chunks = chunks
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._ended = False
         try:
-            yield from itertools.chain([first], chunks)
-        finally:
-            try:
-                client.logout()
-            except Exception:  # noqa: BLE001 - the reader may have left: the socket just goes
-                client.shutdown()
+            self.first: bytes | None = next(chunks, b"")  # a missing message raises here, before any answer
+        except Exception:
+            self._end()
+            raise
 
-    return rest()
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
+        try:
+            piece = None if self.stopped.is_set() else next(self.chunks, None)
+        except Exception:
+            if not self.stopped.is_set():  # not our own close cutting a fetch short
+                self._end()
+                raise
+            piece = None
+        if piece is None:
+            self._end()
+            raise StopIteration
+        return piece
+
+    def close(self) -> None:
+        """Stop: the connection ends now, or after the chunk being fetched meanwhile."""
+        self.stopped.set()
+        if self._lock.acquire(blocking=False):
+            try:
+                if not self._ended:
+                    self._ended = True
+                    with contextlib.suppress(Exception):
+                        self.client.shutdown()  # no LOGOUT: a fetch in another thread may still read
+            finally:
+                self._lock.release()
+
+    def _end(self) -> None:
+        """Log out (or just drop the socket), once."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        try:
+            self.client.logout()
+        except Exception:  # noqa: BLE001 - the server or the socket may be gone already
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+
+
+def _streamed(client: IMAPClient, chunks: Iterator[bytes]) -> _Stream:
+    """``chunks`` with the first one fetched now, ending ``client`` when done or closed."""
+    return _Stream(client, chunks)
 
 
 def _etag(*parts: object) -> str:

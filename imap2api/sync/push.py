@@ -59,14 +59,7 @@ def push_sync(server_id: int, folders: frozenset[str] | None = None) -> PushOutc
             session, server_id=server_id, holder=holder, seconds=settings.sync_lease_seconds
         ):
             raise LeaseBusy(f"server {server_id} is being synced")
-    state = RunState(
-        run_id=None,
-        server_id=server_id,
-        owner_id=server.owner_id,
-        holder=holder,
-        limit_type=server.sync_limit_type,
-        limit_value=server.sync_limit_value,
-    )
+    state = runless_state(server, holder)
     try:
         with RunTimeout(settings.sync_run_timeout_seconds) as bound:
             mirror_server(server, state, bound, only=folders)
@@ -74,7 +67,7 @@ def push_sync(server_id: int, folders: frozenset[str] | None = None) -> PushOutc
         log.warning("push sync of server %s stopped: %s", server_id, exc)
         return _outcome(state, started)
     finally:
-        _give_back(server_id, holder)
+        give_back(server_id, holder)
     if state.events:
         relay_events()
     if state.new:
@@ -94,8 +87,20 @@ def relay_events() -> None:
         log.warning("could not relay the events just written; the next scheduler tick will", exc_info=True)
 
 
-def _give_back(server_id: int, holder: str) -> None:
-    """Release the sync lease if this push sync still holds it."""
+def runless_state(server: ImapServer, holder: str) -> RunState:
+    """The state of a sync without a run row (a push sync, a write's sync) of ``server`` by ``holder``."""
+    return RunState(
+        run_id=None,
+        server_id=server.id or 0,
+        owner_id=server.owner_id,
+        holder=holder,
+        limit_type=server.sync_limit_type,
+        limit_value=server.sync_limit_value,
+    )
+
+
+def give_back(server_id: int, holder: str) -> None:
+    """Release the sync lease if ``holder`` still holds it (it may have lapsed and passed on)."""
     try:
         with session_scope() as session:
             give_back_lease(session, server_id=server_id, holder=holder)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,6 +54,24 @@ def start_serve(root: Path, **settings: str) -> tuple[subprocess.Popen, str]:
             raise RuntimeError(f"imap2api serve exited: {(root / 'serve.log').read_text()}")
         time.sleep(0.1)
     return process, url
+
+
+def add_imap_server(url: str, headers: dict[str, str], dovecot: Any, mail_user: str, name: str = "") -> int:
+    """Add a mailbox of the test Dovecot over REST (plain port, STARTTLS as offered); its id."""
+    answer = httpx.post(
+        f"{url}/api/imap-servers/",
+        headers=headers,
+        json={
+            "name": name or mail_user,
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "username": mail_user,
+            "password": "secret",
+            "use_ssl": False,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
 
 
 def kill(process: subprocess.Popen, signum: int = signal.SIGKILL) -> None:
