@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     watch_enabled: bool = True
     watch_lease_seconds: int = Field(default=60, ge=2)  # a dead worker's servers move on after this
     watch_idle_seconds: float = Field(default=600.0, ge=1, le=1740)  # IDLE re-issued before 29 min
+    # A NOTIFY connection is started afresh this often (Dovecot's NOTIFY goes slow after a while).
+    watch_notify_renew_seconds: float = Field(default=120.0, ge=1)
     watch_poll_seconds: float = Field(default=30.0, ge=1)  # STATUS polling of folders nothing else watches
     # Folders worth an IDLE connection of their own when the server has no NOTIFY (special-use or names).
     watch_idle_folders: Annotated[list[str], NoDecode] = ["\\Sent", "\\Archive", "\\Flagged", "\\Drafts"]

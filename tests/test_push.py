@@ -406,3 +406,26 @@ def test_idle_is_reissued_and_keeps_hearing(hidden: Mirror, mode: str, fast_watc
         arrived(mirror, "after renewals")
     texts = mirror.proxy.texts()  # type: ignore[attr-defined]
     assert texts.count("IDLE") >= 4, texts
+
+
+@pytest.mark.parametrize("hidden", [()], indirect=True)
+def test_a_notify_connection_that_heard_something_is_renewed(
+    hidden: Mirror, fast_watch: None, monkeypatch
+) -> None:
+    mirror = hidden
+    monkeypatch.setattr(settings, "watch_notify_renew_seconds", 1.0)
+    mirror.sync()
+    with watching():
+        watched(mirror, "NOTIFY")
+        time.sleep(2.5)  # quiet: nothing heard, nothing renewed
+        quiet = [t for t in mirror.proxy.texts() if t.startswith("NOTIFY")]  # type: ignore[attr-defined]
+        assert len(quiet) == 1
+        append(mirror, "Archive", "before the renewal")
+        arrived(mirror, "before the renewal", "Archive")
+        wait_until(
+            lambda: len([t for t in mirror.proxy.texts() if t.startswith("NOTIFY")]) >= 2,  # type: ignore[attr-defined]
+            what="a fresh NOTIFY connection",
+        )
+        append(mirror, "Archive", "after the renewal")
+        arrived(mirror, "after the renewal", "Archive")
+    assert sorted(received_subjects(mirror)) == ["after the renewal", "before the renewal"]

@@ -30,6 +30,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
+from imapclient.response_parser import parse_response
 
 from imap2api.config import settings
 from imap2api.db import session_scope
@@ -38,7 +39,7 @@ from imap2api.models import ImapServer
 from imap2api.sync.connection import open_connection
 from imap2api.sync.engine import account_of
 from imap2api.sync.folders import RemoteFolder, list_remote_folders, select_folders
-from imap2api.sync.imap import notify_set
+from imap2api.sync.imap import notify_set, pop_untagged
 from imap2api.watch.notices import Notice, canonical, read_responses, status_key
 from imap2api.watch.plan import WatchMode, WatchPlan, plan_watch
 from imap2api.watch.pusher import Pusher
@@ -58,6 +59,20 @@ class Dropped(Exception):
 
 class Replan(Exception):
     """The folder list changed: the watch starts over with a new plan."""
+
+
+def leftover_responses(client: IMAPClient) -> list[tuple[Any, ...]]:
+    """The unsolicited responses imaplib kept since the last command, shaped as IDLE's (notices.py)."""
+    found: list[tuple[Any, ...]] = []
+    for name in ("EXISTS", "EXPUNGE", "FETCH", "VANISHED"):
+        if pop_untagged(client, name):
+            found.append((0, name.encode()))
+    for data in pop_untagged(client, "STATUS"):
+        with contextlib.suppress(Exception):  # an answer imapclient cannot parse names no folder
+            found.append((b"STATUS", parse_response([data])[0], ()))
+    if pop_untagged(client, "LIST"):
+        found.append((b"LIST",))
+    return found
 
 
 def backoff(attempt: int, *, cap: float) -> float:
@@ -173,6 +188,11 @@ class _Listener(threading.Thread):
             if next_every is not None and on_every is not None and time.monotonic() >= next_every:
                 on_every()
                 next_every = time.monotonic() + (every or 0)
+            # What the server said between two IDLEs (during DONE, STATUS...) waits in imaplib's
+            # untagged responses, where no IDLE would read it.
+            notice = read_responses(leftover_responses(client), selected=selected)
+            if notice:
+                on_notice(notice)
 
     def stop(self) -> None:
         """Stop listening: the blocked read ends at once, the thread exits soon after."""
@@ -219,6 +239,7 @@ class ServerWatch(_Listener):
         self._children: list[FolderWatch] = []
         self._folders: list[str] = []
         self.plan: WatchPlan | None = None
+        self._heard_anything = False  # since this connection opened
 
     def report(self, status: str) -> None:
         """Store the status when it changed."""
@@ -233,6 +254,7 @@ class ServerWatch(_Listener):
             remote, folders_to_sync=server.folders_to_sync, exclude_trash=server.exclude_trash
         )
         self._folders = [folder.name for folder in chosen]
+        self._heard_anything = False
         capabilities = [_text(capability) for capability in client.capabilities()]
         plan = plan_watch(
             capabilities,
@@ -255,7 +277,13 @@ class ServerWatch(_Listener):
         self.pusher.notice(self.server_id, None)
         try:
             if plan.mode == WatchMode.NOTIFY:
-                self.listen(client, selected=None, on_notice=self._heard)
+                self.listen(
+                    client,
+                    selected=None,
+                    on_notice=self._heard,
+                    every=settings.watch_notify_renew_seconds,
+                    on_every=self._renew,
+                )
             elif plan.mode == WatchMode.IDLE:
                 assert plan.idle_folder is not None
                 client.select_folder(plan.idle_folder, readonly=True)
@@ -274,8 +302,21 @@ class ServerWatch(_Listener):
         finally:
             self._stop_children()
 
+    def _renew(self) -> None:
+        """Start the NOTIFY connection afresh (a catch-up push sync comes with it).
+
+        Dovecot 2.3 stops announcing folders other than INBOX promptly once its mailbox list index
+        log rotates (every few hundred changes): until the session ends, only its 30-second fallback
+        check speaks. A NOTIFY SET on the same connection mends it but loses the change that comes
+        right after; a new connection has neither fault (docs/sync.md, Push). Only a connection that
+        heard something is renewed: the log grows with changes, and a quiet account costs no logins.
+        """
+        if self._heard_anything:
+            raise Replan()
+
     def _heard(self, notice: Notice) -> None:
         """Hand a notice to the pusher, or re-plan when the folder list changed."""
+        self._heard_anything = True
         if notice.folder_list:
             self.pusher.notice(self.server_id, None)
             raise Replan()
