@@ -31,6 +31,11 @@ def test_notify_needs_one_connection() -> None:
     plan = plan_watch(["IMAP4REV1", "IDLE", "NOTIFY"], FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=3)
     assert (plan.mode, plan.extra_idle, plan.polled) == (WatchMode.NOTIFY, (), ())
     assert plan.describe(30) == "NOTIFY"
+    beside = plan_watch(
+        ["IDLE", "NOTIFY"], FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=3, idle_with_notify=True
+    )
+    assert (beside.mode, beside.extra_idle, beside.polled) == (WatchMode.NOTIFY, ("Sent", "Archive"), ())
+    assert beside.describe(30) == "NOTIFY; IDLE on Sent, Archive"
 
 
 def test_idle_takes_the_folders_that_matter_in_order_and_polls_the_rest() -> None:

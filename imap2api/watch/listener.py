@@ -261,6 +261,7 @@ class ServerWatch(_Listener):
             chosen,
             idle_folders=settings.watch_idle_folders,
             max_connections=settings.watch_max_connections,
+            idle_with_notify=settings.watch_idle_with_notify,
         )
         if plan.mode == WatchMode.NOTIFY and not notify_set(client):
             # Offered, then refused (a proxy, a policy): watch as a server without it.

@@ -1,7 +1,9 @@
 """How a server is watched, decided from its capabilities and folders (pure, no I/O).
 
 - **NOTIFY** (RFC 5465) where offered: one connection hears of every folder (``STATUS`` and
-  ``LIST`` notifications), IDLE keeping it open.
+  ``LIST`` notifications), IDLE keeping it open; with ``IMAP2API_WATCH_IDLE_WITH_NOTIFY`` the
+  folders that matter get an IDLE connection each as well (see below), which Dovecot's NOTIFY
+  needs to stay prompt.
 - Else **IDLE** (RFC 2177) on INBOX, plus one more IDLE connection each for the folders that
   matter most (``IMAP2API_WATCH_IDLE_FOLDERS``: special-use flags or names, in order), up to
   ``IMAP2API_WATCH_MAX_CONNECTIONS`` per server; the folders left are polled with ``STATUS``
@@ -70,13 +72,18 @@ def plan_watch(
     *,
     idle_folders: Sequence[str],
     max_connections: int,
+    idle_with_notify: bool = False,
 ) -> WatchPlan:
     """The plan for a server offering ``capabilities`` (upper case) whose selected folders are ``folders``."""
     offered = {capability.upper() for capability in capabilities}
     names = [folder.name for folder in folders]
-    if "NOTIFY" in offered and "IDLE" in offered:
-        return WatchPlan(WatchMode.NOTIFY, None, (), ())
     inbox = _inbox(folders)
+    if "NOTIFY" in offered and "IDLE" in offered:
+        # The folders that matter get an IDLE of their own beside NOTIFY where asked: Dovecot 2.3's
+        # NOTIFY goes slow for folders other than INBOX after its list index log rotates, IDLE does not.
+        budget = max(0, max_connections - 1) if idle_with_notify else 0
+        extra = [name for name in _ranked(folders, idle_folders) if name != inbox][:budget]
+        return WatchPlan(WatchMode.NOTIFY, None, tuple(extra), ())
     if "IDLE" not in offered or inbox is None:
         return WatchPlan(WatchMode.POLL, None, (), tuple(names))
     extra = [name for name in _ranked(folders, idle_folders) if name != inbox][: max(0, max_connections - 1)]
