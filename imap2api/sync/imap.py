@@ -195,13 +195,17 @@ def examine_qresync(
     return info
 
 
-def notify_set(client: IMAPClient) -> bool:
+def notify_set(client: IMAPClient, *, selected: bool = False) -> bool:
     """``NOTIFY SET`` (RFC 5465) for every personal folder: new mail, expunges, flag changes and changes
-    of the folder list, as STATUS and LIST responses; False if the server refuses it.
+    of the folder list, as STATUS and LIST responses (``selected``: the selected folder's as EXISTS,
+    EXPUNGE and FETCH); False if the server refuses it.
 
     imapclient has no NOTIFY; ``_raw_command`` sends it as imapclient sends its own commands.
     """
     events = b"(personal (MessageNew MessageExpunge FlagChange MailboxName))"
+    if selected:
+        # The selected folder's changes as EXISTS, EXPUNGE and FETCH, as IDLE gives them.
+        events = b"(selected (MessageNew MessageExpunge FlagChange)) " + events
     try:
         typ, _ = client._raw_command(b"NOTIFY", [b"SET", events], uid=False)  # noqa: SLF001 - see above
     except imaplib.IMAP4.error:

@@ -39,7 +39,7 @@ from imap2api.models import ImapServer
 from imap2api.sync.connection import open_connection
 from imap2api.sync.engine import account_of
 from imap2api.sync.folders import RemoteFolder, list_remote_folders, select_folders
-from imap2api.sync.imap import notify_set, pop_untagged
+from imap2api.sync.imap import discard_untagged, notify_set, pop_untagged
 from imap2api.watch.notices import Notice, canonical, read_responses, status_key
 from imap2api.watch.plan import WatchMode, WatchPlan, plan_watch
 from imap2api.watch.pusher import Pusher
@@ -161,6 +161,7 @@ class _Listener(threading.Thread):
         """IDLE until stopped (renewed every WATCH_IDLE_SECONDS), running ``on_every`` every ``every`` s."""
         renew = settings.watch_idle_seconds
         next_every = time.monotonic() + every if every else None
+        discard_untagged(client)  # what SELECT and NOTIFY SET said: the catch-up push sync covers it
         while not self.stopping.is_set():
             client.idle()
             ends = time.monotonic() + renew
@@ -263,7 +264,12 @@ class ServerWatch(_Listener):
             max_connections=settings.watch_max_connections,
             idle_with_notify=settings.watch_idle_with_notify,
         )
-        if plan.mode == WatchMode.NOTIFY and not notify_set(client):
+        inbox = next((name for name in self._folders if name.upper() == "INBOX"), None)
+        if plan.mode == WatchMode.NOTIFY and inbox is not None:
+            # INBOX stays selected, its changes told as IDLE tells them: Dovecot keeps those prompt
+            # after its index logs rotate, where its NOTIFY STATUS goes slow.
+            client.select_folder(inbox, readonly=True)
+        if plan.mode == WatchMode.NOTIFY and not notify_set(client, selected=inbox is not None):
             # Offered, then refused (a proxy, a policy): watch as a server without it.
             plan = plan_watch(
                 [c for c in capabilities if c != "NOTIFY"],
@@ -280,7 +286,7 @@ class ServerWatch(_Listener):
             if plan.mode == WatchMode.NOTIFY:
                 self.listen(
                     client,
-                    selected=None,
+                    selected=inbox,
                     on_notice=self._heard,
                     every=settings.watch_notify_renew_seconds,
                     on_every=self._renew,
