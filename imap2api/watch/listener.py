@@ -164,6 +164,10 @@ class _Listener(threading.Thread):
         discard_untagged(client)  # what SELECT and NOTIFY SET said: the catch-up push sync covers it
         while not self.stopping.is_set():
             client.idle()
+            # A response that came just before "+ idling" was read by idle() and kept aside by imaplib.
+            early = read_responses(leftover_responses(client), selected=selected)
+            if early:
+                on_notice(early)
             ends = time.monotonic() + renew
             if next_every is not None:
                 ends = min(ends, next_every)
