@@ -114,6 +114,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             "IMAP2API_WORKER_PROCESSES": "1",
             "IMAP2API_WATCH_ENABLED": "true",
             "IMAP2API_WATCH_LEASE_SECONDS": str(LEASE_SECONDS),
+            # The killed worker may hold a push sync's sync lease too: it must lapse within the test.
+            "IMAP2API_SYNC_LEASE_SECONDS": "5",
         },
     }
     migrated = subprocess.run([sys.executable, "-m", "imap2api.cli", "migrate"], env=env, capture_output=True)
