@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     webhook_retry_span_seconds: float = 86_400.0
     webhook_disable_after_seconds: float = 86_400.0
 
+    # Sending (imap2api.sending): bounds of one message, and the per-user rate (from the request limiter).
+    send_max_message_bytes: int = Field(default=25_000_000, ge=10_000)
+    send_max_recipients: int = Field(default=100, ge=1)
+    send_rate_limit: str = "100/hour"  # messages per user; "0/hour" disables sending
+    send_retry_base_seconds: float = Field(default=60.0, gt=0)  # then doubling, with jitter
+    send_retry_span_seconds: float = Field(default=86_400.0, gt=0)  # a message is retried this long
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)  # per SMTP read or write
+    smtp_deadline_seconds: float = Field(default=300.0, gt=0)  # one whole SMTP transaction
+    message_id_domain: str = ""  # the Message-ID's right side (blank: the sender address's domain)
+
     history_retention_days: int = 30
     # Tombstones of deleted emails are kept this long: a change-feed cursor is good for at least that.
     changes_retention_days: int = Field(default=30, ge=0)

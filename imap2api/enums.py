@@ -20,6 +20,14 @@ class TlsMode(StrEnum):
     NONE = "none"  # clear text, only when chosen
 
 
+class SmtpSecurity(StrEnum):
+    """How the connection to the SMTP server is protected."""
+
+    SSL = "ssl"  # implicit TLS (port 465)
+    STARTTLS = "starttls"  # STARTTLS, required (port 587)
+    NONE = "none"  # clear text, only when chosen (a relay on the local network)
+
+
 class SyncLimitType(StrEnum):
     """Which messages of a folder are mirrored: all, the last N, or those of the last N days/weeks/months."""
 
@@ -71,6 +79,8 @@ class EventType(StrEnum):
     FOLDER_CREATED = "folder.created"
     FOLDER_DELETED = "folder.deleted"
     SERVER_INITIAL_SYNC_COMPLETED = "server.initial_sync_completed"  # once per server
+    EMAIL_SENT = "email.sent"  # the SMTP server took a message of the outbox
+    EMAIL_SEND_FAILED = "email.send_failed"  # a message of the outbox will not be sent
 
 
 # What a new webhook subscribes to when it names no events: the types webhooks had from the start.
@@ -79,6 +89,26 @@ DEFAULT_EVENT_TYPES: Final = (EventType.EMAIL_RECEIVED, EventType.THREAD_UPDATED
 
 # Sent by "test webhook" to that webhook only; nobody subscribes to it, so it is not an EventType.
 TEST_EVENT: Final = "webhook.test"
+
+
+class SendStatus(StrEnum):
+    """Where a message of the outbox is: queued (waiting for its turn or a retry), sending, sent, failed
+    (the SMTP server refused it for good, or the retries ran out) or cancelled (before it was sent)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class SentCopy(StrEnum):
+    """What became of the copy of a sent message in the server's Sent folder."""
+
+    PENDING = "pending"  # not sent yet, or sent and the copy still to be appended
+    SAVED = "saved"  # appended by imap2api to the Sent folder
+    BY_PROVIDER = "by_provider"  # the provider files it itself (the server's save_sent is false)
+    FAILED = "failed"  # the append failed for good (no Sent folder, refused, retries ran out)
 
 
 class DeliveryStatus(StrEnum):

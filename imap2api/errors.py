@@ -7,6 +7,8 @@ class Imap2ApiError(Exception):
     """Base class of every expected failure; ``code`` is stable and machine-readable."""
 
     code = "ERROR"
+    # More for the caller, beside the code (GraphQL extensions in camelCase), e.g. retryAfter.
+    extra: dict[str, object] = {}
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.__class__.__doc__ or self.code)
@@ -90,3 +92,15 @@ class ServerBusy(Imap2ApiError):
     """Raised when a sync of the server held it for longer than a write may wait: try again soon."""
 
     code = "SERVER_BUSY"
+
+
+class Refused(Imap2ApiError):
+    """Raised when a valid request cannot be done now or at all: ``code`` says why, ``status`` is REST's."""
+
+    code = "REFUSED"
+
+    def __init__(self, message: str, *, code: str, status: int, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.extra = {"status": status, **({"retryAfter": retry_after} if retry_after is not None else {})}

@@ -28,7 +28,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import AutoString, Field, SQLModel
 
@@ -37,6 +47,9 @@ from imap2api.enums import (
     DeliveryStatus,
     EventType,
     LastSyncStatus,
+    SendStatus,
+    SentCopy,
+    SmtpSecurity,
     SyncLimitType,
     SyncStatus,
     SyncTrigger,
@@ -188,6 +201,36 @@ class ImapServerSettings(SQLModel):
         default="", sa_type=Text, description="Exact folder names, comma-separated (blank: every folder)."
     )
     exclude_trash: bool = Field(default=True, description="Skip the Trash and Junk folders.")
+    # Sending (imap2api.sending): the account's SMTP server; blank host: sending is off.
+    email_address: str = Field(
+        default="",
+        max_length=320,
+        description="The address mail is sent from (blank: the IMAP username, when it is an address).",
+    )
+    display_name: str = Field(default="", max_length=255, description="The name sent beside it in From.")
+    smtp_host: str = Field(
+        default="",
+        max_length=255,
+        description="The SMTP server mail is sent through (blank: sending is off); filled from a preset "
+        "for well-known IMAP hosts (Gmail, Office 365, iCloud...).",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="465 for implicit TLS, 587 for STARTTLS.")
+    smtp_security: SmtpSecurity = _choice(
+        SmtpSecurity.STARTTLS,
+        max_length=10,
+        description="Implicit TLS, STARTTLS (required) or none (clear text, only if you must).",
+    )
+    smtp_username: str = Field(
+        default="", max_length=255, description="The SMTP login (blank: the IMAP one)."
+    )
+    smtp_auth: bool = Field(
+        default=True, description="Log in to the SMTP server (false: a relay without login)."
+    )
+    save_sent: bool = Field(
+        default=True,
+        description="Append each sent message to the Sent folder; false where the provider files it itself "
+        "(Gmail, Office 365).",
+    )
 
 
 class ImapServerBase(ImapServerSettings):
@@ -222,6 +265,8 @@ class ImapServer(ImapServerBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     password_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    # "": SMTP logs in with the IMAP password.
+    smtp_password_encrypted: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     sync_interval_seconds: int | None = None
     is_active: bool = True
     next_sync_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
@@ -251,6 +296,12 @@ class ImapServerCreate(ImapServerSettings):
     password: str = Field(
         schema_extra={"json_schema_extra": {"writeOnly": True}},
         description="Write-only, stored encrypted; required again to change host, port or TLS.",
+    )
+    smtp_password: str | None = Field(
+        default=None,
+        schema_extra={"json_schema_extra": {"writeOnly": True}},
+        description='Write-only, stored encrypted (null: the IMAP password; "": back to it); required '
+        "again to change the SMTP host, port, security or login.",
     )
 
 
@@ -547,6 +598,103 @@ class WebhookDeliveryPublic(WebhookDeliveryBase):
 
 class SyncRunPublic(SyncRunBase):
     """One sync of one server; readable while it runs."""
+
+    id: int
+    imap_server: int
+
+
+class OutboxMessageBase(SQLModel):
+    """A message to send, as the API shows it (but its id and server)."""
+
+    status: SendStatus = _choice(SendStatus.QUEUED, max_length=20)
+    message_id: str = Field(max_length=255, description="The Message-ID header, with its angle brackets.")
+    subject: str = Field(default="", sa_type=Text)
+    to: list[str] = Field(default_factory=list, sa_type=Text, description="The To addresses, as written.")
+    cc: list[str] = Field(default_factory=list, sa_type=Text)
+    bcc: list[str] = Field(default_factory=list, sa_type=Text, description="Sent, never shown to the others.")
+    size: int = Field(default=0, description="The message's size in bytes.")
+    reply_to_email: int | None = Field(default=None, description="The email this message answers.")
+    forward_email: int | None = Field(default=None, description="The email this message forwards.")
+    attempts: int = Field(default=0, description="SMTP attempts so far.")
+    error: str = Field(default="", sa_type=Text, description="Why the last attempt failed (blank if none).")
+    error_code: str = Field(
+        default="", max_length=40, description="SMTP_TEMPORARY, SMTP_REJECTED, SMTP_AUTH_FAILED..."
+    )
+    smtp_response: str = Field(
+        default="", sa_type=Text, description="The SMTP server's last answer, e.g. 250 2.0.0 Ok: queued."
+    )
+    refused: list[str] = Field(
+        default_factory=list,
+        sa_type=Text,
+        description="Recipients the SMTP server refused while taking the others, with its answer.",
+    )
+    sent_copy: SentCopy = _choice(
+        SentCopy.PENDING,
+        max_length=20,
+        description="The copy in the Sent folder: pending, saved, by_provider or failed.",
+    )
+    email: int | None = Field(default=None, description="The sent copy's email, once it is mirrored.")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    next_attempt_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="When the next attempt is due (null: none)."
+    )
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message of the outbox: composed, queued, sent by the ``send_email`` actor (imap2api.sending).
+
+    The lists are JSON text; the bytes (``raw``, Bcc included, as filed in Sent) are dropped once
+    the message is sent and filed, failed or cancelled.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_owner_created", "owner_id", "created_at"),
+        # A sync asks which of a batch's Message-IDs the server's outbox sent (crud.outbox).
+        Index("ix_outbox_server_message", "imap_server_id", "message_id"),
+        IDS_NEVER_REUSED,
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    imap_server_id: int = Field(foreign_key="imap_servers.id", ondelete="CASCADE")
+    status: str = Field(default=SendStatus.QUEUED.value, max_length=20)
+    message_id: str = Field(max_length=255)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    to: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    cc: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    bcc: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    size: int = 0
+    reply_to_email_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    forward_email_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    attempts: int = 0
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    error_code: str = Field(default="", max_length=40)
+    smtp_response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    refused: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    sent_copy: str = Field(default=SentCopy.PENDING.value, max_length=20)
+    email_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
+    sent_at: datetime | None = Field(default=None, sa_column=_ts())
+    # What the worker needs: the envelope, the bytes, and who holds the message while sending it.
+    envelope_from: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    envelope_to: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    smtputf8: bool = False
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    copy_attempts: int = 0
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str = Field(default="", max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class OutboxMessagePublic(OutboxMessageBase):
+    """A message of the outbox as the API shows it (never with its bytes)."""
 
     id: int
     imap_server: int

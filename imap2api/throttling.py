@@ -26,6 +26,7 @@ from imap2api.crud.users import user_id_for_token_hash
 from imap2api.db import session_scope
 from imap2api.graphql.context import token_from_header
 from imap2api.security import hash_token_key
+from imap2api.sending.limits import body_limit
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -163,7 +164,8 @@ class LimitsMiddleware:
                 return
         request_headers = dict(scope.get("headers") or [])
         declared = request_headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
+        limit = body_limit(scope["path"])
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await _json(send, 413, {"detail": "Request body is too large."}, headers)
             return
 
@@ -175,7 +177,7 @@ class LimitsMiddleware:
                 ]
             await send(message)
 
-        await self.app(scope, _bounded(receive, settings.max_request_bytes), send_with_headers)
+        await self.app(scope, _bounded(receive, limit), send_with_headers)
 
     async def _handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A websocket handshake spends one request; refused with DRF's 429 where the server can say so."""

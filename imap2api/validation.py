@@ -6,15 +6,17 @@ import re
 from enum import Enum
 from typing import Any
 
-from imap2api.enums import SyncLimitType, TlsMode
+from imap2api.enums import SmtpSecurity, SyncLimitType, TlsMode
 from imap2api.errors import ValidationFailed
 from imap2api.fields import api_fields, max_length
 from imap2api.hostnames import InvalidHost, canonical_host
 from imap2api.models import ImapServerCreate
+from imap2api.sending.presets import fill_smtp
 
 # The names admin and sync import; the sets are the enums.
 SYNC_LIMIT_TYPES = tuple(SyncLimitType)
 TLS_MODES = tuple(TlsMode)
+SMTP_SECURITIES = tuple(SmtpSecurity)
 
 # Read off the model (models.ImapServerSettings), so that a new field is checked without a change here.
 _FIELDS = api_fields(ImapServerCreate, first=())
@@ -23,6 +25,9 @@ TEXT_FIELDS = {
     f.name: bound for f in _FIELDS if f.base is str and (bound := max_length(ImapServerCreate, f.name))
 }
 REQUIRED_ON_CREATE = tuple(f.name for f in _FIELDS if f.required)
+# Bounded text that may be blank (it has a blank default: smtp_host "" is sending off); the rest may not.
+BLANK_ALLOWED = frozenset(name for name in TEXT_FIELDS if name not in REQUIRED_ON_CREATE)
+PORT_FIELDS = ("port", "smtp_port")
 # use_ssl and tls_mode have defaults too, but decide each other (_resolve_tls).
 SETTLED_TOGETHER = ("use_ssl", "tls_mode")
 SERVER_DEFAULTS: dict[str, Any] = {
@@ -40,6 +45,18 @@ PASSWORD_AGAIN = (
     "Enter the IMAP password again: changing host, port, use_ssl, tls_mode or tls_verify needs it, "
     "so that a stored password is never sent to a server it was not given for."
 )
+# Where the SMTP login goes: the same rule, for the password SMTP uses (its own, or the IMAP one).
+SMTP_DESTINATION_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "smtp_auth", "tls_verify")
+SMTP_PASSWORD_AGAIN = (
+    "Enter the SMTP password again: changing smtp_host, smtp_port, smtp_security, smtp_auth or "
+    "tls_verify needs it, so that a stored password is never sent to a server it was not given for."
+)
+IMAP_PASSWORD_FOR_SMTP = (
+    "Enter the IMAP password again: SMTP logs in with it, and changing smtp_host, smtp_port, "
+    "smtp_security, smtp_auth or tls_verify (or dropping the SMTP password) needs it."
+)
+# An addr-spec, loosely: the SMTP server has the last word; this keeps out lists, names and brackets.
+ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\s@<>()\[\],;:\".]+$")
 
 
 def normalize_folders(value: str) -> str:
@@ -58,6 +75,7 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     """
     errors: dict[str, list[str]] = {}
     clean = dict(data)
+    given = {name for name, value in data.items() if value is not None}
     for name in REQUIRED_ON_CREATE:
         # Absent on create: required; null at any time: refused here, or it reaches a NOT NULL column.
         if clean.get(name) is None and (name in clean or current is None):
@@ -76,34 +94,44 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
         if value is None:
             continue
         clean[name] = value = value.strip()
-        if not value:
+        if not value and name not in BLANK_ALLOWED:
             errors.setdefault(name, []).append("This field may not be blank.")
         elif len(value) > limit:
             errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
     if "password" in clean and clean["password"] is not None and clean["password"] == "":
         errors.setdefault("password", []).append("This field may not be blank.")
     _reject_control_characters(clean, errors)
-    if clean.get("host") and "host" not in errors:
-        try:
-            clean["host"] = canonical_host(clean["host"])
-        except InvalidHost as exc:
-            errors["host"] = [str(exc)]
+    for name in ("host", "smtp_host"):
+        if clean.get(name) and name not in errors:
+            try:
+                clean[name] = canonical_host(clean[name])
+            except InvalidHost as exc:
+                example = "smtp.example.com" if name == "smtp_host" else "imap.example.com"
+                errors[name] = [str(exc).replace("imap.example.com", example)]
+    _fill_smtp_preset(clean, current, given, errors)
     for name in NOT_NULL:
         if name in clean and clean[name] is None:
             errors.setdefault(name, []).append("This field may not be null.")
-    port = clean.get("port")
-    if port is not None and not 1 <= port <= 65535:
-        errors.setdefault("port", []).append(
-            "Ensure this value is greater than or equal to 1."
-            if port < 1
-            else "Ensure this value is less than or equal to 65535."
-        )
+    for name in PORT_FIELDS:
+        port = clean.get(name)
+        if port is not None and not 1 <= port <= 65535:
+            errors.setdefault(name, []).append(
+                "Ensure this value is greater than or equal to 1."
+                if port < 1
+                else "Ensure this value is less than or equal to 65535."
+            )
+    if clean.get("smtp_security") is not None and clean["smtp_security"] not in SMTP_SECURITIES:
+        errors.setdefault("smtp_security", []).append(f'"{clean["smtp_security"]}" is not a valid choice.')
+    address = clean.get("email_address")
+    if address and "email_address" not in errors and not ADDRESS.match(address):
+        errors.setdefault("email_address", []).append("Enter a valid email address.")
     if clean.get("folders_to_sync") is not None:
         clean["folders_to_sync"] = normalize_folders(clean["folders_to_sync"])
     _validate_limit(clean, current or {}, errors)
     _resolve_tls(clean, current or {}, errors, creating=current is None)
     if current is not None:
         _require_password_for_new_destination(clean, current, errors)
+        _require_password_for_new_smtp_destination(clean, current, errors)
     if errors:
         raise ValidationFailed(errors)
     return clean
@@ -111,7 +139,7 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
 
 def _reject_control_characters(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
     """No control characters in the fields that reach the IMAP wire or a log line; no NUL anywhere."""
-    for name in (*TEXT_FIELDS, "password", "folders_to_sync"):
+    for name in (*TEXT_FIELDS, "password", "smtp_password", "folders_to_sync"):
         value = clean.get(name)
         if not isinstance(value, str):
             continue
@@ -162,6 +190,43 @@ def _require_password_for_new_destination(
         for name in DESTINATION_FIELDS
     ):
         errors.setdefault("password", []).append(PASSWORD_AGAIN)
+
+
+def _fill_smtp_preset(
+    clean: dict[str, Any], current: dict[str, Any] | None, given: set[str], errors: dict[str, list[str]]
+) -> None:
+    """A well-known IMAP host fills the SMTP settings left out, on create or when the host changes
+    and the server has no SMTP host yet (imap2api.sending.presets)."""
+    if "host" in errors or clean.get("smtp_host") or not clean.get("host"):
+        return
+    if current is not None and (clean["host"] == current.get("host") or current.get("smtp_host")):
+        return
+    if "smtp_host" in given and current is not None:
+        return  # an explicit blank on update: sending stays off
+    fill_smtp(clean, clean["host"], given=given)
+
+
+def _require_password_for_new_smtp_destination(
+    clean: dict[str, Any], current: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    """The SMTP side of the password rule: a new SMTP destination must come with the password SMTP
+    logs in with (its own when one is stored, else the IMAP one); so must dropping the SMTP password."""
+    host = clean.get("smtp_host", current.get("smtp_host"))
+    auth = clean.get("smtp_auth", current.get("smtp_auth", True))
+    smtp_password = clean.get("smtp_password")
+    if not host or auth is False or smtp_password:
+        return  # nothing is sent, no login, or a new SMTP password comes with the change
+    dropping = smtp_password == "" and bool(current.get("smtp_password_set"))
+    changed = any(
+        name in clean and name not in errors and clean[name] is not None and clean[name] != current.get(name)
+        for name in SMTP_DESTINATION_FIELDS
+    )
+    if not (changed or dropping):
+        return
+    if current.get("smtp_password_set") and not dropping:
+        errors.setdefault("smtp_password", []).append(SMTP_PASSWORD_AGAIN)
+    elif not clean.get("password"):
+        errors.setdefault("password", []).append(IMAP_PASSWORD_FOR_SMTP)
 
 
 def _validate_limit(clean: dict[str, Any], current: dict[str, Any], errors: dict[str, list[str]]) -> None:

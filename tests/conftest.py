@@ -44,6 +44,7 @@ from tests.support.services import (  # noqa: E402
     drop_postgres_database,
     require_service,
 )
+from tests.support.smtp import SMTP_USERS, SmtpServer  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -208,3 +209,41 @@ def mirror(database: str, dovecot, user: str, make_user) -> Mirror:
         server = crud_servers.create_server(session, owner_id=owner.id, data=data)
         owner_id, server_id = owner.id, server.id
     return Mirror(dovecot, user, owner_id, token, server_id)
+
+
+# --- SMTP server (tests/support/smtp.py) ---
+# Two aiosmtpd servers per session, started on first use (a fraction of a second each). Tests take the
+# function fixtures, which clear the shared server (messages and controls) and trust its certificate.
+
+
+@pytest.fixture(scope="session")
+def smtp_starttls() -> Iterator[SmtpServer]:
+    """A submission server with required STARTTLS and AUTH for ``SMTP_USERS``, shared by the session.
+
+    Shared state: take ``smtp_server`` instead, unless the test clears it and trusts its CA itself.
+    """
+    with SmtpServer(tls="starttls", users=SMTP_USERS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_ssl() -> Iterator[SmtpServer]:
+    """As ``smtp_starttls``, with implicit TLS (port 465 style); take ``smtps_server`` in tests."""
+    with SmtpServer(tls="ssl", users=SMTP_USERS) as server:
+        yield server
+
+
+@pytest.fixture()
+def smtp_server(smtp_starttls: SmtpServer) -> Iterator[SmtpServer]:
+    """The STARTTLS server, cleared, its certificate trusted (with Dovecot's) for the test's duration."""
+    smtp_starttls.clear()
+    with smtp_starttls.trusted():
+        yield smtp_starttls
+
+
+@pytest.fixture()
+def smtps_server(smtp_ssl: SmtpServer) -> Iterator[SmtpServer]:
+    """The implicit-TLS server, cleared, its certificate trusted (with Dovecot's) for the test's duration."""
+    smtp_ssl.clear()
+    with smtp_ssl.trusted():
+        yield smtp_ssl

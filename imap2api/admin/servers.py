@@ -36,6 +36,14 @@ TLS_CHOICES = [
     ("starttls", "STARTTLS, required (port 143)"),
     ("none", "None: password and mail in clear text"),
 ]
+SMTP_SECURITY_CHOICES = [
+    ("starttls", "STARTTLS, required (port 587)"),
+    ("ssl", "Implicit TLS (port 465)"),
+    ("none", "None: password and mail in clear text"),
+]
+# Left to their defaults, or the IMAP host's preset (imap2api.sending.presets), when the SMTP host is
+# blank: an unticked box is absent from a form post, and would read as false.
+SMTP_DEFAULTED_FIELDS = ("smtp_port", "smtp_security", "smtp_auth", "save_sent")
 
 
 class ServerForm(Form):
@@ -67,6 +75,22 @@ class ServerForm(Form):
         description="Blank for the service default.",
     )
     is_active = BooleanField("Active (synced on schedule)", default=True)
+    email_address = StringField("Send as", description="Blank: the IMAP username, when it is an address.")
+    display_name = StringField("Sender name")
+    smtp_host = StringField(
+        "SMTP host", description="Blank: sending off, or filled for a well-known IMAP host (Gmail...)."
+    )
+    smtp_port = IntegerField("SMTP port", default=587)
+    smtp_security = SelectField("SMTP TLS", choices=SMTP_SECURITY_CHOICES, default="starttls")
+    smtp_username = StringField("SMTP username", description="Blank: the IMAP username.")
+    smtp_password = PasswordField(
+        "SMTP password",
+        description="Stored encrypted. Blank: keep it (or use the IMAP password, when none is stored).",
+    )
+    smtp_auth = BooleanField("Log in to SMTP", default=True)
+    save_sent = BooleanField(
+        "File sent mail in Sent", default=True, description="Untick where the provider does (Gmail)."
+    )
 
 
 # The API's writable fields this form edits (a field added to the model shows here once the form has it).
@@ -78,8 +102,14 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
     changes = {name: data.get(name) for name in SERVER_FIELDS}
     if changes["folders_to_sync"] is None:
         changes["folders_to_sync"] = ""
-    if data.get("password"):
-        changes["password"] = data["password"]
+    for name in ("email_address", "display_name", "smtp_host", "smtp_username"):
+        changes[name] = changes[name] or ""
+    if not changes["smtp_host"]:
+        for name in SMTP_DEFAULTED_FIELDS:
+            del changes[name]
+    for name in ("password", "smtp_password"):
+        if data.get(name):
+            changes[name] = data[name]
     changes["sync_interval_seconds"] = data.get("sync_interval_seconds")
     changes["is_active"] = bool(data.get("is_active"))
     return changes
@@ -105,7 +135,7 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         "last_sync_status",
         "last_error",
     ]
-    column_details_exclude_list = ["password_encrypted"]
+    column_details_exclude_list = ["password_encrypted", "smtp_password_encrypted"]
     column_labels = {"owner_id": "Owner", "last_sync_status": "Last result"}
     column_formatters = {"owner_id": link_to("user", "owner_id"), "last_error": excerpt(80)}
     column_formatters_detail = {

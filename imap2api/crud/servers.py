@@ -23,6 +23,7 @@ def create_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> I
     server = ImapServer(
         owner_id=owner_id,
         password_encrypted=encrypt_secret(data["password"]),
+        smtp_password_encrypted=encrypt_secret(data["smtp_password"]) if data.get("smtp_password") else "",
         **{name: data[name] for name in WRITABLE if name in data},
     )
     _keep_tls_consistent(server, data)
@@ -65,6 +66,10 @@ def update_server(
         session.exec(update(Folder).where(col(Folder.imap_server_id) == server_id).values(message_count=-1))
     if data.get("password"):
         server.password_encrypted = encrypt_secret(data["password"])
+    if data.get("smtp_password") is not None:
+        # "": SMTP logs in with the IMAP password again.
+        smtp_password = data["smtp_password"]
+        server.smtp_password_encrypted = encrypt_secret(smtp_password) if smtp_password else ""
     server.updated_at = utcnow()
     session.add(server)
     session.flush()
@@ -90,8 +95,11 @@ def delete_server(session: Session, *, owner_id: int | None, server_id: int) -> 
 
 
 def server_fields(server: ImapServer) -> dict[str, Any]:
-    """The stored writable fields, for validating a partial update."""
-    return {name: getattr(server, name) for name in WRITABLE}
+    """The stored writable fields, and whether SMTP has a password of its own, for validating an update."""
+    return {
+        **{name: getattr(server, name) for name in WRITABLE},
+        "smtp_password_set": bool(server.smtp_password_encrypted),
+    }
 
 
 def server_choices(session: Session) -> list[tuple[int, str]]:

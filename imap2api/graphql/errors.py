@@ -22,6 +22,7 @@ def _expected(error: GraphQLError) -> GraphQLError:
     assert isinstance(original, Imap2ApiError)
     extensions = dict(error.extensions or {})
     extensions["code"] = original.code
+    extensions.update(original.extra)
     if isinstance(original, ValidationFailed):
         # Keyed by the GraphQL (camelCase) names; the REST adapter turns them back into its own.
         extensions["fields"] = {to_camel_case(name): messages for name, messages in original.fields.items()}

@@ -21,18 +21,21 @@ from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
 from imap2api.graphql.resolvers.changes import ChangesQuery
 from imap2api.graphql.resolvers.emails import EmailQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
+from imap2api.graphql.resolvers.sending import SendingMutation, SendingQuery
 from imap2api.graphql.resolvers.subscriptions import Subscription
 from imap2api.graphql.resolvers.sync import SyncMutation, SyncQuery
 from imap2api.graphql.resolvers.webhooks import WebhookMutation, WebhookQuery
 
 
 @strawberry.type
-class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery, ChangesQuery):
+class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery, ChangesQuery, SendingQuery):
     """Every read."""
 
 
 @strawberry.type
-class Mutation(AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation, EmailActionMutation):
+class Mutation(
+    AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation, EmailActionMutation, SendingMutation
+):
     """Every write."""
 
 

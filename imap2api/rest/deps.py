@@ -51,6 +51,11 @@ def error_to_api_error(error: dict[str, Any]) -> ApiError:
         return ApiError(404, {"detail": "Invalid page."})
     if code == "UNAUTHENTICATED":
         return not_authenticated(error["message"])
+    if isinstance(extensions.get("status"), int) and 400 <= extensions["status"] < 500:
+        # A Refused: its own status, {"detail", "code"}, and Retry-After when it says when.
+        retry = extensions.get("retryAfter")
+        headers = {"Retry-After": str(retry)} if retry is not None else {}
+        return ApiError(extensions["status"], {"detail": error["message"], "code": code}, headers)
     if code == "GRAPHQL_VALIDATION_FAILED":
         # The route built a variable GraphQL refuses (e.g. out of range): the request's fault.
         return ApiError(400, {"detail": error["message"]})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from imap2api.models import (
     ImapServerCreate,
     ImapServerPublic,
+    OutboxMessagePublic,
     WebhookDeliveryPublic,
     WebhookPublic,
     WebhookSettings,
@@ -181,6 +182,52 @@ class WebhookDeliveryList(BaseModel):
     results: list[WebhookDeliveryOut]
 
 
+OUTBOX_IDS = ("imap_server", "reply_to_email", "forward_email", "email")
+
+
+@openapi_model(OutboxMessagePublic, first=("id", "imap_server"), ids=OUTBOX_IDS, output=True)
+class OutboxMessageOut(BaseModel):
+    """A message of the outbox (never with its bytes)."""
+
+
+class OutboxMessageList(BaseModel):
+    """A page of the outbox, newest first."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[OutboxMessageOut]
+
+
+class AttachmentIn(BaseModel):
+    """A file to attach, its bytes in base64."""
+
+    filename: str
+    content_type: str = "application/octet-stream"
+    content_base64: str
+    content_id: str = Field(
+        default="", description="Set: an inline image the html shows as cid:<content_id>."
+    )
+
+
+class SendEmailIn(BaseModel):
+    """A message to send (JSON; or multipart/form-data, files under ``attachments`` and ``inline``)."""
+
+    imap_server: int
+    to: list[str] = Field(default=[], description='"ann@example.com" or "Ann Example <ann@example.com>".')
+    cc: list[str] = []
+    bcc: list[str] = []
+    subject: str | None = Field(
+        default=None, description="Default on a reply or forward: Re:/Fwd: + the original's."
+    )
+    text: str = ""
+    html: str = ""
+    reply_to_email: int | None = None
+    forward_email: int | None = None
+    forward_inline: bool = False
+    attachments: list[AttachmentIn] = []
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ValidationErrorBody},
     401: {"model": DetailBody},
@@ -201,6 +248,14 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": CodedErrorBody},
     502: {"model": CodedErrorBody},
     503: {"model": CodedErrorBody},
+}
+
+
+# What sending may answer beside the common errors.
+SEND_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": CodedErrorBody},
+    422: {"model": CodedErrorBody},
+    429: {"model": CodedErrorBody},
 }
 
 

@@ -31,7 +31,7 @@ from imap2api.crud import emails as crud_emails
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
 from imap2api.errors import Imap2ApiError, NotFound, ServerBusy, SyncFailed, ValidationFailed
-from imap2api.models import ImapServer
+from imap2api.models import Email, ImapServer, utcnow
 from imap2api.services.principal import Principal
 from imap2api.sync.connection import connected
 from imap2api.sync.engine import account_of, holder_name, mirror_server
@@ -45,10 +45,12 @@ from imap2api.sync.write import (
     ReadOnlyFolder,
     UnsafeExpunge,
     WriteRefused,
+    append_message,
     expunge,
     move,
     open_for_writing,
     present,
+    sent_folder,
     store_flags,
     trash_folder,
 )
@@ -296,3 +298,57 @@ def _apply(
         if action.kind != MODIFY and destination is not None:
             touched.add(destination.name)
     return outcomes, touched
+
+
+@dataclass(frozen=True)
+class Filed:
+    """Where a sent message was filed: the Sent folder, and its email once mirrored (None: not mirrored)."""
+
+    folder: str
+    email_id: int | None
+
+
+class NoSentFolder(Imap2ApiError):
+    """Raised when the server has no Sent folder (no \\Sent special-use, no usual name) to file into."""
+
+    code = "NO_SENT_FOLDER"
+
+
+def file_sent(server_id: int, raw: bytes, *, message_id: str) -> Filed:
+    """APPEND a sent message to the server's Sent folder with ``\\Seen``, then sync that folder.
+
+    Under the server's sync lease, as every write: the copy is mirrored once, by that sync (it is
+    the sender's own mail: no email.received, imap2api.sync.batch).
+    """
+    with session_scope() as session:
+        server = session.get(ImapServer, server_id)
+        if server is None:
+            raise NotFound()
+    holder = holder_name()
+    _take_lease(server_id, holder)
+    state = runless_state(server, holder)
+    try:
+        with RunTimeout(settings.sync_run_timeout_seconds) as bound:
+            timeout = bound.imap_timeout(settings.imap_timeout_seconds)
+            with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
+                folder = sent_folder(list_remote_folders(client))
+                if folder is None:
+                    raise NoSentFolder("this IMAP server has no Sent folder to file the sent message in")
+                append_message(client, folder.name, raw, flags=["\\Seen"], when=utcnow())
+                discard_untagged(client)
+                mirror_server(server, state, bound, only=frozenset({folder.name}), client=client)
+    except LOST as exc:
+        raise SyncFailed(
+            f"the IMAP connection was lost while filing the message: {exc}"[:300], code="IMAP_CONNECTION_LOST"
+        ) from exc
+    finally:
+        give_back(server_id, holder)
+    if state.events:
+        relay_events()
+    with session_scope() as session:
+        email_id = session.exec(
+            select(Email.id).where(
+                Email.imap_server_id == server_id, Email.folder == folder.name, Email.message_id == message_id
+            )
+        ).first()
+    return Filed(folder.name, email_id)

@@ -20,11 +20,13 @@ REQUESTED_SYNCS = "sync"
 SCHEDULED_SYNCS = "sync_scheduled"
 WEBHOOKS = "webhooks"
 SEARCH = "search"
+SENDING = "send"
 SYNC_ACTOR = "sync_server"
 SCHEDULED_SYNC_ACTOR = "sync_server_scheduled"
 DELIVERY_ACTOR = "deliver_webhook"
 DISPATCH_ACTOR = "dispatch_events"
 INDEX_ACTOR = "index_search"
+SEND_ACTOR = "send_email"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ def dispatch_job() -> Job:
 def index_job() -> Job:
     """Move the emails queued for search into the search index."""
     return Job(INDEX_ACTOR, SEARCH)
+
+
+def send_job(outbox_id: int, *, delay_ms: int | None = None) -> Job:
+    """Do the due step of one outbox message: send it, or file its copy in Sent."""
+    return Job(SEND_ACTOR, SENDING, (outbox_id,), delay_ms)
 
 
 def enqueue(session: Session, job: Job) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from imapclient import IMAPClient
 from imap2api import pubsub
 from imap2api.config import settings
 from imap2api.crud import mirror as crud_mirror
+from imap2api.crud import outbox as crud_outbox
 from imap2api.crud import threads as crud_threads
 from imap2api.db import session_scope
 from imap2api.enums import EventType
@@ -179,11 +181,18 @@ def store_batch(state: RunState, prepared: PreparedBatch, *, previous_uidnext: i
         )
         for row, thread_id in zip(rows, assignment.thread_ids, strict=True):
             row["thread_id"] = thread_id
-        arrivals = _arrivals(session, state, rows, previous_uidnext)
+        # The sender's own mail, sent by imap2api and filed in Sent: email.sent announced it already.
+        own = crud_outbox.sent_message_ids(
+            session, server_id=state.server_id, message_ids=[row["message_id"] for row in rows]
+        )
+        arrivals = _arrivals(session, state, rows, previous_uidnext, own=own)
         for row in arrivals:
             row["announced"] = True
         ids = crud_mirror.insert_emails(session, rows=rows, attachments=prepared.attachments)
         id_by_row = {id(row): email_id for row, email_id in zip(rows, ids, strict=True)}
+        if own:
+            copies = {row["message_id"]: id_by_row[id(row)] for row in rows if row["message_id"] in own}
+            crud_outbox.link_copies(session, server_id=state.server_id, email_ids=copies)
         _record_events(session, state, id_by_row, arrivals, assignment)
         moves.store_moves(session, state, moved)
         state.store_progress(
@@ -220,9 +229,15 @@ def _take_moves(
 
 
 def _arrivals(
-    session: Any, state: RunState, rows: list[dict[str, Any]], previous_uidnext: int | None
+    session: Any,
+    state: RunState,
+    rows: list[dict[str, Any]],
+    previous_uidnext: int | None,
+    *,
+    own: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """The rows that are new mail: above the folder's previous UIDNEXT, not moved, not seen before."""
+    """The rows that are new mail: above the folder's previous UIDNEXT, not moved, not seen before,
+    not sent by imap2api (``own``: their Message-IDs)."""
     if previous_uidnext is None:
         return []  # first sync of this folder (generation): nothing here is news
     candidates = [row for row in rows if row["uid"] >= previous_uidnext]
@@ -234,6 +249,8 @@ def _arrivals(
         mid = row["message_id"]
         if mid and (mid in known or mid in state.removed_message_ids or mid in state.announced_message_ids):
             continue  # a move or a copy of mail already mirrored
+        if mid in own:
+            continue
         if mid:
             state.announced_message_ids.add(mid)
         arrivals.append(row)

@@ -12,6 +12,7 @@ import imaplib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from imapclient import IMAPClient
 
@@ -33,6 +34,20 @@ TRASH_ONLY_NAMES = {
     "papelera",
     "cestino",
 }  # a range in a COPYUID answer longer than any batch is not believed
+# Names of a Sent folder on servers without special-use flags (the leaf, case-insensitively).
+SENT_ONLY_NAMES = {
+    "sent",
+    "sent items",
+    "sent messages",
+    "sent mail",
+    "gesendet",
+    "gesendete objekte",
+    "envoyés",
+    "éléments envoyés",
+    "enviados",
+    "posta inviata",
+}
+_APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 
 
 class ReadOnlyFolder(Imap2ApiError):
@@ -193,3 +208,30 @@ def trash_folder(folders: Sequence[RemoteFolder]) -> RemoteFolder | None:
         if folder.special_use in ("", "\\Trash") and leaf.strip().lower() in TRASH_ONLY_NAMES:
             return folder
     return None
+
+
+def sent_folder(folders: Sequence[RemoteFolder]) -> RemoteFolder | None:
+    """The server's Sent folder: special-use ``\\Sent``, else the first folder with a usual name."""
+    flagged = next((folder for folder in folders if folder.special_use == "\\Sent"), None)
+    if flagged is not None:
+        return flagged
+    for folder in folders:
+        leaf = folder.name.rsplit(folder.delimiter, 1)[-1] if folder.delimiter else folder.name
+        if folder.special_use == "" and leaf.strip().lower() in SENT_ONLY_NAMES:
+            return folder
+    return None
+
+
+def append_message(
+    client: IMAPClient, folder: str, raw: bytes, *, flags: Sequence[str], when: datetime
+) -> tuple[int, int] | None:
+    """APPEND ``raw`` to ``folder``; (UIDVALIDITY, UID) from APPENDUID (UIDPLUS), else None."""
+    try:
+        answer = client.append(folder, raw, flags=[flag.encode() for flag in flags], msg_time=when)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise _refused(exc, f"file the message in {folder!r}") from exc
+    text = answer.decode("ascii", "replace") if isinstance(answer, bytes) else str(answer)
+    found = _APPENDUID.search(text)
+    return (int(found.group(1)), int(found.group(2))) if found else None

@@ -1,7 +1,8 @@
 """The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs.
 
-Each tick also relays outbox events to webhooks, re-enqueues deliveries whose message was lost and
-queues the search indexer while emails wait for it; once an hour it prunes history older than
+Each tick also relays outbox events to webhooks, re-enqueues deliveries and outgoing messages whose
+job was lost and queues the search indexer while emails wait for it; once an hour it prunes history
+(finished outgoing messages included) older than
 ``IMAP2API_HISTORY_RETENTION_DAYS`` and the change feed's tombstones older than
 ``IMAP2API_CHANGES_RETENTION_DAYS``.
 """
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from imap2api.config import settings
 from imap2api.crud import changes as crud_changes
+from imap2api.crud import outbox as crud_outbox
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.history import Pruned, prune_history
 from imap2api.db import in_session, session_scope
@@ -48,7 +50,11 @@ def prune_old_history() -> Pruned | None:
     if settings.history_retention_days <= 0:
         return None
     with session_scope() as session:
-        pruned = prune_history(session, before=utcnow() - timedelta(days=settings.history_retention_days))
+        before = utcnow() - timedelta(days=settings.history_retention_days)
+        pruned = prune_history(session, before=before)
+        outgoing = crud_outbox.prune_finished(session, before=before)
+    if outgoing:
+        log.info("pruned %s finished outgoing messages", outgoing)
     if pruned.events or pruned.sync_runs:
         log.info(
             "pruned %s events, %s deliveries and %s sync runs older than %s days",
@@ -85,9 +91,10 @@ class Scheduler(threading.Thread):
     def _due_tasks(self) -> list[Callable[[], object]]:
         """This tick's tasks: syncs, webhooks and the search index always; pruning hourly."""
         from imap2api.workers.search_index import search_index_tick
+        from imap2api.workers.sending import send_tick
         from imap2api.workers.webhooks import webhook_tick
 
-        tasks: list[Callable[[], object]] = [enqueue_due_syncs, webhook_tick, search_index_tick]
+        tasks: list[Callable[[], object]] = [enqueue_due_syncs, webhook_tick, search_index_tick, send_tick]
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
             tasks += [prune_old_history, prune_old_changes]

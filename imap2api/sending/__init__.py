@@ -1,0 +1,1 @@
+"""Sending mail: composing, the outbox, SMTP."""
