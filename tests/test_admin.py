@@ -31,7 +31,17 @@ from imap2api.app import create_app
 from imap2api.config import settings
 from imap2api.crud import users as crud_users
 from imap2api.db import session_scope
-from imap2api.models import AdminSession, Email, ImapServer, SyncRun, User, Webhook, WebhookDelivery, utcnow
+from imap2api.models import (
+    AdminSession,
+    Email,
+    ImapServer,
+    OutboxMessage,
+    SyncRun,
+    User,
+    Webhook,
+    WebhookDelivery,
+    utcnow,
+)
 from imap2api.security import decrypt_secret, encrypt_secret, hash_token_key
 from tests.support.messages import make_message
 from tests.support.receiver import Receiver
@@ -575,3 +585,32 @@ def test_an_email_page_links_its_attachments_and_frames_its_html(admin: Admin, m
     assert admin.get(f"/admin/email/{email.id}/attachments/999999").status_code == 404
     admin.client.cookies.clear()  # logged out: no download
     assert admin.get(href.replace("http://testserver", "")).status_code in (302, 303)
+
+
+def test_the_outbox_page_shows_messages_without_their_bytes_and_cancels_queued_ones(
+    admin: Admin,
+    mirror,  # noqa: ANN001
+) -> None:
+    with session_scope() as session:
+        queued = OutboxMessage(
+            owner_id=mirror.owner_id,
+            imap_server_id=mirror.server_id,
+            message_id="<out-1@example.test>",
+            subject="Quarterly numbers",
+            to='["bob@example.test"]',
+            raw=b"Subject: Quarterly numbers\r\nX-Secret-Marker: do-not-show\r\n\r\nbody",
+            next_attempt_at=utcnow() + timedelta(hours=1),  # nobody sends it during the test
+        )
+        session.add(queued)
+        session.flush()
+        queued_id = queued.id
+    listing = admin.get("/admin/outbox-message/list")
+    assert listing.status_code == 200 and "Quarterly numbers" in listing.text
+    details = admin.get(f"/admin/outbox-message/details/{queued_id}")
+    assert details.status_code == 200 and "&lt;out-1@example.test&gt;" in details.text
+    assert "do-not-show" not in details.text
+    cancelled = admin.get(f"/admin/outbox-message/action/cancel?pks={queued_id}")
+    assert f"Cancelled: message #{queued_id}." in admin.get(cancelled.headers["location"]).text
+    assert row(OutboxMessage, queued_id).status == "cancelled"
+    refused = admin.get(f"/admin/outbox-message/action/cancel?pks={queued_id}")
+    assert "only a queued message" in admin.get(refused.headers["location"]).text

@@ -20,8 +20,10 @@ from imap2api.config import settings
 from imap2api.crud import outbox as crud_outbox
 from imap2api.db import session_scope
 from imap2api.models import OutboxMessage, utcnow
+from imap2api.sending.limits import forget_limiters
 from imap2api.workers.sending import send_tick
 from tests.conftest import Mirror
+from tests.support.imap_proxy import ImapProxy, without_capabilities
 from tests.support.messages import make_message
 from tests.support.smtp import SMTP_USERS, SmtpServer
 
@@ -59,9 +61,11 @@ def sender(mirror: Mirror, smtp_server: SmtpServer) -> Mirror:
 
 @pytest.fixture(autouse=True)
 def quick_retries() -> Any:
-    """Retries after a fraction of a second (the schedule's shape is the unit tests' business)."""
+    """Retries after a fraction of a second (the schedule's shape is the unit tests' business), and a
+    send rate nobody has spent yet."""
     saved = settings.send_retry_base_seconds, settings.send_rate_limit
     settings.send_retry_base_seconds = 0.2
+    forget_limiters()  # user ids repeat from one database to the next
     yield
     settings.send_retry_base_seconds, settings.send_rate_limit = saved
 
@@ -150,7 +154,13 @@ def test_a_message_is_sent_over_starttls_filed_in_sent_and_mirrored_once(
     (mirrored,) = sender.emails(folder="Sent")
     assert mirrored.message_id == queued["message_id"] and mirrored.seen
     assert done["email"] == mirrored.id
-    assert [event["id"] for event in sender.events("email.sent")] == [queued["id"]]
+    (event,) = sender.events("email.sent")
+    assert (event["outbox_message"], event["message_id"], event["to"]) == (
+        queued["id"],
+        queued["message_id"],
+        ["Zoë Müller <zoe@example.test>"],
+    )
+    assert event["id"].startswith("evt_") and event["smtp_response"].startswith("250")  # no email "id"
     assert sender.events("email.received") == []  # the sender's own mail is not news
     sender.sync()
     assert len(sender.emails(folder="Sent")) == 1
@@ -231,7 +241,7 @@ def test_a_refused_login_fails_for_good_with_the_servers_answer(
     assert (done["status"], done["error_code"], done["attempts"]) == ("failed", "SMTP_AUTH_FAILED", 1), done
     assert done["smtp_response"].startswith("535")
     (event,) = sender.events("email.send_failed")
-    assert (event["id"], event["error_code"]) == (done["id"], "SMTP_AUTH_FAILED")
+    assert (event["outbox_message"], event["error_code"]) == (done["id"], "SMTP_AUTH_FAILED")
     assert smtp_server.messages == [] and sent_folder(sender) == []
 
 
@@ -396,3 +406,62 @@ def _raw_of(mirror: Mirror) -> bytes:
     """The bytes of the message in the mailbox's Sent folder."""
     ((raw, _),) = sent_folder(mirror)
     return raw
+
+
+def test_a_non_ascii_address_goes_with_smtputf8(client, sender: Mirror, smtp_server: SmtpServer) -> None:
+    answer = post_send(
+        client, sender, {"to": ["Zoë <zoë@exämple.test>"], "subject": "Grüße", "text": "Hallo"}
+    )
+    assert answer.status_code == 202, answer.text
+    done = settled(client, sender, answer.json()["id"])
+    assert (done["status"], done["sent_copy"]) == ("sent", "saved"), done
+    received, _ = delivered(smtp_server)
+    assert "SMTPUTF8" in received.mail_options
+    assert received.rcpt_tos == ("zoë@exämple.test",)  # RFC 6531: the whole address in UTF-8
+    parsed = email.message_from_string(received.data.decode("utf-8"), policy=policy.default)  # RFC 6532
+    assert parsed["To"].addresses[0].username == "zoë"
+    (copy,) = sender.emails(folder="Sent")
+    assert copy.subject == "Grüße"
+
+
+def test_an_inline_image_uploaded_as_multipart_is_shown_by_cid(
+    client, sender: Mirror, smtp_server: SmtpServer
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200)
+    answer = client.post(
+        "/api/emails/send/",
+        data={
+            "imap_server": str(sender.server_id),
+            "to": "bob@example.test",
+            "html": '<img src="cid:logo.png">',
+        },
+        files={"inline": ("logo.png", png, "image/png")},
+        headers=sender.headers,
+    )
+    assert answer.status_code == 202, answer.text
+    assert settled(client, sender, answer.json()["id"])["status"] == "sent"
+    _, parsed = delivered(smtp_server)
+    related = next(part for part in parsed.walk() if part.get_content_type() == "multipart/related")
+    image = next(part for part in related.iter_parts() if part.get_content_type() == "image/png")
+    assert image["Content-ID"] == "<logo.png>" and image.get_content() == png
+
+
+def plain_imap_server(line: bytes) -> bytes:
+    """A server without UIDPLUS and SPECIAL-USE: no APPENDUID, no \\Sent flag on its Sent folder."""
+    line = without_capabilities(b"UIDPLUS", b"SPECIAL-USE")(line)
+    if line.startswith(b"* LIST") or line.startswith(b"* LSUB"):
+        line = line.replace(b"\\Sent ", b"").replace(b" \\Sent", b"").replace(b"\\Sent", b"")
+    return line
+
+
+def test_the_copy_is_filed_by_name_on_a_server_without_special_use_or_uidplus(
+    client, sender: Mirror, smtp_server: SmtpServer
+) -> None:
+    with ImapProxy(sender.dovecot.host, sender.dovecot.port, plain_imap_server) as proxy:
+        sender.configure(host=proxy.host, port=proxy.port, tls_mode="none", password="secret")
+        answer = post_send(client, sender, {"to": ["bob@example.test"], "text": "filed by name"})
+        done = settled(client, sender, answer.json()["id"])
+        assert any(text.startswith("APPEND") for text in proxy.texts())
+    assert (done["status"], done["sent_copy"]) == ("sent", "saved"), done
+    (copy,) = sender.emails(folder="Sent")
+    assert done["email"] == copy.id

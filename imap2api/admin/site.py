@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 
 from imap2api.admin.auth import AdminAuth
 from imap2api.admin.mail import EmailAdmin
+from imap2api.admin.outbox import OutboxAdmin
 from imap2api.admin.page_policy import admin_policy
 from imap2api.admin.same_origin import SameOriginMiddleware
 from imap2api.admin.servers import ImapServerAdmin, SyncRunAdmin
@@ -30,6 +31,7 @@ VIEWS = (
     WebhookAdmin,
     WebhookDeliveryAdmin,
     EmailAdmin,
+    OutboxAdmin,
 )
 
 

@@ -62,3 +62,9 @@ def body_limit(path: str) -> int:
     if path in SEND_PATHS:
         return max(settings.max_request_bytes, settings.send_max_message_bytes * 4 // 3 + 1_048_576)
     return settings.max_request_bytes
+
+
+def forget_limiters() -> None:
+    """Drop the limiters: in memory, what was spent is forgotten (tests reuse user ids across databases)."""
+    with _lock:
+        _limiters.clear()

@@ -237,8 +237,9 @@ def _copy_outcome(
 
 def _event(session: Session, row: OutboxMessage, type: EventType) -> None:
     """Record ``email.sent`` or ``email.send_failed`` in the event outbox, and relay it after commit."""
+    # No "id": in every other email.* event that is an email's, and a message sent is not one (yet).
     data = {
-        "id": row.id,
+        "outbox_message": row.id,
         "imap_server": row.imap_server_id,
         "message_id": row.message_id,
         "subject": row.subject,
