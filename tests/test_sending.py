@@ -465,3 +465,20 @@ def test_the_copy_is_filed_by_name_on_a_server_without_special_use_or_uidplus(
     assert (done["status"], done["sent_copy"]) == ("sent", "saved"), done
     (copy,) = sender.emails(folder="Sent")
     assert done["email"] == copy.id
+
+
+def test_a_message_deferred_past_the_retry_span_fails(
+    client, sender: Mirror, smtp_server: SmtpServer
+) -> None:
+    saved = settings.send_retry_span_seconds
+    settings.send_retry_span_seconds = 1.0
+    try:
+        smtp_server.fail_next(100, "421 4.7.0 Try again later")
+        answer = post_send(client, sender, {"to": ["bob@example.test"], "text": "never"})
+        done = settled(client, sender, answer.json()["id"])
+    finally:
+        settings.send_retry_span_seconds = saved
+    assert (done["status"], done["error_code"]) == ("failed", "SMTP_TEMPORARY"), done
+    assert done["attempts"] >= 2 and done["next_attempt_at"] is None
+    (event,) = sender.events("email.send_failed")
+    assert event["outbox_message"] == done["id"] and "421" in event["smtp_response"]
