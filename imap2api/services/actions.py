@@ -19,7 +19,8 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
@@ -185,6 +186,20 @@ def _on_server(
     server: ImapServer, members: list[tuple[int, str, int, int]], action: Action
 ) -> dict[int, Outcome]:
     """Apply the action to one server's emails (id, folder, uidvalidity, uid); their Outcomes."""
+    with _writing(server, "during the write") as (client, state, bound):
+        remote = list_remote_folders(client)
+        destination = _destination(remote, action)
+        outcomes, touched = _apply(client, members, action, destination, state)
+        discard_untagged(client)
+        # The mirror follows the server: the sync of the touched folders writes rows and events.
+        mirror_server(server, state, bound, only=frozenset(touched), client=client)
+    return outcomes
+
+
+@contextmanager
+def _writing(server: ImapServer, when: str) -> Iterator[tuple[IMAPClient, RunState, RunTimeout]]:
+    """A write's setting: the server's sync lease, a connection within the run's time bound, and the
+    state its sync records into; the events it wrote are relayed once the lease is given back."""
     server_id = server.id or 0
     holder = holder_name()
     _take_lease(server_id, holder)
@@ -193,22 +208,16 @@ def _on_server(
         with RunTimeout(settings.sync_run_timeout_seconds) as bound:
             timeout = bound.imap_timeout(settings.imap_timeout_seconds)
             with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
-                remote = list_remote_folders(client)
-                destination = _destination(remote, action)
-                outcomes, touched = _apply(client, members, action, destination, state)
-                discard_untagged(client)
-                # The mirror follows the server: the sync of the touched folders writes rows and events.
-                mirror_server(server, state, bound, only=frozenset(touched), client=client)
+                yield client, state, bound
     except LOST as exc:
         # What was done before stays on the server; the next sync (or push) mirrors it.
         raise SyncFailed(
-            f"the IMAP connection was lost during the write: {exc}"[:300], code="IMAP_CONNECTION_LOST"
+            f"the IMAP connection was lost {when}: {exc}"[:300], code="IMAP_CONNECTION_LOST"
         ) from exc
     finally:
         give_back(server_id, holder)
     if state.events:
         relay_events()
-    return outcomes
 
 
 def _destination(remote: list[RemoteFolder], action: Action) -> RemoteFolder | None:
@@ -324,27 +333,13 @@ def file_sent(server_id: int, raw: bytes, *, message_id: str) -> Filed:
         server = session.get(ImapServer, server_id)
         if server is None:
             raise NotFound()
-    holder = holder_name()
-    _take_lease(server_id, holder)
-    state = runless_state(server, holder)
-    try:
-        with RunTimeout(settings.sync_run_timeout_seconds) as bound:
-            timeout = bound.imap_timeout(settings.imap_timeout_seconds)
-            with connected(account_of(server), timeout=timeout) as client, bound.watching(client):
-                folder = sent_folder(list_remote_folders(client))
-                if folder is None:
-                    raise NoSentFolder("this IMAP server has no Sent folder to file the sent message in")
-                append_message(client, folder.name, raw, flags=["\\Seen"], when=utcnow())
-                discard_untagged(client)
-                mirror_server(server, state, bound, only=frozenset({folder.name}), client=client)
-    except LOST as exc:
-        raise SyncFailed(
-            f"the IMAP connection was lost while filing the message: {exc}"[:300], code="IMAP_CONNECTION_LOST"
-        ) from exc
-    finally:
-        give_back(server_id, holder)
-    if state.events:
-        relay_events()
+    with _writing(server, "while filing the message") as (client, state, bound):
+        folder = sent_folder(list_remote_folders(client))
+        if folder is None:
+            raise NoSentFolder("this IMAP server has no Sent folder to file the sent message in")
+        append_message(client, folder.name, raw, flags=["\\Seen"], when=utcnow())
+        discard_untagged(client)
+        mirror_server(server, state, bound, only=frozenset({folder.name}), client=client)
     with session_scope() as session:
         email_id = session.exec(
             select(Email.id).where(

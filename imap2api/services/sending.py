@@ -335,7 +335,8 @@ def _draft(
             }
         )
     subject = outgoing.subject
-    in_reply_to, references = "", tuple[str, ...]()
+    in_reply_to = ""
+    references: tuple[str, ...] = ()
     if original is not None:
         if not (to or cc or bcc) and original.sender:
             to = (Address(name=original.sender_name, email=original.sender),)
