@@ -67,7 +67,7 @@ PROBES = 3  # per folder, before the measured messages: the first deliveries war
 SERVE_STOP_SECONDS = 60.0
 SLOW_SECONDS = 5.0  # a message slower than this is said at once (stderr)
 
-# Dovecot 2.3 limits for thousands of simultaneous connections (up to WATCH_MAX_CONNECTIONS, 3, per
+# Dovecot 2.3 limits for thousands of simultaneous connections (up to WATCH_MAX_CONNECTIONS, 4, per
 # account; merged into the rendered config's own service blocks). Without inotify
 # (fs.inotify.max_user_instances is per uid, 128 by default, and every imap process of the bench's
 # Dovecots runs as one uid) a session checks its mailbox every mailbox_idle_check_interval instead
@@ -718,7 +718,11 @@ def run_latency(args: argparse.Namespace, root: Path) -> list[str]:
         dovecot.add_messages(user, "Archive", [message(f"old archive {n}") for n in range(5)])
         database_url, read_url = stack.enter_context(database(args.database, root, "latency"))
         settings = serve_settings(
-            database_url, "bench-" + secrets.token_hex(16), scheduler_enabled="true", watch_enabled="true"
+            database_url,
+            "bench-" + secrets.token_hex(16),
+            scheduler_enabled="true",
+            watch_enabled="true",
+            log_level=args.log_level,
         )
         serve = Serve(root, **settings)
         stack.callback(serve.close)
@@ -1116,6 +1120,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each message (30)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="latency: the serve's LOG_LEVEL (DEBUG: every notice and push sync)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite database)")
     args = parser.parse_args(argv)
 

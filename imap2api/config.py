@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     watch_poll_seconds: float = Field(default=30.0, ge=1)  # STATUS polling of folders nothing else watches
     # Folders worth an IDLE connection of their own when the server has no NOTIFY (special-use or names).
     watch_idle_folders: Annotated[list[str], NoDecode] = ["\\Sent", "\\Archive", "\\Flagged", "\\Drafts"]
-    watch_max_connections: int = Field(default=3, ge=1)  # per server, INBOX's (or NOTIFY's) included
+    watch_max_connections: int = Field(default=4, ge=1)  # per server, NOTIFY's and INBOX's included
     watch_idle_with_notify: bool = True  # those folders get their IDLE beside NOTIFY too
     watch_debounce_ms: int = Field(default=30, ge=0)  # notices this close together make one push sync
     watch_reconnect_max_seconds: float = Field(default=300.0, ge=1)

@@ -37,8 +37,8 @@ from tests.support.serve import add_imap_server, served
 from tests.support.webhook_checks import wait_until
 
 WAIT_SECONDS = 30.0  # generous: what is checked is that it happens, not how fast (bench/push.py measures)
-# Dovecot offers NOTIFY; Sent and Archive (WATCH_IDLE_FOLDERS) get an IDLE each beside it.
-NOTIFY_STATUS = "NOTIFY; IDLE on Sent, Archive"
+# Dovecot offers NOTIFY; INBOX, Sent and Archive (WATCH_IDLE_FOLDERS) get an IDLE each beside it.
+NOTIFY_STATUS = "NOTIFY; IDLE on INBOX, Sent, Archive"
 
 
 @pytest.fixture()
@@ -147,8 +147,11 @@ def hidden(mirror: Mirror, request: pytest.FixtureRequest) -> Iterator[Mirror]:
 
 
 @pytest.mark.parametrize("hidden", [(b"NOTIFY",)], indirect=True)
-def test_idle_on_inbox_and_the_folders_that_matter_polling_the_rest(hidden: Mirror, fast_watch: None) -> None:
+def test_idle_on_inbox_and_the_folders_that_matter_polling_the_rest(
+    hidden: Mirror, fast_watch: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mirror = hidden
+    monkeypatch.setattr(settings, "watch_max_connections", 3)
     mirror.sync()
     with watching():
         status = watched(mirror, "IDLE on INBOX")

@@ -27,15 +27,26 @@ FOLDERS = [
 IDLE_FOLDERS = ["\\Sent", "\\Archive", "\\Flagged", "\\Drafts"]
 
 
-def test_notify_needs_one_connection() -> None:
-    plan = plan_watch(["IMAP4REV1", "IDLE", "NOTIFY"], FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=3)
-    assert (plan.mode, plan.extra_idle, plan.polled) == (WatchMode.NOTIFY, (), ())
-    assert plan.describe(30) == "NOTIFY"
+def test_notify_hears_every_folder_and_inbox_gets_an_idle_of_its_own() -> None:
+    capabilities = ["IMAP4REV1", "IDLE", "NOTIFY"]
+    alone = plan_watch(capabilities, FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=1)
+    assert (alone.mode, alone.extra_idle, alone.polled) == (WatchMode.NOTIFY, (), ())
+    assert alone.describe(30) == "NOTIFY"
+    plan = plan_watch(capabilities, FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=3)
+    assert (plan.mode, plan.extra_idle, plan.polled) == (WatchMode.NOTIFY, ("INBOX",), ())
     beside = plan_watch(
-        ["IDLE", "NOTIFY"], FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=3, idle_with_notify=True
+        capabilities, FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=4, idle_with_notify=True
     )
-    assert (beside.mode, beside.extra_idle, beside.polled) == (WatchMode.NOTIFY, ("Sent", "Archive"), ())
-    assert beside.describe(30) == "NOTIFY; IDLE on Sent, Archive"
+    assert (beside.mode, beside.extra_idle, beside.polled) == (
+        WatchMode.NOTIFY,
+        ("INBOX", "Sent", "Archive"),
+        (),
+    )
+    assert beside.describe(30) == "NOTIFY; IDLE on INBOX, Sent, Archive"
+    budget = plan_watch(
+        capabilities, FOLDERS, idle_folders=IDLE_FOLDERS, max_connections=3, idle_with_notify=True
+    )
+    assert budget.extra_idle == ("INBOX", "Sent")
 
 
 def test_idle_takes_the_folders_that_matter_in_order_and_polls_the_rest() -> None:

@@ -231,6 +231,7 @@ class FolderWatch(_Listener):
         self.listen(client, selected=self.folder, on_notice=self._heard)
 
     def _heard(self, notice: Notice) -> None:
+        log.debug("server %s: IDLE on %s heard %s", self.server_id, self.folder, sorted(notice.folders))
         self.pusher.notice(self.server_id, notice.folders)
 
 
@@ -269,9 +270,10 @@ class ServerWatch(_Listener):
             idle_with_notify=settings.watch_idle_with_notify,
         )
         inbox = next((name for name in self._folders if name.upper() == "INBOX"), None)
+        if inbox in plan.extra_idle:
+            inbox = None  # it has an IDLE connection of its own (plan.py)
         if plan.mode == WatchMode.NOTIFY and inbox is not None:
-            # INBOX stays selected, its changes told as IDLE tells them: Dovecot keeps those prompt
-            # after its index logs rotate, where its NOTIFY STATUS goes slow.
+            # One connection only: INBOX stays selected on it, its changes told as EXISTS and FETCH.
             client.select_folder(inbox, readonly=True)
         if plan.mode == WatchMode.NOTIFY and not notify_set(client, selected=inbox is not None):
             # Offered, then refused (a proxy, a policy): watch as a server without it.
@@ -327,6 +329,12 @@ class ServerWatch(_Listener):
 
     def _heard(self, notice: Notice) -> None:
         """Hand a notice to the pusher, or re-plan when the folder list changed."""
+        log.debug(
+            "server %s: heard %s%s",
+            self.server_id,
+            sorted(notice.folders),
+            " (folder list)" if notice.folder_list else "",
+        )
         self._heard_anything = True
         if notice.folder_list:
             self.pusher.notice(self.server_id, None)

@@ -1,9 +1,12 @@
 """How a server is watched, decided from its capabilities and folders (pure, no I/O).
 
 - **NOTIFY** (RFC 5465) where offered: one connection hears of every folder (``STATUS`` and
-  ``LIST`` notifications), IDLE keeping it open; with ``IMAP2API_WATCH_IDLE_WITH_NOTIFY`` the
-  folders that matter get an IDLE connection each as well (see below), which Dovecot's NOTIFY
-  needs to stay prompt.
+  ``LIST`` notifications), IDLE keeping it open; INBOX gets an IDLE connection of its own beside it
+  (as soon as ``IMAP2API_WATCH_MAX_CONNECTIONS`` allows two), and with
+  ``IMAP2API_WATCH_IDLE_WITH_NOTIFY`` so do the folders that matter (see below). Dovecot 2.3's
+  NOTIFY needs them: after a while it misses a change now and then, and once its mailbox list
+  index log rotates it speaks every 30 s only, for the folder it has selected too (measured by
+  bench/push.py); a plain IDLE on the folder does neither.
 - Else **IDLE** (RFC 2177) on INBOX, plus one more IDLE connection each for the folders that
   matter most (``IMAP2API_WATCH_IDLE_FOLDERS``: special-use flags or names, in order), up to
   ``IMAP2API_WATCH_MAX_CONNECTIONS`` per server; the folders left are polled with ``STATUS``
@@ -79,10 +82,10 @@ def plan_watch(
     names = [folder.name for folder in folders]
     inbox = _inbox(folders)
     if "NOTIFY" in offered and "IDLE" in offered:
-        # The folders that matter get an IDLE of their own beside NOTIFY where asked: Dovecot 2.3's
-        # NOTIFY goes slow for folders other than INBOX after its list index log rotates, IDLE does not.
-        budget = max(0, max_connections - 1) if idle_with_notify else 0
-        extra = [name for name in _ranked(folders, idle_folders) if name != inbox][:budget]
+        # INBOX, and the folders that matter where asked, get an IDLE of their own beside NOTIFY.
+        own = [inbox] if inbox is not None and max_connections >= 2 else []
+        budget = max(0, max_connections - 1 - len(own)) if idle_with_notify else 0
+        extra = own + [name for name in _ranked(folders, idle_folders) if name != inbox][:budget]
         return WatchPlan(WatchMode.NOTIFY, None, tuple(extra), ())
     if "IDLE" not in offered or inbox is None:
         return WatchPlan(WatchMode.POLL, None, (), tuple(names))

@@ -110,17 +110,18 @@ class Pusher:
     def _run(self, server_id: int, folders: frozenset[str] | None) -> None:
         """One push sync; what it could not do is pending again."""
         retry: float | None = None
+        log.debug("push sync of server %s: %s", server_id, sorted(folders) if folders else "every folder")
         try:
             outcome = self._sync(server_id, folders)
-            if outcome.events:
-                log.info(
-                    "push sync of server %s: %s new, %s updated, %s deleted in %.3f s",
-                    server_id,
-                    outcome.new,
-                    outcome.updated,
-                    outcome.deleted,
-                    outcome.seconds,
-                )
+            log.log(
+                logging.INFO if outcome.events else logging.DEBUG,
+                "push sync of server %s: %s new, %s updated, %s deleted in %.3f s",
+                server_id,
+                outcome.new,
+                outcome.updated,
+                outcome.deleted,
+                outcome.seconds,
+            )
         except LeaseBusy:
             retry = BUSY_RETRY_SECONDS
         except ServerGone:
