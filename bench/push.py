@@ -66,6 +66,9 @@ FOLDERS = ("Archive", "INBOX")  # Archive first: measured before the list index 
 PROBES = 3  # per folder, before the measured messages: the first deliveries warm up every path
 SERVE_STOP_SECONDS = 60.0
 SLOW_SECONDS = 5.0  # a message slower than this is said at once (stderr)
+# In the main series the bare NOTIFY client is waited for this long after the others at most (it
+# goes at Dovecot's 30 s fallback once the list index log rotated); the rotation series waits it out.
+NOTIFY_GRACE = 2.0
 
 # Dovecot 2.3 limits for thousands of simultaneous connections (up to WATCH_MAX_CONNECTIONS, 4, per
 # account; merged into the rendered config's own service blocks). Without inotify
@@ -343,23 +346,28 @@ def append_and_wait(
     timeout: float,
     label: str,
     notify: NotifyFloor | None = None,
+    notify_grace: float | None = None,
 ) -> Sample:
-    """APPEND one message and wait (up to ``timeout``) until every listener had it."""
+    """APPEND one message and wait (up to ``timeout``) until every listener had it.
+
+    The bare NOTIFY client is waited for at most ``notify_grace`` seconds after the others (None:
+    the whole timeout): once Dovecot's list index log rotated it hears only every 30 s, and the
+    series would otherwise go at its pace, not imap2api's.
+    """
     raw = message(subject)
     sent = time.time()
     appender.append(folder, raw)
     ok = time.time()
     deadline = ok + timeout
-    return Sample(
-        label,
-        subject,
-        sent,
-        ok,
-        floor.wait_after(sent, deadline, folder),
-        hook_time(receiver, subject, deadline),
-        subscription.wait(subject, deadline),
-        notify.wait_after(sent, deadline, folder) if notify is not None else None,
-    )
+    heard = floor.wait_after(sent, deadline, folder)
+    hooked = hook_time(receiver, subject, deadline)
+    framed = subscription.wait(subject, deadline)
+    notified = None
+    if notify is not None:
+        others = max((at for at in (heard, hooked, framed) if at is not None), default=time.time())
+        cap = deadline if notify_grace is None else min(deadline, max(others, time.time()) + notify_grace)
+        notified = notify.wait_after(sent, cap, folder)
+    return Sample(label, subject, sent, ok, heard, hooked, framed, notified)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -613,7 +621,9 @@ def push_sync_seconds(log: str) -> list[float]:
 # ------------------------------------------------------------------------------------------------
 
 
-def latency_lines(title: str, samples: list[Sample], timeout: float) -> list[str]:
+def latency_lines(
+    title: str, samples: list[Sample], timeout: float, notify_grace: float | None = NOTIFY_GRACE
+) -> list[str]:
     """p50/p95 of floor, webhook and subscription, the differences and the verdicts."""
     lines = [title]
     figures: dict[str, tuple[float, float, int]] = {}
@@ -625,7 +635,11 @@ def latency_lines(title: str, samples: list[Sample], timeout: float) -> list[str
         missed = sum(1 for v in values if v is None)
         got = [timeout if v is None else v for v in values]  # a lost one counts as the timeout
         figures[which] = (percentile(got, 50), percentile(got, 95), missed)
-        lost = f"   {missed} not within {timeout:g} s" if missed else ""
+        # The bare NOTIFY client is waited for a little past the others only (NOTIFY_GRACE).
+        within = (
+            f"{notify_grace:g} s past the others" if which == "notify" and notify_grace else f"{timeout:g} s"
+        )
+        lost = f"   {missed} not within {within}" if missed else ""
         lines.append(f"    {name:<22}p50 {figures[which][0]:7.3f} s   p95 {figures[which][1]:7.3f} s{lost}")
     floor50, floor95, _ = figures["floor"]
     for which, name in (("webhook", "webhook"), ("ws", "subscription")):
@@ -769,7 +783,9 @@ def run_latency(args: argparse.Namespace, root: Path) -> list[str]:
         rotated_log = dovecot.home(user) / "Maildir" / "dovecot.list.index.log.2"
         notes = []
 
-        def series(folder: str, count: int, name: str, timeout: float) -> list[Sample]:
+        def series(
+            folder: str, count: int, name: str, timeout: float, notify_grace: float | None = NOTIFY_GRACE
+        ) -> list[Sample]:
             """``count`` messages to ``folder``, one at a time, until the watchdog says stop."""
             watchdog = Watchdog(db, serve)
             found = []
@@ -785,6 +801,7 @@ def run_latency(args: argparse.Namespace, root: Path) -> list[str]:
                     timeout,
                     folder,
                     notify,
+                    notify_grace,
                 )
                 sample.rotated = rotated
                 found.append(sample)
@@ -812,7 +829,7 @@ def run_latency(args: argparse.Namespace, root: Path) -> list[str]:
             time.sleep(2)
             say(f"latency: rotated after {filled} APPENDs to Trash; {args.rotation} messages per folder")
             rotation = {
-                folder: series(folder, args.rotation, "rotated", max(args.timeout, 40.0))
+                folder: series(folder, args.rotation, "rotated", max(args.timeout, 40.0), None)
                 for folder in FOLDERS
             }
         status = dict(db.rows("SELECT id, watch_status FROM imap_servers"))[server_id]
@@ -839,7 +856,9 @@ def run_latency(args: argparse.Namespace, root: Path) -> list[str]:
             )
             for folder in FOLDERS:
                 if rotation[folder]:
-                    lines += latency_lines(f"  {folder} (rotated)", rotation[folder], max(args.timeout, 40.0))
+                    lines += latency_lines(
+                        f"  {folder} (rotated)", rotation[folder], max(args.timeout, 40.0), None
+                    )
         lines += notes
         main = [sample for folder in FOLDERS for sample in samples[folder] if not sample.rotated]
         lines += breakdown_lines(main, db, serve.log())
