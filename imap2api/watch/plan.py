@@ -4,8 +4,8 @@
   ``LIST`` notifications), IDLE keeping it open; INBOX gets an IDLE connection of its own beside it
   (as soon as ``IMAP2API_WATCH_MAX_CONNECTIONS`` allows two), and with
   ``IMAP2API_WATCH_IDLE_WITH_NOTIFY`` so do the folders that matter (see below). Dovecot 2.3's
-  NOTIFY needs them: after a while it misses a change now and then, and once its mailbox list
-  index log rotates it speaks every 30 s only, for the folder it has selected too (measured by
+  NOTIFY needs them: once its mailbox list index log rotates it tells of folders every 30 s only,
+  and even the folder it has selected misses a change now and then (2 INBOX messages of 200,
   bench/push.py); a plain IDLE on the folder does neither.
 - Else **IDLE** (RFC 2177) on INBOX, plus one more IDLE connection each for the folders that
   matter most (``IMAP2API_WATCH_IDLE_FOLDERS``: special-use flags or names, in order), up to
