@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from imap2api.config import settings
+from imap2api.enums import SendStatus
 from imap2api.models import OutboxMessagePublic
 from imap2api.rest.deps import CurrentUser, execute
 from imap2api.rest.emails import router as emails_router
@@ -68,7 +69,7 @@ TEXT_FIELDS: dict[str, type] = {
     "forward_email": int,
     "forward_inline": bool,
 }
-STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+STATUSES = tuple(SendStatus)
 
 
 def _strings(value: Any, name: str) -> list[str]:
