@@ -145,3 +145,6 @@ def test_the_api_shows_the_smtp_settings_never_the_password(client, auth: dict[s
         f"/api/imap-servers/{shown['id']}/", json={"smtp_host": "evil.example"}, headers=auth
     )
     assert moved.status_code == 400 and moved.json()["smtp_password"] == [SMTP_PASSWORD_AGAIN]
+    # Deleted with its queued first sync: a later test's embedded worker would run it at start-up
+    # (recovery), and a sync writing while test_time_bounds holds the SQLite lock takes a connection.
+    assert client.delete(f"/api/imap-servers/{shown['id']}/", headers=auth).status_code == 204
