@@ -195,21 +195,20 @@ def _file_copy(row: OutboxMessage) -> Step:
     try:
         if raw is None:
             raise Imap2ApiError("the message's bytes are gone")
-        filed = actions.file_sent(row.imap_server_id, raw, message_id=row.message_id)
+        actions.file_sent(row.imap_server_id, raw)
     except Imap2ApiError as exc:
         final = exc.code in COPY_FINAL_CODES or attempts >= COPY_ATTEMPTS or raw is None
         wait = None if final else backoff_seconds(attempts, base=COPY_RETRY_BASE_SECONDS, span=6 * 3600)
         _copy_outcome(row, error=exc, retry_in=wait)
         log.warning("outbox message %s: its copy was not filed: %s", row.id, exc.message)
         return Step("copy failed" if final else "copy retrying", wait)
-    _copy_outcome(row, email_id=filed.email_id)
+    _copy_outcome(row)
     return Step("sent and filed")
 
 
 def _copy_outcome(
     row: OutboxMessage,
     *,
-    email_id: int | None = None,
     error: Imap2ApiError | None = None,
     retry_in: float | None = None,
 ) -> None:
@@ -220,8 +219,7 @@ def _copy_outcome(
         stored.lease_expires_at = None
         stored.updated_at = now
         if error is None:
-            stored.sent_copy = SentCopy.SAVED.value
-            stored.email_id = stored.email_id or email_id
+            stored.sent_copy = SentCopy.SAVED.value  # email_id: set by the sync of Sent (link_copies)
         else:
             stored.error = f"the copy was not filed in the Sent folder: {error.message}"[:1000]
             stored.error_code = error.code

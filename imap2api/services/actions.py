@@ -32,7 +32,7 @@ from imap2api.crud import emails as crud_emails
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
 from imap2api.errors import Imap2ApiError, NotFound, ServerBusy, SyncFailed, ValidationFailed
-from imap2api.models import Email, ImapServer, utcnow
+from imap2api.models import ImapServer, utcnow
 from imap2api.services.principal import Principal
 from imap2api.sync.connection import connected
 from imap2api.sync.engine import account_of, holder_name, mirror_server
@@ -309,25 +309,18 @@ def _apply(
     return outcomes, touched
 
 
-@dataclass(frozen=True)
-class Filed:
-    """Where a sent message was filed: the Sent folder, and its email once mirrored (None: not mirrored)."""
-
-    folder: str
-    email_id: int | None
-
-
 class NoSentFolder(Imap2ApiError):
     """Raised when the server has no Sent folder (no \\Sent special-use, no usual name) to file into."""
 
     code = "NO_SENT_FOLDER"
 
 
-def file_sent(server_id: int, raw: bytes, *, message_id: str) -> Filed:
-    """APPEND a sent message to the server's Sent folder with ``\\Seen``, then sync that folder.
+def file_sent(server_id: int, raw: bytes) -> str:
+    """APPEND a sent message to the server's Sent folder with ``\\Seen``, then sync that folder; its name.
 
     Under the server's sync lease, as every write: the copy is mirrored once, by that sync (it is
-    the sender's own mail: no email.received, imap2api.sync.batch).
+    the sender's own mail: no email.received; the outbox row learns the copy's id there,
+    imap2api.sync.batch and ``crud.outbox.link_copies``).
     """
     with session_scope() as session:
         server = session.get(ImapServer, server_id)
@@ -340,10 +333,4 @@ def file_sent(server_id: int, raw: bytes, *, message_id: str) -> Filed:
         append_message(client, folder.name, raw, flags=["\\Seen"], when=utcnow())
         discard_untagged(client)
         mirror_server(server, state, bound, only=frozenset({folder.name}), client=client)
-    with session_scope() as session:
-        email_id = session.exec(
-            select(Email.id).where(
-                Email.imap_server_id == server_id, Email.folder == folder.name, Email.message_id == message_id
-            )
-        ).first()
-    return Filed(folder.name, email_id)
+    return folder.name

@@ -96,6 +96,7 @@ def submit(actor: Principal, outgoing: Outgoing, *, idempotency_key: str | None 
     """Compose and queue a message of the principal's; see the module docstring for the order of checks."""
     assert actor.user_id is not None
     key = _key(idempotency_key)
+    _check_bounds(outgoing)
     uploads = _uploads(outgoing.attachments)
     fingerprint = _fingerprint(outgoing, uploads)
     with session_scope() as session:
@@ -188,6 +189,21 @@ def _key(value: str | None) -> str | None:
             {"idempotency_key": [f"Enter 1 to {MAX_KEY_LENGTH} printable ASCII characters."]}
         )
     return value
+
+
+def _check_bounds(outgoing: Outgoing) -> None:
+    """Refuse what is past the bounds before any work on it: parsing the addresses, the html → text
+    conversion and composition all cost time in the size of what a caller sends."""
+    given = len(outgoing.to) + len(outgoing.cc) + len(outgoing.bcc)
+    if given > settings.send_max_recipients:
+        raise ValidationFailed(
+            {"to": [f"At most {settings.send_max_recipients} recipients per message (to, cc and bcc)."]}
+        )
+    body = len(outgoing.text.encode("utf-8", "surrogatepass")) + len(
+        outgoing.html.encode("utf-8", "surrogatepass")
+    )
+    if body > settings.send_max_message_bytes:
+        raise _too_large(body)
 
 
 def _uploads(attachments: tuple[Attachment, ...]) -> tuple[Upload, ...]:
