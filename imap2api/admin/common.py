@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from markupsafe import Markup, escape
 from sqladmin import ModelView
 from sqladmin.filters import ForeignKeyFilter
+from sqladmin.flash import Flash
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -66,6 +67,18 @@ async def each_selected(request: Request, change: Any, ids: list[int]) -> list[i
     """Run a service function returning a row on each id, one transaction each (one failure keeps the
     ones before it, and no transaction holds every selected row's locks); returns the rows' ids."""
     return [(await run_db(change, acting(request), object_id)).id or 0 for object_id in ids]
+
+
+async def act_on_selected(request: Request, change: Any, *, identity: str, done: str) -> RedirectResponse:
+    """``each_selected`` on the action's ids, then back: flashing ``done`` and the rows' ids (``#1, #2``),
+    or the error that stopped it."""
+    try:
+        changed = await each_selected(request, change, selected_ids(request))
+    except Imap2ApiError as exc:
+        Flash.error(request, exc.message)
+        return back(request, identity)
+    Flash.success(request, f"{done} {', '.join(f'#{row}' for row in changed)}.")
+    return back(request, identity)
 
 
 def selected_ids(request: Request) -> list[int]:

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 from sqladmin import action
-from sqladmin.flash import Flash
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imap2api.admin.common import (
-    AdminView,
-    IdFilter,
-    back,
-    each_selected,
-    excerpt,
-    link_to,
-    preformatted,
-    selected_ids,
-)
-from imap2api.errors import Imap2ApiError
+from imap2api.admin.common import AdminView, IdFilter, act_on_selected, excerpt, link_to, preformatted
 from imap2api.models import ImapServer, OutboxMessage
 from imap2api.services import sending
 
@@ -66,10 +55,6 @@ class OutboxAdmin(AdminView, model=OutboxMessage):
     )
     async def cancel(self, request: Request) -> Response:
         """Cancel the selected queued messages."""
-        try:
-            cancelled = await each_selected(request, sending.cancel, selected_ids(request))
-        except Imap2ApiError as exc:
-            Flash.error(request, exc.message)
-            return back(request, self.identity)
-        Flash.success(request, f"Cancelled: message {', '.join(f'#{m}' for m in cancelled)}.")
-        return back(request, self.identity)
+        return await act_on_selected(
+            request, sending.cancel, identity=self.identity, done="Cancelled: message"
+        )

@@ -15,6 +15,7 @@ from wtforms import BooleanField, Form, SelectField, SelectMultipleField, String
 from imap2api.admin.common import (
     AdminView,
     IdFilter,
+    act_on_selected,
     acting,
     back,
     each_selected,
@@ -217,10 +218,6 @@ class WebhookDeliveryAdmin(AdminView, model=WebhookDelivery):
     )
     async def redeliver(self, request: Request) -> Response:
         """Send the selected deliveries' events again."""
-        try:
-            created = await each_selected(request, webhooks.redeliver, selected_ids(request))
-        except Imap2ApiError as exc:
-            Flash.error(request, exc.message)
-            return back(request, self.identity)
-        Flash.success(request, f"Queued again: delivery {', '.join(f'#{d}' for d in created)}.")
-        return back(request, self.identity)
+        return await act_on_selected(
+            request, webhooks.redeliver, identity=self.identity, done="Queued again: delivery"
+        )
