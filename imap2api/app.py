@@ -23,6 +23,7 @@ from imap2api.graphql.websocket import PROTOCOLS as WEBSOCKET_PROTOCOLS
 from imap2api.logs import RequestIdMiddleware
 from imap2api.metrics import MetricsMiddleware
 from imap2api.rest import auth as rest_auth
+from imap2api.rest import oauth2 as rest_oauth2
 from imap2api.rest.api import api_router
 from imap2api.rest.errors import install_error_handlers
 from imap2api.security_headers import install_security_headers
@@ -89,6 +90,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(rest_auth.router)
+    app.include_router(rest_oauth2.callback_router)
     app.include_router(api_router, prefix="/api")
     app.include_router(api_router, prefix="/api/v1")
     # Our GraphiQL page (assets served locally, token field) instead of Strawberry's CDN-loading one.

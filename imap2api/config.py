@@ -94,6 +94,30 @@ class Settings(BaseSettings):
     smtp_deadline_seconds: float = Field(default=300.0, gt=0)  # one whole SMTP transaction
     message_id_domain: str = ""  # the Message-ID's right side (blank: the sender address's domain)
 
+    # OAuth2 (imap2api.oauth2, docs/oauth2.md): the apps registered with Google and Microsoft, and bounds.
+    public_url: str = ""  # how browsers reach this service (the callback's base); blank: from the request
+    oauth2_google_client_id: str = ""
+    oauth2_google_client_secret: str = ""
+    oauth2_google_scope: str = "https://mail.google.com/"
+    oauth2_google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    oauth2_google_token_url: str = "https://oauth2.googleapis.com/token"
+    oauth2_microsoft_client_id: str = ""
+    oauth2_microsoft_client_secret: str = ""
+    oauth2_microsoft_tenant: str = "common"  # or "organizations", "consumers", a tenant id or domain
+    oauth2_microsoft_scope: str = (
+        "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access"
+    )
+    # "{tenant}" is replaced by the tenant above.
+    oauth2_microsoft_authorize_url: str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"
+    oauth2_microsoft_token_url: str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+    oauth2_refresh_margin_seconds: float = Field(default=300.0, ge=0)  # refreshed this long before expiry
+    oauth2_keepalive_days: float = Field(default=7.0, gt=0)  # an unused refresh token is used this often
+    oauth2_state_minutes: float = Field(default=10.0, gt=0)  # a hosted flow must finish within this
+    oauth2_timeout_seconds: float = Field(default=10.0, gt=0)  # one request to a token endpoint
+    oauth2_allow_private: bool = False  # custom token URLs may lead to private addresses
+    # Origins the hosted flow may send the browser back to (return_to); this service's own always.
+    oauth2_return_origins: Annotated[list[str], NoDecode] = []
+
     history_retention_days: int = 30
     # Tombstones of deleted emails are kept this long: a change-feed cursor is good for at least that.
     changes_retention_days: int = Field(default=30, ge=0)
@@ -104,7 +128,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 
-    @field_validator("cors_origins", "trusted_proxies", "watch_idle_folders", mode="before")
+    @field_validator(
+        "cors_origins", "trusted_proxies", "watch_idle_folders", "oauth2_return_origins", mode="before"
+    )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         """Accept a comma-separated string as well as a JSON list."""

@@ -28,6 +28,21 @@ class SmtpSecurity(StrEnum):
     NONE = "none"  # clear text, only when chosen (a relay on the local network)
 
 
+class AuthType(StrEnum):
+    """How imap2api logs in to the account: with its password, or with OAuth2 tokens (XOAUTH2/OAUTHBEARER)."""
+
+    PASSWORD = "password"
+    OAUTH2 = "oauth2"
+
+
+class OAuth2Provider(StrEnum):
+    """Who issues an account's OAuth2 tokens: Google, Microsoft (Entra ID) or a provider the server names."""
+
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    CUSTOM = "custom"
+
+
 class SyncLimitType(StrEnum):
     """Which messages of a folder are mirrored: all, the last N, or those of the last N days/weeks/months."""
 
@@ -81,6 +96,7 @@ class EventType(StrEnum):
     SERVER_INITIAL_SYNC_COMPLETED = "server.initial_sync_completed"  # once per server
     EMAIL_SENT = "email.sent"  # the SMTP server took a message of the outbox
     EMAIL_SEND_FAILED = "email.send_failed"  # a message of the outbox will not be sent
+    SERVER_AUTH_FAILED = "server.auth_failed"  # the OAuth2 provider refused the tokens: connect again
 
 
 # What a new webhook subscribes to when it names no events: the types webhooks had from the start.

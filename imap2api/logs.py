@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 from collections.abc import Iterator
@@ -82,6 +83,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Query parameters that carry something secret-ish: the OAuth2 callback's code and state.
+_SECRET_QUERY = re.compile(r"([?&](?:code|state)=)[^&\s\"]*")
+
+
+class SecretQueryFilter(logging.Filter):
+    """Blanks the OAuth2 callback's ``code`` and ``state`` in access-log lines (uvicorn logs the query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the request line argument of a uvicorn access record."""
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
 def configure_logging() -> None:
     """Install one stderr handler in the configured format and level."""
     handler = logging.StreamHandler(sys.stderr)
@@ -93,5 +110,8 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(item, SecretQueryFilter) for item in access.filters):
+        access.addFilter(SecretQueryFilter())
     # Alembic narrates every plugin it loads at INFO; only its warnings matter to an operator.
     logging.getLogger("alembic").setLevel(logging.WARNING)

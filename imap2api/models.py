@@ -44,9 +44,11 @@ from sqlmodel import AutoString, Field, SQLModel
 
 from imap2api.enums import (
     DEFAULT_EVENT_TYPES,
+    AuthType,
     DeliveryStatus,
     EventType,
     LastSyncStatus,
+    OAuth2Provider,
     SendStatus,
     SentCopy,
     SmtpSecurity,
@@ -231,6 +233,28 @@ class ImapServerSettings(SQLModel):
         description="Append each sent message to the Sent folder; false where the provider files it itself "
         "(Gmail, Office 365).",
     )
+    # OAuth2 (imap2api.oauth2, docs/oauth2.md): the tokens and the client secret are write-only.
+    auth_type: AuthType = _choice(
+        AuthType.PASSWORD,
+        max_length=10,
+        description="password (LOGIN) or oauth2 (SASL XOAUTH2 or OAUTHBEARER with the stored tokens, for "
+        "IMAP and SMTP alike).",
+    )
+    oauth2_provider: OAuth2Provider | None = Field(
+        default=None,
+        max_length=10,
+        sa_type=AutoString(length=10),
+        description="Who issues the tokens: google, microsoft (client and URLs from the service's settings) "
+        "or custom (the server's own token URL and client); filled for Gmail and Office 365 hosts.",
+    )
+    oauth2_token_url: str = Field(
+        default="",
+        max_length=2000,
+        description="custom only: the provider's token endpoint, where tokens are refreshed (https).",
+    )
+    oauth2_client_id: str = Field(
+        default="", max_length=255, description="custom only: the OAuth2 client the tokens were issued to."
+    )
 
 
 class ImapServerBase(ImapServerSettings):
@@ -245,6 +269,15 @@ class ImapServerBase(ImapServerSettings):
     )
     last_error: str = Field(
         default="", sa_type=Text, description="Why the last sync failed (blank if it did not)."
+    )
+    oauth2_token_stored: bool = Field(
+        default=False,
+        description="An OAuth2 refresh (or access) token is stored, from the hosted flow or the caller.",
+    )
+    needs_reauth: bool = Field(
+        default=False,
+        description="The OAuth2 provider refused the stored tokens (revoked, expired, password changed): "
+        "connect the account again (docs/oauth2.md); syncs fail with OAUTH2_REAUTH_REQUIRED until then.",
     )
     watch_status: str = Field(
         default="",
@@ -267,6 +300,16 @@ class ImapServer(ImapServerBase, table=True):
     password_encrypted: str = Field(sa_column=Column(Text, nullable=False))
     # "": SMTP logs in with the IMAP password.
     smtp_password_encrypted: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # OAuth2: the tokens (encrypted; "" none), when the access token expires and was last refreshed.
+    oauth2_refresh_token_encrypted: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="")
+    )
+    oauth2_access_token_encrypted: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    oauth2_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    oauth2_refreshed_at: datetime | None = Field(default=None, sa_column=_ts())
+    oauth2_client_secret_encrypted: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="")
+    )
     sync_interval_seconds: int | None = None
     is_active: bool = True
     next_sync_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
@@ -302,6 +345,26 @@ class ImapServerCreate(ImapServerSettings):
         schema_extra={"json_schema_extra": {"writeOnly": True}},
         description='Write-only, stored encrypted (null: the IMAP password; "": back to it); required '
         "again to change the SMTP host, port, security or login.",
+    )
+    oauth2_refresh_token: str | None = Field(
+        default=None,
+        schema_extra={"json_schema_extra": {"writeOnly": True}},
+        description='Write-only, stored encrypted: a refresh token your own app obtained ("" drops the '
+        "stored tokens); imap2api refreshes the access token with it.",
+    )
+    oauth2_access_token: str | None = Field(
+        default=None,
+        schema_extra={"json_schema_extra": {"writeOnly": True}},
+        description="Write-only, stored encrypted: a current access token (optional; with its expiry).",
+    )
+    oauth2_expires_at: datetime | None = Field(
+        default=None, description="When the given access token expires (ISO 8601; null: unknown)."
+    )
+    oauth2_client_secret: str | None = Field(
+        default=None,
+        schema_extra={"json_schema_extra": {"writeOnly": True}},
+        description='custom only, write-only, stored encrypted: the client\'s secret ("" none: a public '
+        "client).",
     )
 
 
@@ -698,3 +761,22 @@ class OutboxMessagePublic(OutboxMessageBase):
 
     id: int
     imap_server: int
+
+
+class OAuth2State(SQLModel, table=True):
+    """A hosted OAuth2 flow under way (imap2api.oauth2.flow): bound to its user and server, used once.
+
+    Only the state's SHA-256 is stored; the PKCE verifier is encrypted; the row goes when the provider
+    sends the browser back, or ``OAUTH2_STATE_MINUTES`` after it was made.
+    """
+
+    __tablename__ = "oauth2_states"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    imap_server_id: int = Field(foreign_key="imap_servers.id", index=True, ondelete="CASCADE")
+    provider: str = Field(max_length=10)
+    code_verifier_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    redirect_uri: str = Field(sa_column=Column(Text, nullable=False))
+    return_to: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False, index=True))

@@ -6,11 +6,12 @@ import re
 from enum import Enum
 from typing import Any
 
-from imap2api.enums import SmtpSecurity, SyncLimitType, TlsMode
+from imap2api.enums import AuthType, SmtpSecurity, SyncLimitType, TlsMode
 from imap2api.errors import ValidationFailed
 from imap2api.fields import api_fields, max_length
 from imap2api.hostnames import InvalidHost, canonical_host
 from imap2api.models import ImapServerCreate
+from imap2api.oauth2 import rules as oauth2_rules
 from imap2api.sending.presets import fill_smtp
 
 # The names admin and sync import; the sets are the enums.
@@ -76,7 +77,11 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     errors: dict[str, list[str]] = {}
     clean = dict(data)
     given = {name for name, value in data.items() if value is not None}
+    oauth2_rules.fill_host_preset(clean, current)
+    oauth2 = oauth2_rules.resolved_auth_type(clean, current) == AuthType.OAUTH2
     for name in REQUIRED_ON_CREATE:
+        if name == "password" and oauth2 and clean.get(name) is None:
+            continue  # an OAuth2 account logs in with tokens
         # Absent on create: required; null at any time: refused here, or it reaches a NOT NULL column.
         if clean.get(name) is None and (name in clean or current is None):
             errors.setdefault(name, []).append(
@@ -129,17 +134,40 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
         clean["folders_to_sync"] = normalize_folders(clean["folders_to_sync"])
     _validate_limit(clean, current or {}, errors)
     _resolve_tls(clean, current or {}, errors, creating=current is None)
-    if current is not None:
+    oauth2_rules.check(clean, current, errors)
+    if current is not None and not oauth2:
         _require_password_for_new_destination(clean, current, errors)
+        if current.get("auth_type") == AuthType.OAUTH2:
+            _require_password_when_switching(clean, current, errors)
+    if current is not None and not _smtp_uses_oauth2(clean, current, oauth2=oauth2):
         _require_password_for_new_smtp_destination(clean, current, errors)
     if errors:
         raise ValidationFailed(errors)
     return clean
 
 
+def _smtp_uses_oauth2(clean: dict[str, Any], current: dict[str, Any], *, oauth2: bool) -> bool:
+    """Whether SMTP logs in with the OAuth2 token after the change (no SMTP password of its own)."""
+    if not oauth2:
+        return False
+    own = (
+        clean["smtp_password"] if clean.get("smtp_password") is not None else current.get("smtp_password_set")
+    )
+    return not own
+
+
+def _require_password_when_switching(
+    clean: dict[str, Any], current: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    """Back to auth_type password on a server that never had one stored: the password must come along."""
+    if current.get("password_set") or clean.get("password"):
+        return
+    errors.setdefault("password", []).append('This field is required when auth_type is "password".')
+
+
 def _reject_control_characters(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
     """No control characters in the fields that reach the IMAP wire or a log line; no NUL anywhere."""
-    for name in (*TEXT_FIELDS, "password", "smtp_password", "folders_to_sync"):
+    for name in (*TEXT_FIELDS, "password", "smtp_password", *oauth2_rules.TOKEN_FIELDS, "folders_to_sync"):
         value = clean.get(name)
         if not isinstance(value, str):
             continue

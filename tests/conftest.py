@@ -259,3 +259,82 @@ def smtps_server(smtp_ssl: SmtpServer) -> Iterator[SmtpServer]:
     smtp_ssl.clear()
     with smtp_ssl.trusted():
         yield smtp_ssl
+
+
+# --- OAuth2 (tests/support/oauth2_server.py) ---
+# One authorization server per session, a Dovecot checking its tokens (XOAUTH2/OAUTHBEARER) and an SMTP server
+# taking them. Tests take ``oauth2_server`` (reset per test) and ``oauth2_smtp_server``; users of
+# ``oauth2_dovecot`` are added per test, as on ``dovecot``.
+
+from tests.support.oauth2_server import OAuth2Server  # noqa: E402
+
+OAUTH2_CLIENT_ID = "imap2api-test"
+OAUTH2_CLIENT_SECRET = "test-secret"
+OAUTH2_PUBLIC_CLIENT_ID = "imap2api-public"
+# fnmatch patterns: the service's callback wherever it runs (TestClient, a live server on any port).
+OAUTH2_REDIRECT_URIS = [
+    "http://127.0.0.1:*/oauth2/callback",
+    "http://localhost:*/oauth2/callback",
+    "http://testserver/oauth2/callback",
+    "http://testserver/*/oauth2/callback",
+]
+
+
+@pytest.fixture(scope="session")
+def oauth2_provider_server() -> Iterator[OAuth2Server]:
+    """The session's authorization server, with a confidential and a public client; take ``oauth2_server``."""
+    with OAuth2Server() as server:
+        server.register_client(OAUTH2_CLIENT_ID, OAUTH2_CLIENT_SECRET, OAUTH2_REDIRECT_URIS)
+        server.register_client(OAUTH2_PUBLIC_CLIENT_ID, None, OAUTH2_REDIRECT_URIS)
+        yield server
+
+
+@pytest.fixture()
+def oauth2_server(oauth2_provider_server: OAuth2Server) -> OAuth2Server:
+    """The authorization server, its tokens, codes and counters forgotten."""
+    oauth2_provider_server.reset()
+    return oauth2_provider_server
+
+
+@pytest.fixture(scope="session")
+def oauth2_dovecot(dovecot: DovecotServer, oauth2_provider_server: OAuth2Server) -> Iterator[DovecotServer]:
+    """A Dovecot (TLS) taking the authorization server's access tokens as well as passwords.
+
+    Started after ``dovecot`` (which skips or fails when Dovecot is missing), so that trusting both
+    certificates here cannot be undone by ``dovecot`` starting later.
+    """
+    client_id, secret = oauth2_provider_server.introspection_credentials
+    # Dovecot sends the URL's user and password as HTTP Basic client authentication.
+    url = oauth2_provider_server.introspection_url.replace("http://", f"http://{client_id}:{secret}@", 1)
+    with DovecotServer(tls=True, oauth2_introspection_url=url) as server:
+        bundle = server.root / "trusted.pem"
+        bundle.write_bytes(dovecot.ca_cert_path.read_bytes() + server.ca_cert_path.read_bytes())
+        before, before_env = settings.imap_ca_file, os.environ.get("IMAP2API_IMAP_CA_FILE")
+        os.environ["IMAP2API_IMAP_CA_FILE"] = settings.imap_ca_file = str(bundle)
+        try:
+            yield server
+        finally:
+            settings.imap_ca_file = before
+            if before_env is None:
+                os.environ.pop("IMAP2API_IMAP_CA_FILE", None)
+            else:
+                os.environ["IMAP2API_IMAP_CA_FILE"] = before_env
+
+
+@pytest.fixture(scope="session")
+def smtp_oauth2(oauth2_provider_server: OAuth2Server) -> Iterator[SmtpServer]:
+    """A STARTTLS submission server taking the authorization server's tokens and ``SMTP_USERS``' passwords.
+
+    Shared state: take ``oauth2_smtp_server`` instead.
+    """
+    check = oauth2_provider_server.username_of
+    with SmtpServer(tls="starttls", users=SMTP_USERS, oauth2_check=check) as server:
+        yield server
+
+
+@pytest.fixture()
+def oauth2_smtp_server(smtp_oauth2: SmtpServer, oauth2_server: OAuth2Server) -> Iterator[SmtpServer]:
+    """The OAuth2 SMTP server, cleared, its certificate trusted for the test's duration (tokens reset too)."""
+    smtp_oauth2.clear()
+    with smtp_oauth2.trusted():
+        yield smtp_oauth2

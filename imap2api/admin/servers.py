@@ -41,6 +41,8 @@ SMTP_SECURITY_CHOICES = [
     ("ssl", "Implicit TLS (port 465)"),
     ("none", "None: password and mail in clear text"),
 ]
+AUTH_CHOICES = [("password", "Password"), ("oauth2", "OAuth2 (XOAUTH2 / OAUTHBEARER)")]
+PROVIDER_CHOICES = [("", "None"), ("google", "Google"), ("microsoft", "Microsoft"), ("custom", "Custom")]
 # Left to their defaults, or the IMAP host's preset (imap2api.sending.presets), when the SMTP host is
 # blank: an unticked box is absent from a form post, and would read as false.
 SMTP_DEFAULTED_FIELDS = ("smtp_port", "smtp_security", "smtp_auth", "save_sent")
@@ -60,6 +62,13 @@ class ServerForm(Form):
         "(a new host, port or TLS mode needs it again).",
     )
     tls_mode = SelectField("TLS", choices=TLS_CHOICES, default="ssl")
+    auth_type = SelectField(
+        "Log in with",
+        choices=AUTH_CHOICES,
+        default="password",
+        description="OAuth2: connect the account through the API's hosted flow (docs/oauth2.md).",
+    )
+    oauth2_provider = SelectField("OAuth2 provider", choices=PROVIDER_CHOICES, default="")
     sync_limit_type = SelectField("Sync limit", choices=[(value, value) for value in SYNC_LIMIT_TYPES])
     sync_limit_value = IntegerField("Limit value", [validators.Optional()])
     folders_to_sync = StringField(
@@ -104,6 +113,7 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
         changes["folders_to_sync"] = ""
     for name in ("email_address", "display_name", "smtp_host", "smtp_username"):
         changes[name] = changes[name] or ""
+    changes["oauth2_provider"] = changes["oauth2_provider"] or None
     if not changes["smtp_host"]:
         for name in SMTP_DEFAULTED_FIELDS:
             del changes[name]
@@ -130,12 +140,21 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         "owner_id",
         "host",
         "username",
+        "auth_type",
+        "needs_reauth",
         "is_active",
         "last_sync",
         "last_sync_status",
         "last_error",
     ]
-    column_details_exclude_list = ["password_encrypted", "smtp_password_encrypted"]
+    # Secrets, even encrypted, are no business of a page.
+    column_details_exclude_list = [
+        "password_encrypted",
+        "smtp_password_encrypted",
+        "oauth2_refresh_token_encrypted",
+        "oauth2_access_token_encrypted",
+        "oauth2_client_secret_encrypted",
+    ]
     column_labels = {"owner_id": "Owner", "last_sync_status": "Last result"}
     column_formatters = {"owner_id": link_to("user", "owner_id"), "last_error": excerpt(80)}
     column_formatters_detail = {

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from imap2api.crud.common import Page, paginate
+from imap2api.crud.oauth2 import forget_tokens
 from imap2api.enums import TlsMode
 from imap2api.errors import NotFound
 from imap2api.fields import field_names
@@ -22,11 +23,13 @@ def create_server(session: Session, *, owner_id: int, data: dict[str, Any]) -> I
     """Store a new server from validated data, encrypting its password."""
     server = ImapServer(
         owner_id=owner_id,
-        password_encrypted=encrypt_secret(data["password"]),
+        # "": an OAuth2 account, which logs in with tokens.
+        password_encrypted=encrypt_secret(data["password"]) if data.get("password") else "",
         smtp_password_encrypted=encrypt_secret(data["smtp_password"]) if data.get("smtp_password") else "",
         **{name: data[name] for name in WRITABLE if name in data},
     )
     _keep_tls_consistent(server, data)
+    _apply_oauth2_secrets(server, data)
     session.add(server)
     session.flush()
     return server
@@ -70,10 +73,32 @@ def update_server(
         # "": SMTP logs in with the IMAP password again.
         smtp_password = data["smtp_password"]
         server.smtp_password_encrypted = encrypt_secret(smtp_password) if smtp_password else ""
+    _apply_oauth2_secrets(server, data)
     server.updated_at = utcnow()
     session.add(server)
     session.flush()
     return server
+
+
+def _apply_oauth2_secrets(server: ImapServer, data: dict[str, Any]) -> None:
+    """Store the OAuth2 secrets a caller gave (encrypted): "" drops the tokens (or the client secret);
+    new tokens make the account usable again (``needs_reauth`` false)."""
+    if data.get("oauth2_client_secret") is not None:
+        secret = data["oauth2_client_secret"]
+        server.oauth2_client_secret_encrypted = encrypt_secret(secret) if secret else ""
+    refresh, access = data.get("oauth2_refresh_token"), data.get("oauth2_access_token")
+    if refresh == "":
+        forget_tokens(server)
+    if not (refresh or access):
+        return
+    if refresh:
+        server.oauth2_refresh_token_encrypted = encrypt_secret(refresh)
+    # A new refresh token without an access token: the stored access token may be of another grant.
+    server.oauth2_access_token_encrypted = encrypt_secret(access) if access else ""
+    server.oauth2_expires_at = data.get("oauth2_expires_at") if access else None
+    server.oauth2_refreshed_at = utcnow()
+    server.oauth2_token_stored = True
+    server.needs_reauth = False
 
 
 def _keep_tls_consistent(server: ImapServer, data: dict[str, Any]) -> None:
@@ -95,10 +120,12 @@ def delete_server(session: Session, *, owner_id: int | None, server_id: int) -> 
 
 
 def server_fields(server: ImapServer) -> dict[str, Any]:
-    """The stored writable fields, and whether SMTP has a password of its own, for validating an update."""
+    """The stored writable fields, and which secrets are stored, for validating an update."""
     return {
         **{name: getattr(server, name) for name in WRITABLE},
+        "password_set": bool(server.password_encrypted),
         "smtp_password_set": bool(server.smtp_password_encrypted),
+        "oauth2_token_stored": server.oauth2_token_stored,
     }
 
 

@@ -190,6 +190,8 @@ def claim_due_servers(session: Session, *, default_interval: int, limit: int = 1
         select(ImapServer.id, ImapServer.next_sync_at, ImapServer.sync_interval_seconds)
         .where(
             ImapServer.is_active == True,  # noqa: E712
+            # Its OAuth2 tokens were refused: a sync would fail at once until the owner connects it again.
+            col(ImapServer.needs_reauth).is_(False),
             or_(col(ImapServer.next_sync_at).is_(None), col(ImapServer.next_sync_at) <= now),
         )
         .limit(limit)

@@ -19,8 +19,12 @@ from imap2api.models import ImapServer, Watcher, utcnow
 
 
 def _watchable() -> ColumnElement[bool]:
-    """The condition of a server worth watching: active, its first full sync done."""
-    return and_(col(ImapServer.is_active).is_(True), col(ImapServer.last_sync).is_not(None))
+    """The condition of a server worth watching: active, its first full sync done, able to log in."""
+    return and_(
+        col(ImapServer.is_active).is_(True),
+        col(ImapServer.last_sync).is_not(None),
+        col(ImapServer.needs_reauth).is_(False),
+    )
 
 
 def claim(session: Session, *, holder: str, limit: int, seconds: int) -> list[int]:

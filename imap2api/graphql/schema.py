@@ -21,6 +21,7 @@ from imap2api.graphql.resolvers.auth import AuthMutation, AuthQuery
 from imap2api.graphql.resolvers.changes import ChangesQuery
 from imap2api.graphql.resolvers.emails import EmailQuery
 from imap2api.graphql.resolvers.imap_servers import ImapServerMutation, ImapServerQuery
+from imap2api.graphql.resolvers.oauth2 import OAuth2Mutation
 from imap2api.graphql.resolvers.sending import SendingMutation, SendingQuery
 from imap2api.graphql.resolvers.subscriptions import Subscription
 from imap2api.graphql.resolvers.sync import SyncMutation, SyncQuery
@@ -34,7 +35,13 @@ class Query(AuthQuery, ImapServerQuery, EmailQuery, SyncQuery, WebhookQuery, Cha
 
 @strawberry.type
 class Mutation(
-    AuthMutation, ImapServerMutation, SyncMutation, WebhookMutation, EmailActionMutation, SendingMutation
+    AuthMutation,
+    ImapServerMutation,
+    SyncMutation,
+    WebhookMutation,
+    EmailActionMutation,
+    SendingMutation,
+    OAuth2Mutation,
 ):
     """Every write."""
 

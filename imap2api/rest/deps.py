@@ -69,12 +69,15 @@ async def execute(
     *,
     user: User | None = None,
     on_error: Callable[[dict[str, Any]], ApiError | None] | None = None,
+    request: Request | None = None,
 ) -> dict[str, Any]:
     """Run one GraphQL operation as ``user`` and return its data, or raise the REST error.
 
-    ``on_error`` may map a route's own error codes first (e.g. a failed sync to a 502).
+    ``on_error`` may map a route's own error codes first (e.g. a failed sync to a 502); ``request``
+    is the REST request, for resolvers that need its base URL.
     """
     context = Context(user=user)
+    context.request = request
     result = await schema.execute(query, variable_values=variables, context_value=context)
     if result.errors:
         formatted = dict(result.errors[0].formatted)

@@ -91,7 +91,7 @@ def _sync_failed(error: dict[str, Any]) -> ApiError | None:
     """A waited sync that failed: 502 with the reason, in the shape of the success body."""
     extensions = error.get("extensions") or {}
     code = extensions.get("code", "")
-    if code.startswith(("IMAP_", "SYNC_", "SECRET_", "WORKER_", "LEASE_")):
+    if code.startswith(("IMAP_", "SYNC_", "SECRET_", "WORKER_", "LEASE_", "OAUTH2_")):
         run = extensions.get("syncRun")
         return ApiError(
             502,

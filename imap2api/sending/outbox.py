@@ -29,10 +29,11 @@ from imap2api.config import settings
 from imap2api.crud import events as crud_events
 from imap2api.crud import outbox as crud_outbox
 from imap2api.db import session_scope
-from imap2api.enums import EventType, SendStatus, SentCopy
+from imap2api.enums import AuthType, EventType, SendStatus, SentCopy
 from imap2api.errors import Imap2ApiError
 from imap2api.mail.compose import without_bcc
 from imap2api.models import ImapServer, OutboxMessage, utcnow
+from imap2api.oauth2 import tokens
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sending.smtp import Delivered, SmtpAccount, SmtpFailure, deliver
 from imap2api.services import actions, jobs
@@ -50,6 +51,8 @@ COPY_FINAL_CODES = {
     "READ_ONLY_FOLDER",
     "SECRET_KEY_CHANGED",
     "IMAP_AUTH_FAILED",
+    "OAUTH2_REAUTH_REQUIRED",
+    "OAUTH2_NOT_CONNECTED",
 }
 
 
@@ -81,9 +84,12 @@ def process(outbox_id: int) -> Step:
 
 
 def smtp_account(server: ImapServer) -> SmtpAccount:
-    """The server's SMTP login, its password decrypted (its own, or the IMAP one)."""
+    """The server's SMTP login: its own password, else as IMAP logs in (the IMAP password, or OAuth2)."""
+    oauth2 = server.auth_type == AuthType.OAUTH2 and not server.smtp_password_encrypted
     try:
-        password = decrypt_secret(server.smtp_password_encrypted or server.password_encrypted)
+        password = (
+            "" if oauth2 else decrypt_secret(server.smtp_password_encrypted or server.password_encrypted)
+        )
     except DecryptionError as exc:
         raise SmtpFailure("SECRET_KEY_CHANGED", str(exc), temporary=False) from exc
     return SmtpAccount(
@@ -94,6 +100,7 @@ def smtp_account(server: ImapServer) -> SmtpAccount:
         password=password,
         auth=server.smtp_auth,
         tls_verify=server.tls_verify,
+        bearer=tokens.bearer(server.id or 0) if oauth2 else None,
     )
 
 

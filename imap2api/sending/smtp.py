@@ -23,12 +23,14 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imap2api.enums import SmtpSecurity
 from imap2api.hostnames import InvalidHost, ascii_host
+from imap2api.oauth2 import sasl
+from imap2api.oauth2.tokens import OAuth2Failure
 from imap2api.sync.connection import tls_context
 from imap2api.sync.credentials import UNSENDABLE
 
@@ -57,6 +59,8 @@ class SmtpAccount:
     password: str
     auth: bool = True
     tls_verify: bool = True
+    # OAuth2 servers: the access token to log in with, given the one just refused ("" at first).
+    bearer: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,9 @@ def _log_in(client: smtplib.SMTP, account: SmtpAccount) -> None:
     if not client.has_extn("auth"):
         reason = "the server offers no login (AUTH) on this connection; turn auth off if it needs none"
         raise _fail(account, "SMTP_AUTH_UNAVAILABLE", reason)
+    if account.bearer is not None:
+        _bearer_log_in(client, account, account.bearer)
+        return
     if (account.username + account.password).isascii():
         client.login(account.username, account.password)
         return
@@ -206,6 +213,43 @@ def _log_in(client: smtplib.SMTP, account: SmtpAccount) -> None:
     code, reply = client.docmd("AUTH", "PLAIN " + base64.b64encode(blob).decode("ascii"))
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _bearer_log_in(client: smtplib.SMTP, account: SmtpAccount, bearer: Callable[[str], str]) -> None:
+    """AUTH OAUTHBEARER (else XOAUTH2) with the access token; a refused token is refreshed once."""
+    mechanism = sasl.choose(set(client.esmtp_features["auth"].split()))
+    if mechanism is None:
+        reason = "the server offers no OAuth2 login (AUTH OAUTHBEARER or XOAUTH2); use auth_type password"
+        raise _fail(account, "SMTP_AUTH_UNAVAILABLE", reason)
+    token = _token(account, bearer, "")
+    try:
+        _authenticate(client, account, mechanism, token)
+    except smtplib.SMTPAuthenticationError:
+        _authenticate(client, account, mechanism, _token(account, bearer, token))
+
+
+def _token(account: SmtpAccount, bearer: Callable[[str], str], rejected: str) -> str:
+    """The access token to send, or the failure saying why there is none."""
+    try:
+        return bearer(rejected)
+    except OAuth2Failure as exc:
+        raise SmtpFailure(exc.code, exc.message, temporary=exc.temporary) from None
+
+
+def _authenticate(client: smtplib.SMTP, account: SmtpAccount, mechanism: str, token: str) -> None:
+    """One SASL exchange; raises SMTPAuthenticationError when the server refuses the token."""
+    if mechanism == sasl.OAUTHBEARER:
+        first = sasl.oauthbearer(account.username, token, host=account.host, port=account.port)
+        abort = sasl.OAUTHBEARER_ABORT
+    else:
+        first, abort = sasl.xoauth2(account.username, token), b""
+    answers = iter((first,))
+
+    def respond(challenge: bytes | None = None) -> str:
+        # The first answer carries the token; a 334 after it is the server's error (RFC 7628 §3.2.2).
+        return next(answers, abort).decode("ascii")
+
+    client.auth(mechanism, respond)
 
 
 def _mail_options(

@@ -27,6 +27,7 @@ DELIVERY_ACTOR = "deliver_webhook"
 DISPATCH_ACTOR = "dispatch_events"
 INDEX_ACTOR = "index_search"
 SEND_ACTOR = "send_email"
+REFRESH_ACTOR = "refresh_oauth2_token"  # on SENDING: short requests to a provider, like SMTP's
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def index_job() -> Job:
 def send_job(outbox_id: int, *, delay_ms: int | None = None) -> Job:
     """Do the due step of one outbox message: send it, or file its copy in Sent."""
     return Job(SEND_ACTOR, SENDING, (outbox_id,), delay_ms)
+
+
+def refresh_job(server_id: int, refreshed_before: str) -> Job:
+    """Refresh an idle server's OAuth2 token unless it was refreshed since ``refreshed_before`` (ISO)."""
+    return Job(REFRESH_ACTOR, SENDING, (server_id, refreshed_before))
 
 
 def enqueue(session: Session, job: Job) -> None:

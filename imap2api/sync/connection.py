@@ -7,7 +7,7 @@ import imaplib
 import logging
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -17,14 +17,20 @@ from imapclient.exceptions import LoginError
 from imap2api.config import settings
 from imap2api.errors import SyncFailed
 from imap2api.hostnames import InvalidHost, ascii_host
+from imap2api.oauth2 import sasl
+from imap2api.oauth2.tokens import OAuth2Failure
 from imap2api.sync.credentials import UNSENDABLE, imap_login_argument, server_text
-from imap2api.sync.imap import enable_extensions, login_with_literals, no_delay
+from imap2api.sync.imap import enable_extensions, imaplib_connection, login_with_literals, no_delay
 from imap2api.validation import TLS_MODES
 
 
 @dataclass(frozen=True)
 class ImapAccount:
-    """What is needed to log in to a mailbox; ``tls_mode`` is ssl, starttls or none."""
+    """What is needed to log in to a mailbox; ``tls_mode`` is ssl, starttls or none.
+
+    ``bearer`` (OAuth2 servers): gives the access token to log in with, given the one just refused
+    ("" at first); the password is then unused.
+    """
 
     host: str
     port: int
@@ -32,6 +38,7 @@ class ImapAccount:
     password: str
     tls_mode: str = "ssl"
     tls_verify: bool = True
+    bearer: Callable[[str], str] | None = None
 
 
 _LOGGING_IN = threading.local()
@@ -160,7 +167,10 @@ def _secure_and_log_in(client: IMAPClient, account: ImapAccount) -> None:
                 "allow clear text",
             )
         client.starttls(tls_context(verify=account.tls_verify))
-    _login(client, account.username, account.password)
+    if account.bearer is not None:
+        _bearer_login(client, account, account.bearer)
+    else:
+        _login(client, account.username, account.password)
 
 
 def _login(client: IMAPClient, username: str, password: str) -> None:
@@ -173,6 +183,67 @@ def _login(client: IMAPClient, username: str, password: str) -> None:
         _LOGGING_IN.active = False
     if typ != "OK":
         raise LoginError(server_text(data))
+
+
+def _bearer_login(client: IMAPClient, account: ImapAccount, bearer: Callable[[str], str]) -> None:
+    """AUTHENTICATE OAUTHBEARER (else XOAUTH2) with the access token; a refused token is refreshed and
+    tried once more, on the same connection."""
+    offered = {
+        capability[5:].decode("ascii", errors="replace")
+        for capability in client.capabilities()
+        if capability.upper().startswith(b"AUTH=")
+    }
+    mechanism = sasl.choose(offered)
+    if mechanism is None:
+        raise _fail(
+            account,
+            "IMAP_AUTH_UNAVAILABLE",
+            "the server offers no OAuth2 login (AUTH=OAUTHBEARER or AUTH=XOAUTH2); use auth_type password",
+        )
+    token = _token(account, bearer, "")
+    try:
+        _authenticate(client, account, mechanism, token)
+    except LoginError:
+        # Revoked early, or expired sooner than announced: one fresh token, then the refusal stands.
+        _authenticate(client, account, mechanism, _token(account, bearer, token))
+
+
+def _token(account: ImapAccount, bearer: Callable[[str], str], rejected: str) -> str:
+    """The access token to send, or the SyncFailed saying why there is none."""
+    try:
+        return bearer(rejected)
+    except OAuth2Failure as exc:
+        raise SyncFailed(exc.message, code=exc.code) from None
+
+
+def _authenticate(client: IMAPClient, account: ImapAccount, mechanism: str, token: str) -> None:
+    """One SASL exchange; raises LoginError with the server's answer (never the token) when refused."""
+    if mechanism == sasl.OAUTHBEARER:
+        first = sasl.oauthbearer(account.username, token, host=account.host, port=account.port)
+        abort = sasl.OAUTHBEARER_ABORT
+    else:
+        first, abort = sasl.xoauth2(account.username, token), b""
+    answers = iter((first,))
+
+    def respond(challenge: bytes) -> bytes:
+        # The first answer carries the token; a challenge after it is the server's error (RFC 7628 §3.2.2).
+        return next(answers, abort)
+
+    _LOGGING_IN.active = True
+    try:
+        imaplib_connection(client).authenticate(mechanism, respond)
+    except imaplib.IMAP4.abort:
+        raise  # the connection broke: not a refusal
+    except imaplib.IMAP4.error as exc:
+        raise LoginError(_clean_refusal(str(exc), token)) from None
+    finally:
+        _LOGGING_IN.active = False
+    client._cached_capabilities = None  # noqa: SLF001 - they change at login, as login_with_literals says
+
+
+def _clean_refusal(text: str, token: str) -> str:
+    """The server's refusal, printable and short, the token blanked should a server echo it."""
+    return server_text([text.replace(token, "***").encode()])
 
 
 def _close(client: IMAPClient) -> None:

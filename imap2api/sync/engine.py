@@ -19,10 +19,11 @@ from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
-from imap2api.enums import EventType, SyncStatus
+from imap2api.enums import AuthType, EventType, SyncStatus
 from imap2api.errors import NotFound, SyncFailed
 from imap2api.logs import log_context
 from imap2api.models import Folder, ImapServer, SyncRun, utcnow
+from imap2api.oauth2 import tokens
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sync.connection import ImapAccount, connected
 from imap2api.sync.folder import sync_folders
@@ -44,7 +45,22 @@ def holder_name() -> str:
 
 
 def account_of(server: ImapServer) -> ImapAccount:
-    """Login details of a server, with its password decrypted."""
+    """Login details of a server: its password decrypted, or (oauth2) its source of access tokens."""
+    if server.auth_type == AuthType.OAUTH2:
+        return ImapAccount(
+            server.host,
+            server.port,
+            server.username,
+            "",
+            tls_mode=server.tls_mode,
+            tls_verify=server.tls_verify,
+            bearer=tokens.bearer(server.id or 0),
+        )
+    if not server.password_encrypted:
+        raise SyncFailed(
+            "no IMAP password is stored (the server was set up for OAuth2): enter the password",
+            code="IMAP_CREDENTIALS_INVALID",
+        )
     try:
         password = decrypt_secret(server.password_encrypted)
     except DecryptionError as exc:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import dramatiq
 
 from imap2api.services import jobs
-from imap2api.workers import search_index, sending, sync, webhooks
+from imap2api.workers import oauth2, search_index, sending, sync, webhooks
 
 MINUTE_MS = 60 * 1000
 HOUR_MS = 60 * MINUTE_MS
@@ -32,6 +32,7 @@ ACTORS = (
     ActorSpec(webhooks.dispatch_events, jobs.DISPATCH_ACTOR, jobs.WEBHOOKS, 10 * MINUTE_MS),
     # SMTP waits up to SMTP_DEADLINE_SECONDS, filing the copy up to a sync's bound.
     ActorSpec(sending.send_email, jobs.SEND_ACTOR, jobs.SENDING, 2 * HOUR_MS),
+    ActorSpec(oauth2.refresh_oauth2_token, jobs.REFRESH_ACTOR, jobs.SENDING, 10 * MINUTE_MS),
     ActorSpec(search_index.index_search, jobs.INDEX_ACTOR, jobs.SEARCH, 6 * HOUR_MS, max_retries=3),
 )
 

@@ -1,8 +1,8 @@
 """The scheduler: every few seconds, queue the syncs that are due and fail abandoned runs.
 
 Each tick also relays outbox events to webhooks, re-enqueues deliveries and outgoing messages whose
-job was lost and queues the search indexer while emails wait for it; once an hour it prunes history
-(finished outgoing messages included) older than
+job was lost and queues the search indexer while emails wait for it; once an hour it refreshes idle
+OAuth2 tokens (imap2api.workers.oauth2) and prunes history (finished outgoing messages included) older than
 ``IMAP2API_HISTORY_RETENTION_DAYS`` and the change feed's tombstones older than
 ``IMAP2API_CHANGES_RETENTION_DAYS``.
 """
@@ -90,6 +90,7 @@ class Scheduler(threading.Thread):
 
     def _due_tasks(self) -> list[Callable[[], object]]:
         """This tick's tasks: syncs, webhooks and the search index always; pruning hourly."""
+        from imap2api.workers.oauth2 import keepalive_tick
         from imap2api.workers.search_index import search_index_tick
         from imap2api.workers.sending import send_tick
         from imap2api.workers.webhooks import webhook_tick
@@ -97,7 +98,7 @@ class Scheduler(threading.Thread):
         tasks: list[Callable[[], object]] = [enqueue_due_syncs, webhook_tick, search_index_tick, send_tick]
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
-            tasks += [prune_old_history, prune_old_changes]
+            tasks += [prune_old_history, prune_old_changes, keepalive_tick]
         return tasks
 
     def run(self) -> None:

@@ -38,6 +38,7 @@ _SPECIAL_USE = {
     "Archive": "\\Archive",
 }
 _MAILDIR_FLAGS = frozenset("DFPRST")
+_PASSWORD_MECHANISMS = "plain login"
 _START_TIMEOUT = 10.0
 
 
@@ -137,6 +138,8 @@ class DovecotServer:
         prefix: str = "",
         separator: str = "/",
         extra_config: str = "",
+        oauth2_introspection_url: str = "",
+        oauth2_mechanisms: str = "xoauth2 oauthbearer",
     ) -> None:
         """Prepare (but do not start) a server; ``root`` defaults to a fresh temp dir.
 
@@ -145,13 +148,18 @@ class DovecotServer:
         to look like a server without CONDSTORE, QRESYNC, MOVE... ``prefix``/``separator``: the
         namespace, e.g. ``"INBOX."`` and ``"."`` as on Courier (the folder helpers below assume the
         default; use IMAP for other folders then). ``extra_config``: more configuration appended to
-        the rendered one (raised limits for many connections, say).
+        the rendered one (raised limits for many connections, say). ``oauth2_introspection_url``: also
+        accept bearer tokens (``oauth2_mechanisms``), checked by an oauth2 passdb that POSTs them to this
+        RFC 7662 endpoint; client credentials go into the URL (``http://id:secret@host:port/...``), which
+        Dovecot sends as HTTP Basic. Users must still be added (``add_user``) and passwords keep working.
         """
         self.tls = tls
         self.capabilities = capabilities
         self.prefix = prefix
         self.separator = separator
         self.extra_config = extra_config
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_mechanisms = oauth2_mechanisms
         self._given_root = Path(root) if root is not None else None
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
@@ -209,6 +217,8 @@ class DovecotServer:
         self.log_path = self.root / "dovecot.log"
         self.config_path = self.root / "dovecot.conf"
         self.config_path.write_text(self._render_config())
+        if self.oauth2_introspection_url:
+            self._oauth2_config_path.write_text(self._render_oauth2_config())
 
         self._console_path = self.root / "console.log"
         self._launch(binary)
@@ -322,7 +332,7 @@ last_valid_gid = 0
 
 {self._ssl_config()}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {self._auth_mechanisms()}
 # A user added after start must be able to log in at once.
 auth_cache_size = 0
 # Failed logins in one test must not slow down the others (no delay, no IP penalty).
@@ -333,8 +343,9 @@ mail_fsync = never
 
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
+{self._passwd_mechanisms()}  args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
 }}
+{self._oauth2_passdb()}
 userdb {{
   driver = passwd-file
   args = username_format=%u {self.passwd_dir}/%u
@@ -363,6 +374,42 @@ service anvil {{
   }}
 }}
 {self.extra_config}
+"""
+
+    @property
+    def _oauth2_config_path(self) -> Path:
+        return self.root / "dovecot-oauth2.conf.ext"
+
+    def _auth_mechanisms(self) -> str:
+        if not self.oauth2_introspection_url:
+            return _PASSWORD_MECHANISMS
+        return f"{_PASSWORD_MECHANISMS} {self.oauth2_mechanisms}"
+
+    def _passwd_mechanisms(self) -> str:
+        if not self.oauth2_introspection_url:
+            return ""
+        # Else the passwd-file passdb would compare a bearer token with the password: the password would
+        # then log in as an XOAUTH2 "token".
+        return f"  mechanisms = {_PASSWORD_MECHANISMS}\n"
+
+    def _oauth2_passdb(self) -> str:
+        if not self.oauth2_introspection_url:
+            return ""
+        return (
+            f"passdb {{\n  driver = oauth2\n  mechanisms = {self.oauth2_mechanisms}\n"
+            f"  args = {self._oauth2_config_path}\n}}"
+        )
+
+    def _render_oauth2_config(self) -> str:
+        # No tokeninfo_url: every login is one introspection request (token=...&client_id=&client_secret=,
+        # as a form POST); force_introspection because active_attribute is only in that answer.
+        return f"""\
+introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
     def _ssl_config(self) -> str:

@@ -3,13 +3,15 @@
 It listens on 127.0.0.1 on a port it bound itself (no race for a "free" one), with STARTTLS (required
 before anything else), implicit TLS, or clear text, and a self-signed certificate usable as a CA file
 (``ca_cert_path``). With ``users`` it is a submission server: AUTH PLAIN/LOGIN against them, and no
-MAIL before a login; without, it offers no AUTH at all. Tests steer it with ``fail_next`` (answers to
-DATA), ``reject_recipient`` (answers to RCPT) and ``fail_auth`` (answers to AUTH); ``clear`` forgets
-the messages and every control, so one server can serve a whole session.
+MAIL before a login; without, it offers no AUTH at all. With ``oauth2_check`` (a bearer token's user, or
+None) it takes AUTH XOAUTH2 and OAUTHBEARER too, answering a bad token as Gmail does. Tests steer it
+with ``fail_next`` (answers to DATA), ``reject_recipient`` (answers to RCPT) and ``fail_auth`` (answers
+to AUTH); ``clear`` forgets the messages and every control, so one server can serve a whole session.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,7 +19,8 @@ import socket
 import ssl
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterator
+from base64 import b64decode
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from imap2api.config import settings
 from tests.support.dovecot import _write_self_signed_cert
@@ -33,6 +36,11 @@ from tests.support.dovecot import _write_self_signed_cert
 TLS_MODES = ("starttls", "ssl", "none")
 SMTP_USERS = {"alice@example.test": "smtp-secret"}  # the session fixtures' users (tests/conftest.py)
 _CA_ENV = "IMAP2API_IMAP_CA_FILE"
+_OAUTH2_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+_PASSWORD_MECHANISMS = ("PLAIN", "LOGIN")
+# Gmail's answer to a bad token: this JSON as a challenge, the failure once the client has answered it.
+_OAUTH2_ERROR = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+_OAUTH2_FAILURE = "535 5.7.8 Username and Password not accepted"
 
 # aiosmtpd warns at every successful login that it set a deprecated attribute itself: noise in failures' logs.
 logging.getLogger("mail.log").addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
@@ -52,14 +60,26 @@ class Received:
 class _Handler:
     """aiosmtpd's handler and authenticator: applies the test's controls, records what it accepts."""
 
-    def __init__(self, users: dict[str, str] | None) -> None:
+    def __init__(
+        self, users: dict[str, str] | None, oauth2_check: Callable[[str], str | None] | None
+    ) -> None:
         self.users = users
+        self.oauth2_check = oauth2_check
+        self.offers_auth = users is not None or oauth2_check is not None
         self.changed = threading.Condition()
         self.messages: list[Received] = []
-        self.auth_attempts: list[str] = []
+        # No auth_ prefix on attributes: aiosmtpd would offer each as an AUTH mechanism.
+        self.logins_tried: list[str] = []
         self.data_replies: list[str] = []
         self.rejected: dict[str, str] = {}
-        self.auth_reply: str | None = None
+        self.login_reply: str | None = None
+
+    def excluded_mechanisms(self) -> list[str]:
+        """The AUTH mechanisms not to offer: aiosmtpd offers its own and every ``auth_`` method here."""
+        excluded = [] if self.oauth2_check is not None else list(_OAUTH2_MECHANISMS)
+        if self.users is None and self.oauth2_check is not None:
+            excluded += _PASSWORD_MECHANISMS
+        return excluded
 
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -69,28 +89,63 @@ class _Handler:
             return AuthResult(success=False, handled=False)
         login = auth_data.login.decode("utf-8", errors="replace")
         with self.changed:
-            self.auth_attempts.append(login)
-            if self.auth_reply is not None:
-                return AuthResult(success=False, handled=False, message=self.auth_reply)
+            self.logins_tried.append(login)
+            if self.login_reply is not None:
+                return AuthResult(success=False, handled=False, message=self.login_reply)
         password = auth_data.password.decode("utf-8", errors="replace")
         if self.users is None or self.users.get(login) != password:
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=login)
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """Google's and Microsoft's SASL XOAUTH2: ``user=USER^Aauth=Bearer TOKEN^A^A``."""
+        blob = await _initial_response(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        fields = _sasl_fields(blob)
+        return await self._check_bearer(server, fields.get("user", ""), fields.get("auth", ""))
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        """RFC 7628: ``n,a=USER,^Ahost=...^Aport=...^Aauth=Bearer TOKEN^A^A`` (``a=`` optional)."""
+        blob = await _initial_response(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        gs2_header, _, rest = blob.partition("\x01")
+        user = None
+        for part in gs2_header.split(",")[1:]:
+            if part.startswith("a="):
+                user = part[2:].replace("=2C", ",").replace("=3D", "=")  # RFC 5801's escapes
+        return await self._check_bearer(server, user, _sasl_fields(rest).get("auth", ""))
+
+    async def _check_bearer(self, server: SMTP, user: str | None, authorization: str) -> AuthResult:
+        """Log in as the token's user, if it is ``user`` (None: whoever it belongs to)."""
+        with self.changed:
+            self.logins_tried.append(user or "")
+            if self.login_reply is not None:
+                return AuthResult(success=False, handled=False, message=self.login_reply)
+        assert self.oauth2_check is not None  # else aiosmtpd was told to leave these mechanisms out
+        scheme, _, token = authorization.partition(" ")
+        owner = self.oauth2_check(token) if scheme.lower() == "bearer" and token else None
+        if owner is not None and user in (None, owner):
+            return AuthResult(success=True, auth_data=owner)
+        if await server.challenge_auth(_OAUTH2_ERROR) is MISSING:
+            return AuthResult(success=False, handled=True)  # aborted with "*", aiosmtpd has answered
+        return AuthResult(success=False, handled=False, message=_OAUTH2_FAILURE)
+
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
-        """aiosmtpd's answer, less AUTH when there are no users (it would offer it regardless)."""
+        """aiosmtpd's answer, less AUTH when there is no way to log in (it would offer it regardless)."""
         session.host_name = hostname  # what aiosmtpd does itself when there is no hook
-        if self.users is None:
+        if not self.offers_auth:
             return [line for line in responses if not line[4:].upper().startswith("AUTH")]
         return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
-        """Accept the sender, once logged in when there are users (a submission server)."""
-        if self.users is not None and not session.authenticated:
+        """Accept the sender, once logged in when there are logins (a submission server)."""
+        if self.offers_auth and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -126,6 +181,23 @@ class _Handler:
             return f"250 2.0.0 Ok: queued as {len(self.messages)}"
 
 
+async def _initial_response(server: SMTP, args: list[str]) -> str | None:
+    """The client's first SASL message, from the AUTH line or asked for; None once an error is answered."""
+    if len(args) == 1:
+        blob = await server.challenge_auth("")
+        return blob.decode("utf-8", errors="replace") if isinstance(blob, bytes) else None
+    try:
+        return b64decode(args[1], validate=True).decode("utf-8", errors="replace")
+    except ValueError:
+        await server.push("501 5.5.2 Can't decode base64")
+        return None
+
+
+def _sasl_fields(text: str) -> dict[str, str]:
+    """The ``key=value`` fields of an XOAUTH2 or OAUTHBEARER message, separated by ^A."""
+    return dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+
+
 class _Controller(Controller):
     """aiosmtpd's threaded controller, serving a socket bound beforehand."""
 
@@ -151,14 +223,18 @@ class SmtpServer:
         auth_require_tls: bool = True,
         smtputf8: bool = True,
         size_limit: int | None = None,
+        oauth2_check: Callable[[str], str | None] | None = None,
     ) -> None:
-        """Write the certificate; ``start`` listens. ``size_limit`` None: no SIZE limit."""
+        """Write the certificate; ``start`` listens. ``size_limit`` None: no SIZE limit.
+
+        ``oauth2_check``: a bearer token's user (None: not valid), for AUTH XOAUTH2 and OAUTHBEARER.
+        """
         assert tls in TLS_MODES, tls
         self.tls = tls
         self.auth_require_tls = auth_require_tls
         self.smtputf8 = smtputf8
         self.size_limit = size_limit
-        self._handler = _Handler(users)
+        self._handler = _Handler(users, oauth2_check)
         self._dir = Path(tempfile.mkdtemp(prefix="imap2api-smtp-"))
         self.ca_cert_path = self._dir / "cert.pem"
         self._key_path = self._dir / "key.pem"
@@ -178,6 +254,7 @@ class SmtpServer:
             "data_size_limit": self.size_limit,
             "enable_SMTPUTF8": self.smtputf8,
             "authenticator": self._handler,
+            "auth_exclude_mechanism": self._handler.excluded_mechanisms(),
             # Implicit TLS is invisible to aiosmtpd's check (it knows of STARTTLS only): the link is TLS.
             "auth_require_tls": self.auth_require_tls and self.tls != "ssl",
         }
@@ -246,7 +323,7 @@ class SmtpServer:
     def auth_attempts(self) -> list[str]:
         """The usernames of every AUTH attempt, failed ones included, oldest first."""
         with self._handler.changed:
-            return list(self._handler.auth_attempts)
+            return list(self._handler.logins_tried)
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Received]:
         """The messages once there are at least ``count``; AssertionError after ``timeout`` seconds."""
@@ -268,13 +345,13 @@ class SmtpServer:
     def fail_auth(self, reply: str = "454 4.7.0 Temporary authentication failure") -> None:
         """Answer every AUTH with ``reply``, until ``clear``."""
         with self._handler.changed:
-            self._handler.auth_reply = reply
+            self._handler.login_reply = reply
 
     def clear(self) -> None:
         """Forget the messages, the AUTH attempts and every control."""
         with self._handler.changed:
             self._handler.messages.clear()
-            self._handler.auth_attempts.clear()
+            self._handler.logins_tried.clear()
             self._handler.data_replies.clear()
             self._handler.rejected.clear()
-            self._handler.auth_reply = None
+            self._handler.login_reply = None
