@@ -111,16 +111,20 @@ def test_bring_your_own_refresh_token_syncs_refreshing_first(
 
 
 def test_a_given_access_token_is_used_until_it_expires_mid_life(
-    database: str, make_user, oauth2_dovecot: DovecotServer, oauth2_server: OAuth2Server
+    client, make_user, oauth2_dovecot: DovecotServer, oauth2_server: OAuth2Server
 ) -> None:
     mirror = new_mirror(make_user, oauth2_dovecot)
     issued = oauth2_server.issue_tokens(mirror.mail_user, OAUTH2_CLIENT_ID)
     expires_at = utcnow() + timedelta(hours=1)
-    mirror.configure(
-        oauth2_refresh_token=issued["refresh_token"],
-        oauth2_access_token=issued["access_token"],
-        oauth2_expires_at=expires_at,
-    )
+    given = {
+        "oauth2_refresh_token": issued["refresh_token"],
+        "oauth2_access_token": issued["access_token"],
+        "oauth2_expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+    }
+    answer = client.patch(f"{SERVERS}{mirror.server_id}/", json=given, headers=mirror.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["oauth2_token_stored"] is True
+    assert abs((stored(mirror.server_id).oauth2_expires_at - expires_at).total_seconds()) < 1  # type: ignore[operator]
     assert mirror.sync().status == "success" and oauth2_server.refresh_count == 0
     # The provider ends the token early (as Google does on a password change of another session):
     # the login is refused, the token refreshed once, the sync goes on.

@@ -60,10 +60,10 @@ def start(
     """The provider's authorization URL for connecting the server (the flow's state stored)."""
     if provider not in HOSTED:
         raise Refused(
-            f"{provider!r} has no hosted flow: use google or microsoft, or send oauth2_refresh_token "
-            "(with oauth2_provider custom) on the server",
-            code="OAUTH2_PROVIDER_UNKNOWN",
-            status=404,
+            f"{provider!r} has no hosted flow: send oauth2_refresh_token (with oauth2_token_url and "
+            "oauth2_client_id) on the server instead",
+            code="OAUTH2_NO_HOSTED_FLOW",
+            status=400,
         )
     server = servers.get(session, actor, server_id)
     try:

@@ -31,6 +31,8 @@ class ImapServerInput:
     ``foldersToSync`` is a comma-separated list of exact folder names (blank: every folder).
     ``tlsMode`` wins over ``useSsl`` (true: SSL, false: STARTTLS); a contradicting pair is refused.
     Changing host, port, useSsl or tlsMode needs ``password`` in the same input.
+    With ``authType`` OAUTH2 no password is needed: the tokens come from ``startOAuth2Authorization`` or
+    ``oauth2RefreshToken``, and the same rule asks for ``oauth2RefreshToken`` (docs/oauth2.md).
     """
 
 
