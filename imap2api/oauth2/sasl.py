@@ -7,6 +7,8 @@ response (OAUTHBEARER: ``\\x01``) before the server sends its final NO or 535.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 OAUTHBEARER = "OAUTHBEARER"
 XOAUTH2 = "XOAUTH2"
 # RFC 7628 §3.2.3: after an error challenge the client sends a lone %x01 to end the exchange.
@@ -22,6 +24,17 @@ def oauthbearer(user: str, token: str, *, host: str, port: int) -> bytes:
     """The GS2 header naming the user (``=`` and ``,`` escaped), then host, port and the bearer token."""
     name = user.replace("=", "=3D").replace(",", "=2C")
     return f"n,a={name},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def responder(mechanism: str, user: str, token: str, *, host: str, port: int) -> Callable[[], bytes]:
+    """The client's answers in turn: the initial response with the token, then, to the error challenge
+    a refusing server sends (RFC 7628 §3.2.2), the response that ends the exchange."""
+    if mechanism == OAUTHBEARER:
+        answers = iter((oauthbearer(user, token, host=host, port=port),))
+        abort = OAUTHBEARER_ABORT
+    else:
+        answers, abort = iter((xoauth2(user, token),)), b""
+    return lambda: next(answers, abort)
 
 
 def choose(mechanisms: set[str]) -> str | None:

@@ -238,18 +238,9 @@ def _token(account: SmtpAccount, bearer: Callable[[str], str], rejected: str) ->
 
 def _authenticate(client: smtplib.SMTP, account: SmtpAccount, mechanism: str, token: str) -> None:
     """One SASL exchange; raises SMTPAuthenticationError when the server refuses the token."""
-    if mechanism == sasl.OAUTHBEARER:
-        first = sasl.oauthbearer(account.username, token, host=account.host, port=account.port)
-        abort = sasl.OAUTHBEARER_ABORT
-    else:
-        first, abort = sasl.xoauth2(account.username, token), b""
-    answers = iter((first,))
-
-    def respond(challenge: bytes | None = None) -> str:
-        # The first answer carries the token; a 334 after it is the server's error (RFC 7628 §3.2.2).
-        return next(answers, abort).decode("ascii")
-
-    client.auth(mechanism, respond)
+    answer = sasl.responder(mechanism, account.username, token, host=account.host, port=account.port)
+    # smtplib calls it with no challenge for the initial response, then with each 334's challenge.
+    client.auth(mechanism, lambda _challenge=None: answer().decode("ascii"))
 
 
 def _mail_options(

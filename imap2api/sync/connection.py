@@ -218,20 +218,10 @@ def _token(account: ImapAccount, bearer: Callable[[str], str], rejected: str) ->
 
 def _authenticate(client: IMAPClient, account: ImapAccount, mechanism: str, token: str) -> None:
     """One SASL exchange; raises LoginError with the server's answer (never the token) when refused."""
-    if mechanism == sasl.OAUTHBEARER:
-        first = sasl.oauthbearer(account.username, token, host=account.host, port=account.port)
-        abort = sasl.OAUTHBEARER_ABORT
-    else:
-        first, abort = sasl.xoauth2(account.username, token), b""
-    answers = iter((first,))
-
-    def respond(challenge: bytes) -> bytes:
-        # The first answer carries the token; a challenge after it is the server's error (RFC 7628 §3.2.2).
-        return next(answers, abort)
-
+    answer = sasl.responder(mechanism, account.username, token, host=account.host, port=account.port)
     _LOGGING_IN.active = True
     try:
-        imaplib_connection(client).authenticate(mechanism, respond)
+        imaplib_connection(client).authenticate(mechanism, lambda _challenge: answer())
     except imaplib.IMAP4.abort:
         raise  # the connection broke: not a refusal
     except imaplib.IMAP4.error as exc:
