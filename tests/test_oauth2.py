@@ -497,3 +497,23 @@ def test_no_token_or_secret_leaves_encrypted_storage(
         for secret in secrets:
             assert secret not in text, f"a token or secret in the {place}"
     assert byo.mail_user in places["admin"]  # the page was really the server's
+
+
+def test_microsoft_refreshes_name_the_scope(
+    database: str, make_user, oauth2_dovecot: DovecotServer, oauth2_server: OAuth2Server, monkeypatch
+) -> None:
+    monkeypatch.setattr(settings, "oauth2_microsoft_client_id", OAUTH2_CLIENT_ID)
+    monkeypatch.setattr(settings, "oauth2_microsoft_client_secret", OAUTH2_CLIENT_SECRET)
+    monkeypatch.setattr(settings, "oauth2_microsoft_token_url", oauth2_server.token_url)
+    mirror = new_mirror(make_user, oauth2_dovecot, oauth2_provider="microsoft")
+    issued = oauth2_server.issue_tokens(
+        mirror.mail_user, OAUTH2_CLIENT_ID, scope=settings.oauth2_microsoft_scope
+    )
+    mirror.configure(oauth2_refresh_token=issued["refresh_token"])
+    run = mirror.sync()
+    assert run.status == "success", run.error
+    (refresh,) = [
+        request for request in oauth2_server.token_requests if request["grant_type"] == "refresh_token"
+    ]
+    # Microsoft's v2.0 endpoint documents scope as required on a refresh; Google's needs none.
+    assert refresh["scope"] == settings.oauth2_microsoft_scope

@@ -66,6 +66,8 @@ def exchange_code(provider: Provider, *, code: str, redirect_uri: str, code_veri
 def refresh(provider: Provider, refresh_token: str) -> Tokens:
     """A new access token (and, with providers that rotate them, a new refresh token)."""
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if provider.refresh_scope:
+        form["scope"] = provider.refresh_scope
     return _request(provider, form, secrets=(refresh_token,))
 
 

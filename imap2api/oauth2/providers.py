@@ -38,6 +38,7 @@ class Provider:
     authorize_url: str = ""  # blank: no hosted flow (custom providers)
     scope: str = ""
     trusted: bool = True  # URLs from the settings; false: a caller's URL, checked before each request
+    refresh_scope: str = ""  # sent with a refresh (Microsoft's v2.0 endpoint asks for it); "" none
     authorize_params: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,6 +91,7 @@ def configured(name: str) -> Provider:
             authorize_url=settings.oauth2_microsoft_authorize_url.replace("{tenant}", tenant),
             scope=settings.oauth2_microsoft_scope,
             authorize_params={"response_mode": "query"},
+            refresh_scope=settings.oauth2_microsoft_scope,
         )
     raise ProviderUnavailable(f"{name!r} is not a provider with a hosted flow (google or microsoft)")
 
