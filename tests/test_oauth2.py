@@ -517,3 +517,35 @@ def test_microsoft_refreshes_name_the_scope(
     ]
     # Microsoft's v2.0 endpoint documents scope as required on a refresh; Google's needs none.
     assert refresh["scope"] == settings.oauth2_microsoft_scope
+
+
+def test_switching_auth_type_never_carries_a_secret_to_a_new_destination(
+    client, auth, byo: Mirror, oauth2_server: OAuth2Server
+) -> None:
+    # Tokens left behind: to password with a new host (and its password), then back to oauth2.
+    url = f"{SERVERS}{byo.server_id}/"
+    moved = client.patch(
+        url,
+        json={"auth_type": "password", "password": "pw", "host": "imap.elsewhere.example"},
+        headers=byo.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["oauth2_token_stored"] is False
+    back = client.patch(url, json={"auth_type": "oauth2"}, headers=byo.headers)
+    assert back.status_code == 200 and back.json()["oauth2_token_stored"] is False
+    assert stored(byo.server_id).oauth2_refresh_token_encrypted == ""
+    # A password left behind: a password server goes oauth2 with a new host, then back to password.
+    created = client.post(
+        SERVERS,
+        json={"name": "p", "host": "imap.example.com", "username": "u@example.com", "password": "secret"},
+        headers=auth,
+    )
+    other = f"{SERVERS}{created.json()['id']}/"
+    away = client.patch(
+        other,
+        json={"auth_type": "oauth2", "oauth2_provider": "google", "host": "imap.attacker.example"},
+        headers=auth,
+    )
+    assert away.status_code == 200, away.text
+    returned = client.patch(other, json={"auth_type": "password"}, headers=auth)
+    assert returned.status_code == 400 and set(returned.json()) == {"password"}

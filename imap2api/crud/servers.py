@@ -9,11 +9,13 @@ from sqlmodel import Session, col, select
 
 from imap2api.crud.common import Page, paginate
 from imap2api.crud.oauth2 import forget_tokens
-from imap2api.enums import TlsMode
+from imap2api.enums import AuthType, TlsMode
 from imap2api.errors import NotFound
 from imap2api.fields import field_names
 from imap2api.models import Folder, ImapServer, ImapServerSettings, utcnow
+from imap2api.oauth2.rules import SMTP_TOKEN_DESTINATION_FIELDS, TOKEN_DESTINATION_FIELDS
 from imap2api.security import encrypt_secret
+from imap2api.validation import DESTINATION_FIELDS
 
 # The settings its owner writes (the password apart), as models.ImapServerSettings declares them.
 WRITABLE = field_names(ImapServerSettings)
@@ -60,10 +62,12 @@ def update_server(
     """Apply validated changes; only the given fields change (``owner_id`` None: an admin's change)."""
     server = get_server(session, owner_id=owner_id, server_id=server_id)
     limit_before = (server.sync_limit_type, server.sync_limit_value)
+    before = {name: getattr(server, name) for name in WRITABLE}
     for name in WRITABLE:
         if name in data:
             setattr(server, name, data[name])
     _keep_tls_consistent(server, data)
+    _forget_secrets_left_behind(server, before, data)
     if (server.sync_limit_type, server.sync_limit_value) != limit_before:
         # The window moved: no folder may take the "nothing changed" shortcut next time.
         session.exec(update(Folder).where(col(Folder.imap_server_id) == server_id).values(message_count=-1))
@@ -78,6 +82,27 @@ def update_server(
     session.add(server)
     session.flush()
     return server
+
+
+def _forget_secrets_left_behind(server: ImapServer, before: dict[str, Any], data: dict[str, Any]) -> None:
+    """A stored secret never follows a change of where it is sent, whatever the auth type is now.
+
+    Validation asks for the secret in use again; this drops the one not in use (the password of an
+    oauth2 server, the tokens of a password server), which a later switch of auth_type would send.
+    """
+
+    def moved(fields: tuple[str, ...]) -> bool:
+        return any(getattr(server, name) != before[name] for name in fields)
+
+    if server.auth_type == AuthType.OAUTH2:
+        if moved(DESTINATION_FIELDS) and not data.get("password"):
+            server.password_encrypted = ""
+        return
+    token_fields: tuple[str, ...] = TOKEN_DESTINATION_FIELDS
+    if not server.smtp_password_encrypted and data.get("smtp_password") is None:
+        token_fields += SMTP_TOKEN_DESTINATION_FIELDS  # SMTP would log in with the tokens
+    if moved(token_fields) and data.get("oauth2_refresh_token") is None:
+        forget_tokens(server)
 
 
 def _apply_oauth2_secrets(server: ImapServer, data: dict[str, Any]) -> None:
