@@ -549,3 +549,17 @@ def test_switching_auth_type_never_carries_a_secret_to_a_new_destination(
     assert away.status_code == 200, away.text
     returned = client.patch(other, json={"auth_type": "password"}, headers=auth)
     assert returned.status_code == 400 and set(returned.json()) == {"password"}
+
+
+def test_writes_and_downloads_refresh_the_token_too(client, byo: Mirror, oauth2_server: OAuth2Server) -> None:
+    assert byo.sync().status == "success"
+    (email,) = byo.emails()
+    oauth2_server.expire_access_tokens(byo.mail_user)
+    # A write connects (and refreshes) while the request's own session is open.
+    answer = client.patch(f"/api/emails/{email.id}/", headers=byo.headers, json={"seen": True})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["seen"] is True and oauth2_server.refresh_count == 2
+    oauth2_server.expire_access_tokens(byo.mail_user)
+    raw = client.get(f"/api/emails/{email.id}/raw/", headers=byo.headers)
+    assert raw.status_code == 200 and b"Hello over OAuth2" in raw.content
+    assert oauth2_server.refresh_count == 3
