@@ -48,7 +48,7 @@ def _ip_literal(value: str) -> str | None:
 
 def _ascii_name(value: str) -> str:
     """A DNS name in ASCII (A-labels), with UTS #46 mapping as browsers apply it; raises InvalidHost."""
-    if "://" in value:
+    if "://" in value or "/" in value:  # a URL, or a name with a trailing slash: a path either way
         raise InvalidHost(A_URL)
     if WITH_PORT.fullmatch(value):
         raise InvalidHost(A_PORT)

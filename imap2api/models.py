@@ -176,7 +176,12 @@ class ImapServerSettings(SQLModel):
 
     name: str = Field(max_length=255, description="A label for the account.")
     host: str = Field(max_length=255, description="The IMAP server's host name or IP address.")
-    port: int = Field(default=993, ge=1, le=65535, description="993 for implicit TLS, 143 for STARTTLS.")
+    port: int = Field(
+        default=993,
+        ge=1,
+        le=65535,
+        description="Left out on create: 993 for implicit TLS (ssl), 143 otherwise.",
+    )
     username: str = Field(max_length=255, description="The IMAP login.")
     use_ssl: bool = Field(
         default=True,
@@ -192,6 +197,18 @@ class ImapServerSettings(SQLModel):
         default=True,
         description="Check the server's certificate and name; false accepts any certificate (a "
         "self-signed one, say): still encrypted, but no longer protected against impostors.",
+    )
+    tls_ca_cert: str = Field(
+        default="",
+        sa_type=Text,
+        description="PEM certificates to trust for this server besides the system's (a self-signed "
+        "server's own certificate, or a private CA): verified, unlike tls_verify false (IMAP and SMTP).",
+    )
+    sync_interval_seconds: int | None = Field(
+        default=None, ge=60, description="Seconds between scheduled syncs (null: the service's default)."
+    )
+    is_active: bool = Field(
+        default=True, description="Synced on schedule and watched for new mail (false: only when asked)."
     )
     sync_limit_type: SyncLimitType = _choice(
         SyncLimitType.ALL, max_length=10, description="Which messages are mirrored (a month is 30 days)."
@@ -216,7 +233,12 @@ class ImapServerSettings(SQLModel):
         description="The SMTP server mail is sent through (blank: sending is off); filled from a preset "
         "for well-known IMAP hosts (Gmail, Office 365, iCloud...).",
     )
-    smtp_port: int = Field(default=587, ge=1, le=65535, description="465 for implicit TLS, 587 for STARTTLS.")
+    smtp_port: int = Field(
+        default=587,
+        ge=1,
+        le=65535,
+        description="Left out on create: 465 for implicit TLS (ssl), 587 otherwise.",
+    )
     smtp_security: SmtpSecurity = _choice(
         SmtpSecurity.STARTTLS,
         max_length=10,
@@ -310,8 +332,6 @@ class ImapServer(ImapServerBase, table=True):
     oauth2_client_secret_encrypted: str = Field(
         default="", sa_column=Column(Text, nullable=False, default="")
     )
-    sync_interval_seconds: int | None = None
-    is_active: bool = True
     next_sync_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
@@ -531,6 +551,12 @@ class SyncRunBase(SQLModel):
     error: str = Field(default="", sa_type=Text)
     error_code: str = Field(
         default="", max_length=40, description="On error: IMAP_AUTH_FAILED, SYNC_CRASHED..."
+    )
+    missing_folders: str = Field(
+        default="",
+        sa_type=Text,
+        description="Folders named in the server's folders_to_sync that it does not have (comma-separated; "
+        "names are exact, case included); the run synced the others.",
     )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -34,7 +34,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _TOKEN_CACHE_SECONDS = 60
-_EXEMPT_PREFIXES = ("/docs", "/openapi.json", "/healthz", "/readyz", "/metrics", "/static")
+# /favicon.ico: browsers fetch it beside every page, unasked.
+_EXEMPT_PREFIXES = ("/docs", "/openapi.json", "/healthz", "/readyz", "/metrics", "/static", "/favicon.ico")
 
 
 def _spends_budget(scope: Scope) -> bool:

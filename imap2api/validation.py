@@ -6,6 +6,9 @@ import re
 from enum import Enum
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from imap2api.enums import AuthType, SmtpSecurity, SyncLimitType, TlsMode
 from imap2api.errors import ValidationFailed
 from imap2api.fields import api_fields, max_length
@@ -29,6 +32,9 @@ REQUIRED_ON_CREATE = tuple(f.name for f in _FIELDS if f.required)
 # Bounded text that may be blank (it has a blank default: smtp_host "" is sending off); the rest may not.
 BLANK_ALLOWED = frozenset(name for name in TEXT_FIELDS if name not in REQUIRED_ON_CREATE)
 PORT_FIELDS = ("port", "smtp_port")
+# Left out on create, a port follows the TLS mode: (the mode's field, its implicit-TLS port, the other).
+DEFAULT_PORTS = {"port": ("tls_mode", 993, 143), "smtp_port": ("smtp_security", 465, 587)}
+MIN_SYNC_INTERVAL = 60  # seconds; more often is a poll push does better (imap2api.watch)
 # use_ssl and tls_mode have defaults too, but decide each other (_resolve_tls).
 SETTLED_TOGETHER = ("use_ssl", "tls_mode")
 SERVER_DEFAULTS: dict[str, Any] = {
@@ -39,23 +45,37 @@ SERVER_DEFAULTS: dict[str, Any] = {
 # A default but no null: null would reach a NOT NULL column.
 NOT_NULL = tuple(f.name for f in _FIELDS if not f.required and not f.nullable)
 # Where the password is sent, and how it is protected: changing any of these needs the password again.
-DESTINATION_FIELDS = ("host", "port", "use_ssl", "tls_mode", "tls_verify")
+DESTINATION_FIELDS = ("host", "port", "use_ssl", "tls_mode", "tls_verify", "tls_ca_cert")
 # C0, DEL and C1: a CR or LF in a credential would end the IMAP command and start another one.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 PASSWORD_AGAIN = (
-    "Enter the IMAP password again: changing host, port, use_ssl, tls_mode or tls_verify needs it, "
-    "so that a stored password is never sent to a server it was not given for."
+    "Enter the IMAP password again: changing host, port, use_ssl, tls_mode, tls_verify or tls_ca_cert "
+    "needs it, so that a stored password is never sent to a server it was not given for."
 )
 # Where the SMTP login goes: the same rule, for the password SMTP uses (its own, or the IMAP one).
-SMTP_DESTINATION_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "smtp_auth", "tls_verify")
+SMTP_DESTINATION_FIELDS = (
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_auth",
+    "tls_verify",
+    "tls_ca_cert",
+)
 SMTP_PASSWORD_AGAIN = (
-    "Enter the SMTP password again: changing smtp_host, smtp_port, smtp_security, smtp_auth or "
-    "tls_verify needs it, so that a stored password is never sent to a server it was not given for."
+    "Enter the SMTP password again: changing smtp_host, smtp_port, smtp_security, smtp_auth, tls_verify "
+    "or tls_ca_cert needs it, so that a stored password is never sent to a server it was not given for."
 )
 IMAP_PASSWORD_FOR_SMTP = (
     "Enter the IMAP password again: SMTP logs in with it, and changing smtp_host, smtp_port, "
-    "smtp_security, smtp_auth or tls_verify (or dropping the SMTP password) needs it."
+    "smtp_security, smtp_auth, tls_verify or tls_ca_cert (or dropping the SMTP password) needs it."
 )
+# tls_ca_cert: a server's own certificate or a private CA's, a few kB each; never a whole public bundle.
+MAX_CA_CERT_CHARS = 100_000
+NOT_PEM = (
+    "Enter one or more certificates in PEM format (-----BEGIN CERTIFICATE----- ... "
+    "-----END CERTIFICATE-----)."
+)
+A_PRIVATE_KEY = "Enter the certificate alone: this contains a private key, which belongs on the server only."
 # An addr-spec, loosely: the SMTP server has the last word; this keeps out lists, names and brackets.
 ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\s@<>()\[\],;:\".]+$")
 
@@ -89,9 +109,9 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
             )
     if current is None:
         for name, default in SERVER_DEFAULTS.items():
-            if clean.get(name) is None and name in NOT_NULL:
+            if clean.get(name) is None and name in NOT_NULL and name not in DEFAULT_PORTS:
                 clean[name] = default
-        for name in SETTLED_TOGETHER:
+        for name in (*SETTLED_TOGETHER, *DEFAULT_PORTS):
             if name in clean and clean[name] is None:
                 del clean[name]  # as for the other defaults: null on create means "the default"
     for name, limit in TEXT_FIELDS.items():
@@ -125,6 +145,11 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
                 if port < 1
                 else "Ensure this value is less than or equal to 65535."
             )
+    interval = clean.get("sync_interval_seconds")
+    if interval is not None and interval < MIN_SYNC_INTERVAL:
+        errors.setdefault("sync_interval_seconds", []).append(
+            f"Ensure this value is greater than or equal to {MIN_SYNC_INTERVAL}."
+        )
     if clean.get("smtp_security") is not None and clean["smtp_security"] not in SMTP_SECURITIES:
         errors.setdefault("smtp_security", []).append(f'"{clean["smtp_security"]}" is not a valid choice.')
     address = clean.get("email_address")
@@ -132,8 +157,11 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
         errors.setdefault("email_address", []).append("Enter a valid email address.")
     if clean.get("folders_to_sync") is not None:
         clean["folders_to_sync"] = normalize_folders(clean["folders_to_sync"])
+    _validate_ca_cert(clean, errors)
     _validate_limit(clean, current or {}, errors)
     _resolve_tls(clean, current or {}, errors, creating=current is None)
+    if current is None:
+        _default_ports(clean)
     oauth2_rules.check(clean, current, errors)
     if current is not None and not oauth2:
         _require_password_for_new_destination(clean, current, errors)
@@ -144,6 +172,37 @@ def validate_server(data: dict[str, Any], *, current: dict[str, Any] | None = No
     if errors:
         raise ValidationFailed(errors)
     return clean
+
+
+def _validate_ca_cert(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """``tls_ca_cert``: blank, or PEM certificates (stored re-encoded: comments and other blocks dropped)."""
+    value = clean.get("tls_ca_cert")
+    if not isinstance(value, str):
+        return  # null: refused with the other not-null fields
+    value = value.strip()
+    if not value:
+        clean["tls_ca_cert"] = ""
+        return
+    if len(value) > MAX_CA_CERT_CHARS:
+        errors["tls_ca_cert"] = [f"Ensure this field has no more than {MAX_CA_CERT_CHARS} characters."]
+        return
+    if "PRIVATE KEY-----" in value:
+        errors["tls_ca_cert"] = [A_PRIVATE_KEY]
+        return
+    try:
+        certificates = x509.load_pem_x509_certificates(value.encode("utf-8", errors="replace"))
+    except ValueError:
+        errors["tls_ca_cert"] = [NOT_PEM]
+        return
+    # Re-encoded, the text is ASCII as ssl's cadata needs, and equal for an equal certificate.
+    clean["tls_ca_cert"] = "".join(cert.public_bytes(Encoding.PEM).decode("ascii") for cert in certificates)
+
+
+def _default_ports(clean: dict[str, Any]) -> None:
+    """On create, a port left out is the usual one for its TLS mode: 993 or 143 (IMAP), 465 or 587 (SMTP)."""
+    for name, (mode, implicit, other) in DEFAULT_PORTS.items():
+        if clean.get(name) is None:
+            clean[name] = implicit if clean.get(mode) == "ssl" else other
 
 
 def _smtp_uses_oauth2(clean: dict[str, Any], current: dict[str, Any], *, oauth2: bool) -> bool:

@@ -26,6 +26,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from dramatiq.middleware import TimeLimit  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from imap2api.app import create_app  # noqa: E402
@@ -35,7 +36,7 @@ from imap2api.crud import servers as crud_servers  # noqa: E402
 from imap2api.crud import sync_runs as crud_runs  # noqa: E402
 from imap2api.crud import users as crud_users  # noqa: E402
 from imap2api.db import dispose_engines, migrate, session_scope  # noqa: E402
-from imap2api.models import Email  # noqa: E402
+from imap2api.models import Email, SyncRun  # noqa: E402
 from imap2api.sync.engine import run_sync  # noqa: E402
 from imap2api.validation import validate_server  # noqa: E402
 from imap2api.workers.broker import make_broker, use_broker  # noqa: E402
@@ -101,6 +102,19 @@ def client(database: str) -> Iterator:
     """An HTTP client for the whole app, with the embedded worker running."""
     with TestClient(create_app(), base_url="http://testserver") as test_client:
         yield test_client
+    _end_leftover_runs()
+
+
+def _end_leftover_runs() -> None:
+    """Finish the runs a test left queued or running (first syncs of servers at hosts that do not
+    exist, mostly): else every later app's start-up re-queues them all, and they crowd its workers
+    and connection pool while the next test runs."""
+    with session_scope() as session:
+        session.exec(
+            update(SyncRun)
+            .where(col(SyncRun.status).in_(["queued", "running"]))
+            .values(status="error", error="left behind by an earlier test", error_code="TEST_LEFTOVER")
+        )
 
 
 @pytest.fixture()

@@ -132,4 +132,5 @@ def test_graphiql_and_docs_are_served(client) -> None:
     assert page.status_code == 200 and "graphiql" in page.text.lower()
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert "/api-token-auth/" in paths and "/api/v1/imap-servers/" in paths
+    assert "/api-token-auth/" in paths and "/api/imap-servers/" in paths
+    assert not any(path.startswith("/api/v1/") for path in paths)  # listed once; /api/v1/ still answers

@@ -179,7 +179,7 @@ def test_a_reader_that_leaves_ends_the_imap_connection(tmp_path: Path, dovecot) 
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
     subprocess.run(
-        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"],
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "password-1"],
         env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")},
         check=True,
         capture_output=True,
@@ -190,9 +190,9 @@ def test_a_reader_that_leaves_ends_the_imap_connection(tmp_path: Path, dovecot) 
         "sync_max_message_bytes": "20000000",
     }
     with served(tmp_path, **settings) as url:
-        token = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "pw"}).json()[
-            "token"
-        ]
+        token = httpx.post(
+            f"{url}/api-token-auth/", json={"username": "ann", "password": "password-1"}
+        ).json()["token"]
         headers = {"Authorization": f"Token {token}"}
         server_id = add_imap_server(url, headers, dovecot, mail_user)
         assert (

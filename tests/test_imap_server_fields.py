@@ -98,7 +98,10 @@ def test_null_for_a_webhook_field_is_a_400(client, auth, field) -> None:  # noqa
         ("xn--zz.example", NOT_A_HOST),  # not Punycode
         ("١٢٣.example", NOT_A_HOST),  # digits of a right-to-left script alone: the Bidi rule refuses them
         ("mail@example.com", NOT_A_HOST),
-        ("imap.example.com/inbox", NOT_A_HOST),
+        (
+            "imap.example.com/inbox",
+            "Enter the hostname alone, such as imap.example.com, without a scheme (imaps://) or a path.",
+        ),
         (
             "imaps://imap.example.com",
             "Enter the hostname alone, such as imap.example.com, without a scheme (imaps://) or a path.",

@@ -18,16 +18,14 @@ from sqlmodel import select
 from imap2api.db import session_scope
 from imap2api.models import ImapServer
 from imap2api.security import encrypt_secret
+from imap2api.validation import PASSWORD_AGAIN
 from tests.support.banner import BannerServer
 from tests.support.dovecot import DovecotServer, find_dovecot
 from tests.support.messages import make_message
 from tests.test_admin import Admin, server_form, user_id
 
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2 secret-banner\r\n"
-AGAIN = (
-    "Enter the IMAP password again: changing host, port, use_ssl, tls_mode or tls_verify needs it, "
-    "so that a stored password is never sent to a server it was not given for."
-)
+AGAIN = PASSWORD_AGAIN
 
 
 @pytest.fixture(scope="module")

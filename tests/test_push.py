@@ -361,15 +361,15 @@ def test_imap2api_serve_watches_on_its_own(tmp_path: Path, dovecot) -> None:
     mail_user = dovecot.add_user()
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
     subprocess.run(
-        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"],
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "password-1"],
         env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")},
         check=True,
         capture_output=True,
     )
     with served(tmp_path, imap_ca_file=str(dovecot.ca_cert_path), scheduler_enabled="true") as url:
-        token = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "pw"}).json()[
-            "token"
-        ]
+        token = httpx.post(
+            f"{url}/api-token-auth/", json={"username": "ann", "password": "password-1"}
+        ).json()["token"]
         headers = {"Authorization": f"Token {token}"}
         server_id = add_imap_server(url, headers, dovecot, mail_user, "ann")
         synced = httpx.post(f"{url}/api/imap-servers/{server_id}/sync/", headers=headers, timeout=60)

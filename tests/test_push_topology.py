@@ -121,7 +121,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     migrated = subprocess.run([sys.executable, "-m", "imap2api.cli", "migrate"], env=env, capture_output=True)
     assert migrated.returncode == 0, migrated.stderr.decode()[-2000:]
     subprocess.run(
-        [sys.executable, "-m", "imap2api.cli", "createuser", "ops", "--password", "pw"],
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ops", "--password", "password-1"],
         env=env,
         check=True,
         capture_output=True,
@@ -151,7 +151,9 @@ def _answers(url: str) -> bool:
 
 def test_a_killed_workers_watch_moves_to_the_other(deployment: Deployment, dovecot) -> None:
     api = deployment.api
-    token = httpx.post(api + "/api-token-auth/", json={"username": "ops", "password": "pw"}).json()["token"]
+    token = httpx.post(api + "/api-token-auth/", json={"username": "ops", "password": "password-1"}).json()[
+        "token"
+    ]
     headers = {"Authorization": f"Token {token}"}
     mail_user = dovecot.add_user()
     server_id = add_imap_server(api, headers, dovecot, mail_user)

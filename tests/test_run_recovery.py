@@ -74,7 +74,7 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
     dovecot.add_messages(mail_user, "INBOX", [make_message(subject=f"chaos {n}") for n in range(total)])
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAP2API_")}
     subprocess.run(
-        [sys.executable, "-m", "imap2api.cli", "createuser", "chaos", "--password", "pw"],
+        [sys.executable, "-m", "imap2api.cli", "createuser", "chaos", "--password", "password-1"],
         env={**env, "IMAP2API_DATA_DIR": str(tmp_path / "data")},
         check=True,
         capture_output=True,
@@ -86,7 +86,9 @@ def test_a_server_killed_ten_times_mid_sync_syncs_exactly_on_the_next_request(tm
     for _ in range(10):
         process, url = start_serve(tmp_path, **settings)
         try:
-            token = httpx.post(f"{url}/api-token-auth/", json={"username": "chaos", "password": "pw"}).json()
+            token = httpx.post(
+                f"{url}/api-token-auth/", json={"username": "chaos", "password": "password-1"}
+            ).json()
             headers = {"Authorization": f"Token {token['token']}"}
             if server_id is None:
                 server_id = add_imap_server(url, headers, dovecot, mail_user, "chaos")

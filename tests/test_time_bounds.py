@@ -140,7 +140,7 @@ def test_waited_syncs_may_wait_past_the_request_bound(client, auth, silent, monk
     monkeypatch.setattr(settings, "imap_timeout_seconds", 120.0)  # the run hangs until the server hangs up
     server_id = _hung_server(client, auth, silent)
     rest = client.post(f"/api/imap-servers/{server_id}/sync/", headers=auth)
-    assert rest.status_code == 202 and rest.json()["message"] == "Email sync queued"
+    assert rest.status_code == 202 and rest.json()["message"] == "Email sync still running"
     variables = {"id": server_id}
     graphql = client.post("/graphql", json={"query": SYNC, "variables": variables}, headers=auth).json()
     assert graphql["data"]["syncImapServer"]["status"] in ("QUEUED", "RUNNING")
@@ -174,7 +174,7 @@ def test_sigterm_stops_serve_mid_request(tmp_path: Path, silent) -> None:
         }
     )
     subprocess.run(
-        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "pw"],
+        [sys.executable, "-m", "imap2api.cli", "createuser", "ann", "--password", "password-1"],
         env=env,
         check=True,
         capture_output=True,
@@ -198,7 +198,7 @@ def test_sigterm_stops_serve_mid_request(tmp_path: Path, silent) -> None:
                 return False
 
         _wait_until(up, "serve to start")
-        login = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "pw"})
+        login = httpx.post(f"{url}/api-token-auth/", json={"username": "ann", "password": "password-1"})
         auth = {"Authorization": f"Token {login.json()['token']}"}
         server = httpx.post(
             f"{url}/api/imap-servers/",

@@ -120,6 +120,6 @@ def test_fullwidth_names_are_stored_and_logged_in_normalised(client) -> None:
 def test_createuser_refuses_a_case_variant(database, tmp_path) -> None:
     name = "carol" + secrets.token_hex(3)
     runner = CliRunner()
-    assert runner.invoke(main, ["createuser", name, "--password", "pw"]).exit_code == 0
-    refused = runner.invoke(main, ["createuser", name.upper(), "--password", "pw"])
+    assert runner.invoke(main, ["createuser", name, "--password", "password-1"]).exit_code == 0
+    refused = runner.invoke(main, ["createuser", name.upper(), "--password", "password-1"])
     assert refused.exit_code != 0 and "already exists" in refused.output

@@ -70,9 +70,9 @@ class Topology:
         return "".join(path.read_text(errors="replace") for path in sorted(self.logs.glob("*.log")))
 
     def token(self, api: str, username: str) -> dict[str, str]:
-        token = httpx.post(api + "/api-token-auth/", json={"username": username, "password": "pw"}).json()[
-            "token"
-        ]
+        token = httpx.post(
+            api + "/api-token-auth/", json={"username": username, "password": "password-1"}
+        ).json()["token"]
         return {"Authorization": f"Token {token}"}
 
 
@@ -100,7 +100,7 @@ def topology(tmp_path_factory, dovecot) -> Iterator[Topology]:
     )
     for username in ("ops", "budget"):
         subprocess.run(
-            [sys.executable, "-m", "imap2api.cli", "createuser", username, "--password", "pw"],
+            [sys.executable, "-m", "imap2api.cli", "createuser", username, "--password", "password-1"],
             env=env,
             check=True,
             capture_output=True,

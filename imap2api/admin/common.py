@@ -2,31 +2,85 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import builtins
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from markupsafe import Markup, escape
 from sqladmin import ModelView
-from sqladmin.filters import ForeignKeyFilter
+from sqladmin.filters import AllUniqueStringValuesFilter, ForeignKeyFilter
 from sqladmin.flash import Flash
+from sqladmin.formatters import BASE_FORMATTERS
+from sqladmin.pagination import Pagination
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import users as crud_users
 from imap2api.db import run_db
-from imap2api.errors import Imap2ApiError
+from imap2api.errors import Imap2ApiError, ValidationFailed
+from imap2api.models import Folder, ImapServer, User, Webhook
 from imap2api.services.principal import Principal
 
 T = TypeVar("T")
 
+# What a link to another view shows beside the id: the model and column naming its objects.
+LABELS: dict[str, tuple[Any, Any]] = {
+    "user": (User, User.username),
+    "imap-server": (ImapServer, ImapServer.name),
+    "webhook": (Webhook, Webhook.url),
+}
+LABEL_LIMIT = 60  # characters of a label (a webhook's URL can be long)
+LONG_WORD = 16  # characters: a longer word in a list cell may break anywhere
+# Seconds between reloads of a list whose rows change on their own (runs, deliveries, the outbox).
+REFRESH_SECONDS = 10
+
+
+def wrapped(text: str) -> Markup | str:
+    """Text for a list cell: a long word (an address, a URL) may break anywhere, other words stay whole
+    (``static/admin.css``: breaking every word lets the table squeeze short columns mid-word)."""
+    if any(len(word) > LONG_WORD for word in text.split()):
+        return Markup('<span class="wrap-anywhere">{}</span>').format(text)
+    return text
+
+
+def short_time(value: datetime) -> Markup:
+    """A list formatter for a time: to the second, the full value in a tooltip."""
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        value.isoformat(), str(value), value.strftime("%Y-%m-%d %H:%M:%S")
+    )
+
 
 class AdminView(ModelView):
-    """Defaults for imap2api's views: newest first, no bulk export of the mirror."""
+    """Defaults for imap2api's views: newest first, no bulk export of the mirror, named links.
+
+    Set ``refresh_seconds`` on a view whose rows change on their own: its list page reloads itself
+    (``static/refresh.js``) while the admin is not selecting, typing or looking at another tab.
+    """
 
     can_export = False
     page_size = 25
     column_default_sort = [("id", True)]
+    column_type_formatters = {**BASE_FORMATTERS, datetime: short_time, str: wrapped}
+    list_template = "imap2api/list.html"
+    details_template = "imap2api/details.html"
+    refresh_seconds = 0
+
+    async def get_object_for_details(self, request: Request) -> Any:
+        """The object, with the names of the objects its links point to (one query per kind)."""
+        found = await super().get_object_for_details(request)
+        if found is not None:
+            await remember_labels(request, self.column_formatters_detail.values(), [found])
+        return found
+
+    async def list(self, request: Request) -> Pagination:
+        """A page of rows, with the names their links show looked up for the whole page at once."""
+        page = await super().list(request)
+        await remember_labels(request, self.column_formatters.values(), page.rows)
+        return page
 
 
 def link(request: Request, identity: str, pk: Any, text: Any = None) -> Markup:
@@ -37,13 +91,58 @@ def link(request: Request, identity: str, pk: Any, text: Any = None) -> Markup:
     return Markup('<a href="{}">{}</a>').format(str(url), text if text is not None else f"#{pk}")
 
 
-def link_to(identity: str, attribute: str) -> Any:
-    """A list/details formatter that links an id column to the object it names."""
+def labelled(label: str | None, pk: Any) -> Markup:
+    """A link's text: the object's name and its id (only the id when the name is not known)."""
+    if not label:
+        return Markup("#{}").format(pk)
+    short = label if len(label) <= LABEL_LIMIT else label[: LABEL_LIMIT - 1] + "…"
+    return Markup('{} <span class="text-muted">#{}</span>').format(wrapped(short), pk)
 
-    def formatter(model: Any, _attribute: Any, request: Request) -> Markup:
-        return link(request, identity, getattr(model, attribute))
 
-    return formatter
+class LinkTo:
+    """A list/details formatter that links an id column to the object it names, by name and id.
+
+    The names come from ``request.state`` (``remember_labels``, run by ``AdminView`` for the whole
+    page): a formatter runs on the event loop, once per row, and must not query.
+    """
+
+    def __init__(self, identity: str, attribute: str) -> None:
+        self.identity = identity
+        self.attribute = attribute
+
+    def __call__(self, model: Any, _attribute: Any, request: Request) -> Markup:
+        """The link of one row."""
+        pk = getattr(model, self.attribute)
+        known: dict[tuple[str, int], str] = getattr(request.state, "admin_labels", {})
+        return link(request, self.identity, pk, labelled(known.get((self.identity, pk)), pk))
+
+
+def link_to(identity: str, attribute: str) -> LinkTo:
+    """A list/details formatter that links an id column to the object it names (``alice #3``)."""
+    return LinkTo(identity, attribute)
+
+
+def _labels(session: Session, wanted: dict[str, set[int]]) -> dict[tuple[str, int], str]:
+    """The names of the wanted objects, by (identity, id): one query per kind of object."""
+    found: dict[tuple[str, int], str] = {}
+    for identity, ids in wanted.items():
+        model, column = LABELS[identity]
+        rows = session.exec(select(col(model.id), col(column)).where(col(model.id).in_(sorted(ids))))
+        found.update(((identity, pk), str(label)) for pk, label in rows)
+    return found
+
+
+async def remember_labels(request: Request, formatters: Iterable[Any], rows: builtins.list[Any]) -> None:
+    """Look up, for these rows, the names that their ``LinkTo`` formatters show."""
+    wanted: dict[str, set[int]] = {}
+    for formatter in formatters:
+        if isinstance(formatter, LinkTo) and formatter.identity in LABELS:
+            ids = {getattr(row, formatter.attribute) for row in rows} - {None}
+            if ids:
+                wanted.setdefault(formatter.identity, set()).update(ids)
+    if wanted:
+        known = getattr(request.state, "admin_labels", {})
+        request.state.admin_labels = {**known, **await run_db(_labels, wanted)}
 
 
 def list_url(request: Request, identity: str, **filters: Any) -> str:
@@ -75,7 +174,7 @@ async def act_on_selected(request: Request, change: Any, *, identity: str, done:
     try:
         changed = await each_selected(request, change, selected_ids(request))
     except Imap2ApiError as exc:
-        Flash.error(request, exc.message)
+        Flash.error(request, admin_message(exc))
         return back(request, identity)
     Flash.success(request, f"{done} {', '.join(f'#{row}' for row in changed)}.")
     return back(request, identity)
@@ -89,9 +188,9 @@ def selected_ids(request: Request) -> list[int]:
 def excerpt(limit: int) -> Any:
     """A list formatter showing at most ``limit`` characters of a text column."""
 
-    def formatter(model: Any, attribute: str) -> str:
+    def formatter(model: Any, attribute: str) -> Markup | str:
         value = getattr(model, attribute) or ""
-        return value if len(value) <= limit else value[: limit - 1] + "…"
+        return wrapped(value if len(value) <= limit else value[: limit - 1] + "…")
 
     return formatter
 
@@ -99,6 +198,8 @@ def excerpt(limit: int) -> Any:
 def preformatted(model: Any, attribute: str) -> Markup:
     """A details formatter keeping the line breaks of a long text (escaped)."""
     value = getattr(model, attribute) or ""
+    if not value:
+        return Markup("")  # not an empty dark box
     return Markup('<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">{}</pre>').format(
         escape(value)
     )
@@ -118,13 +219,59 @@ class IdFilter(ForeignKeyFilter):
         return await super().get_filtered_query(query, value, model)
 
 
+class FolderFilter(AllUniqueStringValuesFilter):
+    """Filter mail by folder name (``INBOX`` of every server; the server filter narrows it)."""
+
+    def __init__(self, column: Any, **options: Any) -> None:
+        # SQLModel types a column attribute as its value (str): sqladmin's hints cannot see it.
+        super().__init__(column, **{"title": "Folder", **options})
+
+    async def lookups(
+        self, request: Request, model: Any, run_query: Callable[[Any], Any]
+    ) -> builtins.list[tuple[str, str]]:
+        """Every folder name of every server, once: from the folders, not a scan of the mail."""
+        names = await run_query(select(col(Folder.name)).distinct().order_by(col(Folder.name)))
+        return [("__all", "All")] + [(str(name), str(name)) for (name,) in names]
+
+
+class ExpectedFailure(ValueError):
+    """An expected refusal (validation, not found) shown above a form: logged without a traceback."""
+
+
+def admin_message(exc: Imap2ApiError) -> str:
+    """The text a person sees for a refusal: field errors named by field, the others alone."""
+    if not isinstance(exc, ValidationFailed):
+        return exc.message
+    return "; ".join(
+        " ".join(messages) if field == "non_field_errors" else f"{field}: {' '.join(messages)}"
+        for field, messages in exc.fields.items()
+    )
+
+
 async def expected(pending: Awaitable[T]) -> T:
     """Await a change; an expected failure (validation, not found) becomes the message the admin
     sees above the form (sqladmin shows a ValueError's text)."""
     try:
         return await pending
     except Imap2ApiError as exc:
-        raise ValueError(exc.message) from None
+        raise ExpectedFailure(admin_message(exc)) from None
+
+
+class ExpectedFailureLog(logging.Filter):
+    """Turn sqladmin's ``logger.exception`` of an ``ExpectedFailure`` into one INFO line: a refused
+    form is the admin's typo, not the service's bug (anything else keeps its traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Downgrade the record when it carries an expected failure; always let it through."""
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, ExpectedFailure):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.msg, record.args = "Admin change refused: %s", (str(failure),)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+EXPECTED_FAILURE_LOG = ExpectedFailureLog()
 
 
 async def user_choices() -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from imap2api.admin.common import AdminView, IdFilter, acting, excerpt, link_to, preformatted
+from imap2api.admin.common import AdminView, FolderFilter, IdFilter, acting, excerpt, link_to, preformatted
 from imap2api.crud import emails as crud_emails
 from imap2api.db import session_scope
 from imap2api.errors import NotFound, SyncFailed
@@ -25,14 +25,19 @@ from imap2api.services import content
 
 
 def sandboxed_html(model: Any, attribute: str) -> Markup:
-    """The HTML body rendered in a frame with no scripts, forms or origin of this site (escaped, srcdoc)."""
+    """The HTML body rendered in a frame with no scripts, forms or origin of this site (escaped, srcdoc),
+    and its source, escaped, folded under it."""
     value = getattr(model, attribute) or ""
     if not value:
         return Markup("")
+    # sandbox="" (no allow-*): the frame is a unique origin, runs no script and submits no form; a
+    # srcdoc frame inherits the admin's policy, so no remote image or style loads either. No inline
+    # style: the look is in static/admin.css.
     return Markup(
-        '<iframe sandbox="" referrerpolicy="no-referrer" title="HTML body" '
-        'style="width: 100%; height: 40em; border: 1px solid #ddd; background: #fff" srcdoc="{}"></iframe>'
-    ).format(escape(value))
+        '<iframe sandbox="" class="mail-html" referrerpolicy="no-referrer" title="HTML body" srcdoc="{}">'
+        "</iframe>"
+        '<details class="mail-html-source"><summary>HTML source</summary><pre>{}</pre></details>'
+    ).format(escape(value), escape(value))
 
 
 def attachment_links(model: Any, _attribute: str, request: Request) -> Markup:
@@ -81,6 +86,7 @@ class EmailAdmin(AdminView, model=Email):
     column_filters = [
         IdFilter(Email.owner_id, User.username, title="Owner"),
         IdFilter(Email.imap_server_id, ImapServer.name, title="Server"),
+        FolderFilter(Email.folder),
     ]
 
     @expose("/{pk:int}/attachments/{attachment_id:int}", methods=["GET"])

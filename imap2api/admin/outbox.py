@@ -6,7 +6,15 @@ from sqladmin import action
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imap2api.admin.common import AdminView, IdFilter, act_on_selected, excerpt, link_to, preformatted
+from imap2api.admin.common import (
+    REFRESH_SECONDS,
+    AdminView,
+    IdFilter,
+    act_on_selected,
+    excerpt,
+    link_to,
+    preformatted,
+)
 from imap2api.models import ImapServer, OutboxMessage
 from imap2api.services import sending
 
@@ -17,6 +25,7 @@ class OutboxAdmin(AdminView, model=OutboxMessage):
     icon = "fa-solid fa-paper-plane"
     name = "Outgoing message"
     name_plural = "Outbox"
+    refresh_seconds = REFRESH_SECONDS
     can_create = False
     can_edit = False
     can_delete = False

@@ -13,10 +13,12 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import BooleanField, Form, SelectField, SelectMultipleField, StringField, validators, widgets
 
 from imap2api.admin.common import (
+    REFRESH_SECONDS,
     AdminView,
     IdFilter,
     act_on_selected,
     acting,
+    admin_message,
     back,
     each_selected,
     excerpt,
@@ -99,14 +101,19 @@ class WebhookAdmin(AdminView, model=Webhook):
     column_filters = [IdFilter(Webhook.owner_id, User.username, title="Owner")]
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
-        """The form, with current users and servers as choices (the owner is fixed after creation)."""
-        users = await user_choices()
+        """The form, with current users and servers as choices; the owner only on creation (it is
+        fixed after: an edit form with no owner selected would show, and post, the first user)."""
+        with_owner = rules is None or "owner_id" in rules
+        users = await user_choices() if with_owner else []
         servers = [("", "All of the owner's servers"), *await server_choices()]
 
         class Bound(WebhookForm):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
-                self.owner_id.choices = users
+                if with_owner:
+                    self.owner_id.choices = users
+                else:
+                    del self["owner_id"]
                 self.imap_server_id.choices = servers
 
         return Bound
@@ -162,7 +169,7 @@ class WebhookAdmin(AdminView, model=Webhook):
         try:
             deliveries = await each_selected(request, webhooks.send_test, ids)
         except Imap2ApiError as exc:
-            Flash.error(request, exc.message)
+            Flash.error(request, admin_message(exc))
             return back(request, self.identity)
         Flash.success(request, f"Test event queued: delivery {', '.join(f'#{d}' for d in deliveries)}.")
         filters = {"webhook_id": ids[0]} if len(ids) == 1 else {}
@@ -191,6 +198,7 @@ class WebhookDeliveryAdmin(AdminView, model=WebhookDelivery):
     icon = "fa-solid fa-truck"
     name = "Webhook delivery"
     name_plural = "Webhook deliveries"
+    refresh_seconds = REFRESH_SECONDS
     can_create = False
     can_edit = False
     can_delete = False

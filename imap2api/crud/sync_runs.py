@@ -10,6 +10,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from imap2api.crud.common import Page, paginate
 from imap2api.enums import ACTIVE_SYNC_STATUSES, SyncStatus, SyncTrigger
 from imap2api.errors import NotFound
 from imap2api.models import ImapServer, SyncRun, utcnow
@@ -74,6 +75,12 @@ def list_runs(session: Session, *, server_id: int, limit: int = 50) -> list[Sync
     """The newest runs of a server."""
     statement = select(SyncRun).where(SyncRun.imap_server_id == server_id).order_by(col(SyncRun.id).desc())
     return list(session.exec(statement.limit(limit)))
+
+
+def page_runs(session: Session, *, server_id: int, page: int, page_size: int) -> Page[SyncRun]:
+    """One page of a server's runs, newest first."""
+    statement = select(SyncRun).where(SyncRun.imap_server_id == server_id).order_by(col(SyncRun.id).desc())
+    return paginate(session, statement, page=page, page_size=page_size)
 
 
 def update_run(session: Session, *, run_id: int, **values: Any) -> None:

@@ -33,6 +33,7 @@ TOKEN_DESTINATION_FIELDS = (
     "use_ssl",
     "tls_mode",
     "tls_verify",
+    "tls_ca_cert",
     "oauth2_provider",
     "oauth2_token_url",
     "oauth2_client_id",

@@ -1,4 +1,4 @@
-"""``/imap-servers/``: list, create, read, update, delete and sync IMAP accounts."""
+"""``/imap-servers/``: list, create, read, update, delete, sync and test IMAP accounts."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from imap2api.crud.servers import WRITABLE
 from imap2api.enums import SyncStatus
 from imap2api.models import ImapServerCreate, ImapServerPublic
 from imap2api.rest.deps import CurrentUser, execute
-from imap2api.rest.errors import ApiError
+from imap2api.rest.errors import ApiError, ordered
 from imap2api.rest.resource import Resource, add_resource_routes
 from imap2api.rest.schemas import ImapServerIn, ImapServerList, ImapServerOut, SyncResult, documented
 from imap2api.rest.shapes import RestInput, RestOutput, refused
@@ -29,6 +32,8 @@ TO_GRAPHQL = SERVER_INPUT.to_camel
 to_rest = SERVER.to_rest
 
 CREATE = f"mutation($input: ImapServerInput!) {{ createImapServer(input: $input) {{ {SERVER_FIELDS} }} }}"
+TEST = """mutation($input: ImapServerInput!) { testImapServer(input: $input) {
+  ok folders capabilities error code } }"""
 SYNC = """mutation($id: ID!, $wait: Boolean!) { syncImapServer(id: $id, wait: $wait) {
   id status progressDone progressTotal foldersSynced messagesNew messagesUpdated messagesDeleted
   error errorCode } }"""
@@ -55,6 +60,65 @@ _BODY = {
         "content": {"application/json": {"schema": ImapServerIn.model_json_schema()}},
     }
 }
+
+
+class ConnectionTestResult(BaseModel):
+    """The outcome of ``POST /imap-servers/test/``: ``ok`` and the folders, or the error and its code."""
+
+    ok: bool
+    folders: list[str] | None = Field(None, description="when ok: the selectable folders' names")
+    capabilities: list[str] | None = Field(None, description="when ok: the server's capabilities, sorted")
+    error: str | None = Field(None, description="when not ok: why")
+    code: str | None = Field(None, description="when not ok: IMAP_AUTH_FAILED, IMAP_TLS_FAILED...")
+
+
+class OwnPathRoute(JSONRoute):
+    """A route on a path that the resource's ``/{server_id}/`` routes match too (``test`` read as an id):
+    it takes every method but OPTIONS, and refuses those not its own with DRF's 405 and its own Allow."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """A full match for any method on the path (OPTIONS excepted: methods.py answers it)."""
+        match, child = super().matches(scope)
+        if match is Match.PARTIAL and scope.get("method") != "OPTIONS":
+            return Match.FULL, child
+        return match, child
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the route, or answer 405 (the app's handler would name the id routes' methods too)."""
+        if scope["method"] in (self.methods or set()):
+            await super().handle(scope, receive, send)
+            return
+        refused = JSONResponse(
+            {"detail": f'Method "{scope["method"]}" not allowed.'},
+            status_code=405,
+            headers={"Allow": ", ".join(ordered({*(self.methods or set()), "OPTIONS"}))},
+        )
+        await refused(scope, receive, send)
+
+
+async def check_server_connection(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """Log in with the settings of a new server and list its folders; nothing is stored.
+
+    200 whether the login worked or not (``ok``, and ``code`` when not); 400 for invalid settings.
+    """
+    data = await execute(TEST, {"input": await _input(request, user)}, user=user)
+    result = data["testImapServer"]
+    if result["ok"]:
+        return {"ok": True, "folders": result["folders"], "capabilities": result["capabilities"]}
+    return {"ok": False, "error": result["error"], "code": result["code"]}
+
+
+# Before the resource's /{server_id}/ routes, which would read "test" as an id.
+router.add_api_route(
+    "/test/",
+    check_server_connection,
+    methods=["POST"],
+    name="test_server",
+    response_model=None,
+    responses=documented(ConnectionTestResult),
+    openapi_extra=_BODY,
+    route_class_override=OwnPathRoute,
+)
 DOCUMENTS = add_resource_routes(
     router,
     Resource(
@@ -85,6 +149,17 @@ async def create_server(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Add an IMAP account; the password is stored encrypted and never returned."""
     data = await execute(CREATE, {"input": await _input(request, user)}, user=user)
     return to_rest(data["createImapServer"])
+
+
+def _sync_message(status: str, *, waited: bool) -> str:
+    """What the answer says of the run: queued, already running (joined), still running (the wait ended)."""
+    if status == SyncStatus.SUCCESS:
+        return "Email sync completed"
+    if status == SyncStatus.RUNNING:
+        return "Email sync still running" if waited else "Email sync already running"
+    if status == SyncStatus.ERROR:
+        return "Email sync failed"
+    return "Email sync queued"
 
 
 def _sync_failed(error: dict[str, Any]) -> ApiError | None:
@@ -118,7 +193,7 @@ async def sync_server(server_id: str, user: CurrentUser, wait: str = "true") -> 
     status = SyncStatus[run["status"]].value
     body = {
         "status": status,
-        "message": "Email sync completed" if status == SyncStatus.SUCCESS else "Email sync queued",
+        "message": _sync_message(status, waited=waited),
         "sync_run": int(run["id"]),
         "messages_new": run["messagesNew"],
         "messages_updated": run["messagesUpdated"],

@@ -11,6 +11,7 @@ from imap2api.models import (
     ImapServerCreate,
     ImapServerPublic,
     OutboxMessagePublic,
+    SyncRunPublic,
     WebhookDeliveryPublic,
     WebhookPublic,
     WebhookSettings,
@@ -197,6 +198,23 @@ class OutboxMessageList(BaseModel):
     next: str | None
     previous: str | None
     results: list[OutboxMessageOut]
+
+
+SYNC_RUN_IDS = ("imap_server",)
+
+
+@openapi_model(SyncRunPublic, first=("id", "imap_server"), ids=SYNC_RUN_IDS, output=True)
+class SyncRunOut(BaseModel):
+    """One sync of one server: status, progress, counts, and the named folders the server lacks."""
+
+
+class SyncRunList(BaseModel):
+    """A page of a server's sync runs, newest first."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[SyncRunOut]
 
 
 class AttachmentIn(BaseModel):

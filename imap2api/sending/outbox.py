@@ -101,6 +101,7 @@ def smtp_account(server: ImapServer) -> SmtpAccount:
         auth=server.smtp_auth,
         tls_verify=server.tls_verify,
         bearer=tokens.bearer(server.id or 0) if oauth2 else None,
+        tls_ca_cert=server.tls_ca_cert,
     )
 
 

@@ -31,7 +31,7 @@ from imap2api.enums import SmtpSecurity
 from imap2api.hostnames import InvalidHost, ascii_host
 from imap2api.oauth2 import sasl
 from imap2api.oauth2.tokens import OAuth2Failure
-from imap2api.sync.connection import tls_context
+from imap2api.sync.connection import tls_context, tls_problem
 from imap2api.sync.credentials import UNSENDABLE
 
 MAX_REPLY = 500
@@ -61,6 +61,7 @@ class SmtpAccount:
     tls_verify: bool = True
     # OAuth2 servers: the access token to log in with, given the one just refused ("" at first).
     bearer: Callable[[str], str] | None = None
+    tls_ca_cert: str = ""  # PEM certificates trusted for this server, besides the system's
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,9 @@ def _transact(
                 "the server does not offer STARTTLS, so the password and the message would travel in clear "
                 'text; use security "ssl" with the implicit-TLS port (465), or "none" to allow clear text',
             )
-        code, reply = client.starttls(context=tls_context(verify=account.tls_verify))
+        code, reply = client.starttls(
+            context=tls_context(verify=account.tls_verify, ca_cert=account.tls_ca_cert)
+        )
         if 400 <= code < 500:
             raise _answer(account, code, reply, "STARTTLS")
         if code != 220:
@@ -327,8 +330,7 @@ def _failure(account: SmtpAccount, exc: Exception, watchdog: _Watchdog) -> SmtpF
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return _fail(account, "SMTP_CONNECTION_FAILED", "the server closed the connection")
     if isinstance(exc, ssl.SSLError):
-        detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-        return _fail(account, "SMTP_TLS_FAILED", f"TLS failed: {detail}")
+        return _fail(account, "SMTP_TLS_FAILED", f"TLS failed: {tls_problem(exc)}")
     if isinstance(exc, OSError):
         return _fail(account, "SMTP_CONNECTION_FAILED", f"could not connect: {exc.strerror or exc}")
     if isinstance(exc, ValueError):  # the resolver's IDNA codec refused the name (UnicodeError included)
@@ -377,7 +379,9 @@ def deliver(
         # The constructor connects, and raises SMTPConnectError unless greeted with 220.
         where = {"host": host, "port": account.port, "local_hostname": "localhost", "timeout": timeout}
         if account.security == SmtpSecurity.SSL:
-            client = _SslClient(watchdog, context=tls_context(verify=account.tls_verify), **where)
+            client = _SslClient(
+                watchdog, context=tls_context(verify=account.tls_verify, ca_cert=account.tls_ca_cert), **where
+            )
         else:
             client = _Client(watchdog, **where)
         return _transact(client, account, envelope_from, unique, data, smtputf8)

@@ -14,6 +14,18 @@ from imap2api.services.principal import Principal, Role
 
 LOGIN_TOKEN_NAME = "token-auth"
 NOT_YOURSELF = "You cannot remove your own admin rights or deactivate yourself."
+# The one password rule, for the CLI, the admin interface and every other way a password is set.
+MIN_PASSWORD_LENGTH = 8
+PASSWORD_REQUIRED = "A password is required for a new user."
+PASSWORD_TOO_SHORT = f"Ensure this field has at least {MIN_PASSWORD_LENGTH} characters."
+
+
+def check_password(password: str) -> None:
+    """Refuse (ValidationFailed under ``password``) a blank password or one under MIN_PASSWORD_LENGTH."""
+    if not password:
+        raise ValidationFailed({"password": [PASSWORD_REQUIRED]})
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed({"password": [PASSWORD_TOO_SHORT]})
 
 
 def issue_token(session: Session, *, username: str, password: str) -> tuple[User, str]:
@@ -56,10 +68,9 @@ def owner_for_new(session: Session, actor: Principal, owner_id: int | None) -> i
 def create_user(
     session: Session, actor: Principal, *, username: str, password: str, is_admin: bool = False
 ) -> User:
-    """A new user (CLI, admin): the name must be free and the password not blank."""
+    """A new user (CLI, admin): the name must be free and the password pass ``check_password``."""
     _require_manager(actor)
-    if not password:
-        raise ValidationFailed({"password": ["A password is required for a new user."]})
+    check_password(password)
     return crud_users.create_user(session, username=username, password=password, is_admin=is_admin)
 
 
@@ -76,7 +87,7 @@ def save_user(
     """Create (``user_id`` None) or update a user; a blank password keeps the current one.
 
     An admin cannot remove their own admin rights or deactivate themselves. Raises
-    ValidationFailed (blank or taken username, missing password) or NotFound.
+    ValidationFailed (blank or taken username, a password ``check_password`` refuses) or NotFound.
     """
     _require_manager(actor)
     try:
@@ -92,6 +103,7 @@ def save_user(
                 raise ValidationFailed({"non_field_errors": [NOT_YOURSELF]})
             user.username = username
             if password:
+                check_password(password)
                 crud_users.set_password(session, user=user, password=password)
         user.is_admin, user.is_active = is_admin, is_active
         session.add(user)
@@ -99,6 +111,30 @@ def save_user(
     except IntegrityError:
         raise ValidationFailed({"username": [crud_users.TAKEN]}) from None
     return user
+
+
+def set_password(session: Session, actor: Principal, *, username: str, password: str) -> User:
+    """Replace a user's password (CLI); ``check_password`` applies. Their admin sessions end with it."""
+    _require_manager(actor)
+    user = _named(session, username)
+    check_password(password)
+    crud_users.set_password(session, user=user, password=password)
+    session.flush()
+    return user
+
+
+def set_admin(session: Session, actor: Principal, *, username: str, is_admin: bool) -> bool:
+    """Give a user admin rights or take them away (CLI); returns whether anything changed."""
+    _require_manager(actor)
+    user = _named(session, username)
+    if user.id == actor.user_id and not is_admin:
+        raise ValidationFailed({"non_field_errors": [NOT_YOURSELF]})
+    if user.is_admin == is_admin:
+        return False
+    user.is_admin = is_admin
+    session.add(user)
+    session.flush()
+    return True
 
 
 def delete_user(session: Session, actor: Principal, user_id: int) -> None:
@@ -122,6 +158,14 @@ def revoke_all_tokens(session: Session, actor: Principal, user_ids: list[int]) -
     """Delete every API token of these users; returns how many there were."""
     _require_manager(actor)
     return crud_users.revoke_tokens(session, user_ids=user_ids)
+
+
+def _named(session: Session, username: str) -> User:
+    """The user with this name (as logins match it), or NotFound."""
+    user = crud_users.get_user_by_username(session, username=username)
+    if user is None:
+        raise NotFound()
+    return user
 
 
 def _self(actor: Principal) -> int:

@@ -18,8 +18,6 @@ from imap2api.validation import validate_server
 
 # The fields given, by their snake_case names (absent: unchanged; None: explicitly null).
 ServerChanges = dict[str, Any]
-# Scheduling settings only an admin (or the CLI) sets; the API leaves them to the defaults.
-ADMIN_FIELDS = ("sync_interval_seconds", "is_active")
 INVALID_REFERENCE = 'Invalid pk "{value}" - object does not exist.'
 # What an admin, who sees every server, is told when the server is another user's.
 NOT_THE_OWNERS = "That server does not belong to this owner."
@@ -69,45 +67,17 @@ def create(
 ) -> ImapServer:
     """Validate and store a new server (``owner_id``: the owner an admin chose)."""
     owner = owner_for_new(session, actor, owner_id)
-    server = crud_servers.create_server(session, owner_id=owner, data=validate_server(_api_fields(changes)))
-    return _apply_admin_fields(session, actor, server, changes)
+    return crud_servers.create_server(session, owner_id=owner, data=validate_server(changes))
 
 
 def update(session: Session, actor: Principal, server_id: int, changes: ServerChanges) -> ImapServer:
     """Validate against the stored values and change only the given fields."""
     server = get(session, actor, server_id)
-    clean = validate_server(_api_fields(changes), current=crud_servers.server_fields(server))
-    server = crud_servers.update_server(session, owner_id=server.owner_id, server_id=server_id, data=clean)
-    return _apply_admin_fields(session, actor, server, changes)
+    clean = validate_server(changes, current=crud_servers.server_fields(server))
+    return crud_servers.update_server(session, owner_id=server.owner_id, server_id=server_id, data=clean)
 
 
 def delete(session: Session, actor: Principal, server_id: int) -> None:
     """Delete a server; its folders, mail, runs and webhooks go with it."""
     server = get(session, actor, server_id)
     crud_servers.delete_server(session, owner_id=server.owner_id, server_id=server_id)
-
-
-def _api_fields(changes: ServerChanges) -> ServerChanges:
-    return {name: value for name, value in changes.items() if name not in ADMIN_FIELDS}
-
-
-def _apply_admin_fields(
-    session: Session, actor: Principal, server: ImapServer, changes: ServerChanges
-) -> ImapServer:
-    """Scheduling settings, for admins only (a user's API has no such fields)."""
-    given = {name: changes[name] for name in ADMIN_FIELDS if name in changes}
-    if not given:
-        return server
-    if actor.owner_scope is not None:
-        raise ValidationFailed({name: ["Only an admin may set this."] for name in given})
-    interval = given.get("sync_interval_seconds", server.sync_interval_seconds)
-    if interval is not None and interval < 60:
-        raise ValidationFailed(
-            {"sync_interval_seconds": ["Ensure this value is greater than or equal to 60."]}
-        )
-    server.sync_interval_seconds = interval
-    if "is_active" in given:
-        server.is_active = bool(given["is_active"])
-    session.add(server)
-    session.flush()
-    return server

@@ -12,10 +12,12 @@ from sqlmodel import Session
 
 from imap2api import pubsub
 from imap2api.crud import sync_runs as crud_runs
+from imap2api.crud.common import Page
 from imap2api.db import run_db
 from imap2api.enums import SyncTrigger
 from imap2api.models import ImapServer, SyncRun
 from imap2api.services import jobs, servers
+from imap2api.services.paging import page_number, page_size
 from imap2api.services.principal import Principal
 
 log = logging.getLogger("imap2api.sync")
@@ -61,6 +63,16 @@ def runs_of(session: Session, actor: Principal, server_id: int, *, limit: int) -
     """A server's newest runs (at most ``MAX_RUNS``), newest first."""
     servers.get(session, actor, server_id)
     return crud_runs.list_runs(session, server_id=server_id, limit=max(1, min(limit, MAX_RUNS)))
+
+
+def history(
+    session: Session, actor: Principal, server_id: int, *, number: int, size: int | None, last: bool = False
+) -> Page[SyncRun]:
+    """One page of a server's runs (those the history keeps), newest first."""
+    servers.get(session, actor, server_id)
+    return crud_runs.page_runs(
+        session, server_id=server_id, page=page_number(number, last=last), page_size=page_size(size)
+    )
 
 
 def _finished(message: dict[str, Any]) -> bool:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import imaplib
 import logging
+import os
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +23,7 @@ from imap2api.errors import SyncFailed
 from imap2api.hostnames import InvalidHost, ascii_host
 from imap2api.oauth2 import sasl
 from imap2api.oauth2.tokens import OAuth2Failure
-from imap2api.sync.credentials import UNSENDABLE, imap_login_argument, server_text
+from imap2api.sync.credentials import UNSENDABLE, imap_login_argument, refusal_text, server_text
 from imap2api.sync.imap import enable_extensions, imaplib_connection, login_with_literals, no_delay
 from imap2api.validation import TLS_MODES
 
@@ -39,6 +43,41 @@ class ImapAccount:
     tls_mode: str = "ssl"
     tls_verify: bool = True
     bearer: Callable[[str], str] | None = None
+    tls_ca_cert: str = ""  # PEM certificates trusted for this server, besides the system's
+
+
+# Without implicit TLS, a server silent this long may be an implicit-TLS port waiting for a ClientHello: it is
+# probed, for at most TLS_PROBE_SECONDS, before the greeting is waited for again (so a real timeout takes
+# at most TLS_PROBE_SECONDS longer than IMAP2API_IMAP_TIMEOUT_SECONDS).
+GREETING_WAIT_SECONDS = 3.0
+TLS_PROBE_SECONDS = 3.0
+IMPLICIT_TLS_PORT = (
+    "the server sent no greeting: this port speaks TLS from the first byte (implicit TLS, as on 993) and "
+    "waits for a TLS handshake; set use_ssl true (tls_mode ssl), or use the server's STARTTLS port "
+    "(usually 143)"
+)
+PLAIN_PORT = (
+    "the port answered in clear text, not TLS: it is likely a plain IMAP (STARTTLS) port; set use_ssl "
+    "false (tls_mode starttls), or use the server's implicit-TLS port (usually 993)"
+)
+# What OpenSSL says when the first bytes it reads are no TLS record (a clear-text greeting, say).
+_NOT_TLS = frozenset(
+    {"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
+)
+# What fixes a certificate that did not verify, by OpenSSL's X509_V_ERR_* code (the rest: _TRUST_FIX).
+_TRUST_FIX = (
+    "to trust it, set the server's tls_ca_cert to its certificate (or its CA's), in PEM; or set "
+    "tls_verify false to accept any certificate"
+)
+_MISMATCH_FIX = (
+    "enter as host a name the certificate is valid for; or set tls_verify false to accept any certificate"
+)
+_VERIFY_FIXES = {
+    62: _MISMATCH_FIX,  # the host name
+    64: _MISMATCH_FIX,  # the IP address
+    9: "the certificate is not valid yet (is this clock right?); or set tls_verify false",
+    10: "the server must renew its certificate; or set tls_verify false to accept any certificate",
+}
 
 
 _LOGGING_IN = threading.local()
@@ -56,14 +95,98 @@ class _HideLogin(logging.Filter):
 logging.getLogger("imapclient.imapclient").addFilter(_HideLogin())
 
 
-def tls_context(*, verify: bool = True) -> ssl.SSLContext:
-    """The TLS context for IMAP: system CAs or ``IMAP2API_IMAP_CA_FILE``; the certificate is verified
-    unless the server's ``tls_verify`` or ``IMAP2API_IMAP_TLS_VERIFY`` is false."""
-    context = ssl.create_default_context(cafile=settings.imap_ca_file or None)
+class TlsSettingsError(ssl.SSLError):
+    """A CA setting is unusable (``IMAP2API_IMAP_CA_FILE``, or a server's ``tls_ca_cert``); an SSLError, so
+    that every TLS caller reports it as a TLS failure, never as the network's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = message  # what callers show of an SSLError
+
+    def __str__(self) -> str:
+        """The message alone (an OSError of one argument would show the tuple)."""
+        return self.reason
+
+
+def tls_context(*, verify: bool = True, ca_cert: str = "") -> ssl.SSLContext:
+    """The TLS context for IMAP and SMTP, shared (never change it); raises TlsSettingsError.
+
+    Trusted: the system CAs, plus the certificates of ``IMAP2API_IMAP_CA_FILE``, plus the server's own
+    ``ca_cert`` (PEM). The file adds to the system CAs rather than replacing them, so that one self-signed
+    server and Gmail need no hand-made bundle. The certificate is not checked at all when the server's
+    ``tls_verify`` or ``IMAP2API_IMAP_TLS_VERIFY`` is false.
+    """
     if not (verify and settings.imap_tls_verify):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        return _unverified_context()
+    ca_file = settings.imap_ca_file or ""
+    return _verifying_context(ca_cert, ca_file, _file_stamp(ca_file))
+
+
+def check_tls_settings() -> None:
+    """Raise TlsSettingsError unless ``IMAP2API_IMAP_CA_FILE``, if set, is a usable PEM file (start-up)."""
+    if settings.imap_ca_file:
+        _verifying_context("", settings.imap_ca_file, _file_stamp(settings.imap_ca_file))
+
+
+def _file_stamp(path: str) -> tuple[int, int]:
+    """The file's modification time and size: a changed file makes a new context, an unchanged one not."""
+    if not path:
+        return (0, 0)
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        raise _ca_file_error(path, exc) from None
+    return (status.st_mtime_ns, status.st_size)
+
+
+def _ca_file_error(path: str, exc: OSError) -> TlsSettingsError:
+    """The configuration error for a CA file that cannot be read."""
+    if exc.errno == errno.ENOENT:
+        return TlsSettingsError(f"IMAP2API_IMAP_CA_FILE={path} does not exist")
+    return TlsSettingsError(f"IMAP2API_IMAP_CA_FILE={path} cannot be read: {exc.strerror or exc}")
+
+
+@functools.cache
+def _unverified_context() -> ssl.SSLContext:
+    """Encryption without any check of the certificate or its name."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
+
+
+# A few ms each (the system store is read every time): cached by what goes in, stamp of the file included.
+@functools.lru_cache(maxsize=32)
+def _verifying_context(ca_cert: str, ca_file: str, stamp: tuple[int, int]) -> ssl.SSLContext:
+    """System CAs, then the file's, then the server's PEM."""
+    del stamp  # only part of the cache key
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except ssl.SSLError as exc:
+            raise TlsSettingsError(
+                f"IMAP2API_IMAP_CA_FILE={ca_file} holds no usable PEM certificate ({exc.reason or exc})"
+            ) from None
+        except OSError as exc:
+            raise _ca_file_error(ca_file, exc) from None
+    if ca_cert:
+        try:
+            context.load_verify_locations(cadata=ca_cert)
+        except (ssl.SSLError, ValueError) as exc:  # ValueError: not ASCII
+            raise TlsSettingsError(
+                f"the server's tls_ca_cert holds no usable PEM certificate ({exc}); enter it again"
+            ) from None
+    return context
+
+
+def tls_problem(exc: ssl.SSLError) -> str:
+    """Why TLS failed, in words; for a certificate that did not verify, the settings that fix it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = (exc.verify_message or exc.reason or "certificate verify failed").rstrip(".")
+        fix = _VERIFY_FIXES.get(exc.verify_code, _TRUST_FIX)
+        return f"the server's certificate did not verify ({detail}): {fix}"
+    return exc.reason or str(exc)
 
 
 def _fail(account: ImapAccount, code: str, reason: str) -> SyncFailed:
@@ -105,16 +228,17 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
     implicit = account.tls_mode == "ssl"
     host = _sendable_host(account)
     seconds = settings.imap_timeout_seconds if timeout is None else timeout
+    context = None
+    if account.tls_mode != "none":
+        try:
+            context = tls_context(verify=account.tls_verify, ca_cert=account.tls_ca_cert)
+        except TlsSettingsError as exc:
+            raise _fail(account, "IMAP_TLS_FAILED", exc.reason) from exc
     try:
-        client = IMAPClient(
-            host,
-            port=account.port,
-            ssl=implicit,
-            ssl_context=tls_context(verify=account.tls_verify) if implicit else None,
-            timeout=SocketTimeout(connect=seconds, read=seconds),
-        )
+        client = _greeted(account, host, context if implicit else None, seconds)
     except ssl.SSLError as exc:
-        raise _fail(account, "IMAP_TLS_FAILED", f"TLS handshake failed: {exc.reason or exc}") from exc
+        reason = PLAIN_PORT if exc.reason in _NOT_TLS else tls_problem(exc)
+        raise _fail(account, "IMAP_TLS_FAILED", f"TLS handshake failed: {reason}") from exc
     except TimeoutError as exc:
         raise _fail(account, "IMAP_TIMEOUT", "timed out connecting to the IMAP server") from exc
     except (imaplib.IMAP4.error, imaplib.IMAP4.abort) as exc:
@@ -132,17 +256,18 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
     client.normalise_times = False  # keep INTERNALDATE timezone-aware
     no_delay(client)
     try:
-        _secure_and_log_in(client, account)
+        _secure_and_log_in(client, account, context)
         enable_extensions(client)
     except SyncFailed:
         _close(client)
         raise
     except LoginError as exc:
         _close(client)
-        raise _fail(account, "IMAP_AUTH_FAILED", f"login failed for {account.username!r}: {exc}") from exc
+        reason = refusal_text(str(exc))
+        raise _fail(account, "IMAP_AUTH_FAILED", f"login failed for {account.username!r}: {reason}") from exc
     except ssl.SSLError as exc:
         _close(client)
-        raise _fail(account, "IMAP_TLS_FAILED", f"STARTTLS failed: {exc.reason or exc}") from exc
+        raise _fail(account, "IMAP_TLS_FAILED", f"STARTTLS failed: {tls_problem(exc)}") from exc
     except TimeoutError as exc:
         _close(client)
         raise _fail(account, "IMAP_TIMEOUT", "the IMAP server stopped answering") from exc
@@ -154,7 +279,54 @@ def open_connection(account: ImapAccount, *, timeout: float | None = None) -> IM
     return client
 
 
-def _secure_and_log_in(client: IMAPClient, account: ImapAccount) -> None:
+def _greeted(account: ImapAccount, host: str, context: ssl.SSLContext | None, seconds: float) -> IMAPClient:
+    """A connection that has read the server's greeting (implicit TLS when ``context`` is given).
+
+    Without TLS first, a server silent for GREETING_WAIT_SECONDS is asked for a TLS handshake on a
+    second connection (nothing else is sent): an answer means the port wants implicit TLS; else the
+    greeting is awaited again on a new connection, for the rest of the timeout.
+    """
+    if context is not None:
+        return _imap_client(host, account.port, context, connect=seconds, read=seconds)
+    wait = min(seconds, GREETING_WAIT_SECONDS)
+    try:
+        return _imap_client(host, account.port, None, connect=wait, read=seconds)
+    except TimeoutError:
+        if _speaks_tls(host, account.port, min(seconds, TLS_PROBE_SECONDS)):
+            raise _fail(account, "IMAP_PROTOCOL_ERROR", IMPLICIT_TLS_PORT) from None
+        if wait >= seconds:
+            raise
+    return _imap_client(host, account.port, None, connect=seconds - wait, read=seconds)
+
+
+def _imap_client(
+    host: str, port: int, context: ssl.SSLContext | None, *, connect: float, read: float
+) -> IMAPClient:
+    """Connect and read the greeting within ``connect`` seconds; later reads wait ``read`` seconds."""
+    return IMAPClient(
+        host,
+        port=port,
+        ssl=context is not None,
+        ssl_context=context,
+        timeout=SocketTimeout(connect=connect, read=read),
+    )
+
+
+def _speaks_tls(host: str, port: int, seconds: float) -> bool:
+    """Whether the port answers a TLS ClientHello as a TLS server does (its certificate unchecked)."""
+    try:
+        with (
+            socket.create_connection((host, port), timeout=seconds) as sock,
+            _unverified_context().wrap_socket(sock, server_hostname=host),
+        ):
+            return True
+    except ssl.SSLError as exc:
+        return "ALERT" in (exc.reason or "")  # a TLS alert (no common version, say) is a TLS server's answer
+    except (OSError, ValueError):
+        return False
+
+
+def _secure_and_log_in(client: IMAPClient, account: ImapAccount, context: ssl.SSLContext | None) -> None:
     """STARTTLS unless the mode is ssl or none, then LOGIN; clear text only when tls_mode is none."""
     if account.tls_mode == "starttls":
         if not client.has_capability("STARTTLS"):
@@ -166,7 +338,7 @@ def _secure_and_log_in(client: IMAPClient, account: ImapAccount) -> None:
                 'use tls_mode "ssl" with the server\'s implicit-TLS port, or tls_mode "none" to '
                 "allow clear text",
             )
-        client.starttls(tls_context(verify=account.tls_verify))
+        client.starttls(context)
     if account.bearer is not None:
         _bearer_login(client, account, account.bearer)
     else:
@@ -233,7 +405,7 @@ def _authenticate(client: IMAPClient, account: ImapAccount, mechanism: str, toke
 
 def _clean_refusal(text: str, token: str) -> str:
     """The server's refusal, printable and short, the token blanked should a server echo it."""
-    return server_text([text.replace(token, "***").encode()])
+    return refusal_text(text.replace(token, "***"))
 
 
 def _close(client: IMAPClient) -> None:

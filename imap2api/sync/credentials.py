@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 from imap2api.sync.imap import literal
@@ -9,6 +10,8 @@ from imap2api.sync.imap import literal
 # Never sent: CR or LF would end the command inside a quoted string, and NUL is not allowed even in a literal.
 UNSENDABLE = re.compile(r"[\r\n\x00]")
 _MAX_SERVER_TEXT = 200
+# How imaplib words a refusal (imapclient's LoginError repeats it): the response data as bytes reprs.
+_IMAPLIB_ERROR = re.compile(r"\w+ command error: \w+ (\[.*\])", re.DOTALL)
 
 
 def imap_login_argument(value: str) -> bytes:
@@ -30,3 +33,17 @@ def server_text(data: list[bytes | tuple[bytes, ...] | None] | None) -> str:
     parts = [item.decode("utf-8", errors="replace") for item in data or [] if isinstance(item, bytes)]
     text = "".join(ch if ch.isprintable() else " " for ch in " ".join(parts)).strip()
     return text[:_MAX_SERVER_TEXT] or "no reason given"
+
+
+def refusal_text(message: str) -> str:
+    """A refusal as the server worded it: imaplib's ``LOGIN command error: NO [b'...']`` becomes the text
+    inside, other messages stay as they are; printable and short, like ``server_text``."""
+    match = _IMAPLIB_ERROR.fullmatch(message.strip())
+    if match:
+        try:
+            data = ast.literal_eval(match[1])  # literals only: the list of bytes imaplib formatted
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            data = None
+        if isinstance(data, list):
+            return server_text(data)
+    return server_text([message.encode("utf-8", errors="replace")])

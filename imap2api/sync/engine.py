@@ -27,7 +27,13 @@ from imap2api.oauth2 import tokens
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.sync.connection import ImapAccount, connected
 from imap2api.sync.folder import sync_folders
-from imap2api.sync.folders import list_remote_folders, select_folders
+from imap2api.sync.folders import (
+    RemoteFolder,
+    list_remote_folders,
+    missing_folders,
+    near_misses,
+    select_folders,
+)
 from imap2api.sync.lease import LeaseLost, ServerGone, give_back_lease, keep_lease
 from imap2api.sync.progress import RunState
 from imap2api.sync.run_timeout import RunTimeout
@@ -55,6 +61,7 @@ def account_of(server: ImapServer) -> ImapAccount:
             tls_mode=server.tls_mode,
             tls_verify=server.tls_verify,
             bearer=tokens.bearer(server.id or 0),
+            tls_ca_cert=server.tls_ca_cert,
         )
     if not server.password_encrypted:
         raise SyncFailed(
@@ -72,6 +79,7 @@ def account_of(server: ImapServer) -> ImapAccount:
         password,
         tls_mode=server.tls_mode,
         tls_verify=server.tls_verify,
+        tls_ca_cert=server.tls_ca_cert,
     )
 
 
@@ -184,6 +192,10 @@ def _mirror_over(
             widen=[folder for folder in chosen if folder.name not in only],
         )
         return
+    # Only full runs say so: a push sync or a write keeps no run row to show it on.
+    state.missing_folders = missing_folders(remote, folders_to_sync=server.folders_to_sync)
+    if state.missing_folders:
+        _warn_missing(state, remote)
     with session_scope() as session:
         keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
         stored = crud_mirror.folders_of(session, server_id=state.server_id)
@@ -194,6 +206,17 @@ def _mirror_over(
             _announce_dropped(session, state, stored, chosen_names, {folder.name for folder in remote})
             state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
     sync_folders(client, state, chosen)
+
+
+def _warn_missing(state: RunState, remote: list[RemoteFolder]) -> None:
+    """Log the named folders the server lacks, with the folder meant when only the case differs."""
+    hints = near_misses(remote, state.missing_folders)
+    log.warning(
+        "server %s has no folder %s (named in folders_to_sync): the others are synced%s",
+        state.server_id,
+        ", ".join(repr(name) for name in state.missing_folders),
+        "".join(f"; {name!r} differs only in case from {hints[name]!r}" for name in hints),
+    )
 
 
 def _announce_dropped(
@@ -271,6 +294,7 @@ def _store_outcome(
         finished_at=now,
         progress_done=state.done,
         progress_total=state.total,
+        missing_folders=",".join(state.missing_folders),
         **state.counts(),
     )
     server = session.get(ImapServer, state.server_id)
@@ -300,5 +324,6 @@ def _store_outcome(
             "error_code": code,
             "duration_seconds": round(state.duration, 3),
             **state.counts(),
+            "missing_folders": state.missing_folders,
         },
     )

@@ -60,6 +60,25 @@ def list_remote_folders(client: IMAPClient) -> list[RemoteFolder]:
     return folders
 
 
+def _wanted(folders_to_sync: str) -> list[str]:
+    """The names ``folders_to_sync`` gives, in order, each once."""
+    return list(dict.fromkeys(name.strip() for name in folders_to_sync.split(",") if name.strip()))
+
+
+def _by_name(folders: list[RemoteFolder]) -> dict[str, RemoteFolder]:
+    """The folders by name, the inbox also under ``INBOX`` (however the server spells it)."""
+    by_name = {folder.name: folder for folder in folders}
+    inbox = next((folder for name, folder in by_name.items() if name.upper() == "INBOX"), None)
+    if inbox is not None:
+        by_name["INBOX"] = inbox
+    return by_name
+
+
+def _key(name: str) -> str:
+    """How a wanted name is looked up: INBOX is case-insensitive per RFC 3501, every other name is exact."""
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
 def select_folders(
     folders: list[RemoteFolder], *, folders_to_sync: str, exclude_trash: bool
 ) -> list[RemoteFolder]:
@@ -67,14 +86,23 @@ def select_folders(
 
     An explicitly named folder is mirrored even if it is the trash: naming it is a clear wish.
     """
-    wanted = [name.strip() for name in folders_to_sync.split(",") if name.strip()]
+    wanted = _wanted(folders_to_sync)
     if wanted:
-        by_name = {folder.name: folder for folder in folders}
-        # INBOX is case-insensitive per RFC 3501; every other name is exact.
-        inbox = next((folder for name, folder in by_name.items() if name.upper() == "INBOX"), None)
-        if inbox is not None:
-            by_name["INBOX"] = inbox
-        return [by_name[name] for name in dict.fromkeys(wanted) if name in by_name]
+        by_name = _by_name(folders)
+        chosen = [by_name[_key(name)] for name in wanted if _key(name) in by_name]
+        return list({folder.name: folder for folder in chosen}.values())  # "INBOX,inbox" is one folder
     if exclude_trash:
         return [folder for folder in folders if not folder.is_trash]
     return list(folders)
+
+
+def missing_folders(folders: list[RemoteFolder], *, folders_to_sync: str) -> list[str]:
+    """The names in ``folders_to_sync`` that no folder of the server has (as written, in order)."""
+    by_name = _by_name(folders)
+    return [name for name in _wanted(folders_to_sync) if _key(name) not in by_name]
+
+
+def near_misses(folders: list[RemoteFolder], missing: list[str]) -> dict[str, str]:
+    """For each missing name that differs from a folder's only in case: that folder's name."""
+    by_lower = {folder.name.lower(): folder.name for folder in folders}
+    return {name: by_lower[name.lower()] for name in missing if name.lower() in by_lower}

@@ -38,6 +38,8 @@ class RunState:
     events: int = 0  # written to the outbox (committed or about to be)
     done: int = 0
     total: int = 0
+    # Names in folders_to_sync the server has none of: the run syncs the others, and says which.
+    missing_folders: list[str] = field(default_factory=list)
     # Message-IDs removed from some folder in this run: seen again elsewhere, they moved.
     removed_message_ids: set[str] = field(default_factory=set)
     announced_message_ids: set[str] = field(default_factory=set)

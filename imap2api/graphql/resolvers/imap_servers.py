@@ -6,14 +6,16 @@ import strawberry
 
 from imap2api.graphql.context import Context
 from imap2api.graphql.types.imap_server import (
+    ImapConnectionTestType,
     ImapServerInput,
     ImapServerType,
     input_fields,
+    to_gql_connection_test,
     to_gql_imap_server,
 )
 from imap2api.graphql.types.pagination import Page, to_gql_page
 from imap2api.ids import parse_id
-from imap2api.services import servers
+from imap2api.services import connection_check, servers
 
 Info = strawberry.Info[Context, None]
 
@@ -44,6 +46,15 @@ class ImapServerMutation:
     async def create_imap_server(self, info: Info, input: ImapServerInput) -> ImapServerType:
         """Create a server; defaults: port 993, SSL, sync everything, exclude trash."""
         return to_gql_imap_server(await info.context.run(servers.create, input_fields(input)))
+
+    @strawberry.mutation(
+        description="Log in with these settings (as createImapServer takes them) and list the folders; "
+        "nothing is stored. A failed login is ok false with its code; invalid settings are an error."
+    )
+    async def test_imap_server(self, info: Info, input: ImapServerInput) -> ImapConnectionTestType:
+        """Test a connection before creating the server."""
+        info.context.require_user()  # the test connects out: callers with a token only
+        return to_gql_connection_test(await connection_check.check_settings(input_fields(input)))
 
     @strawberry.mutation(description="Change an IMAP account; only the given fields change.")
     async def update_imap_server(

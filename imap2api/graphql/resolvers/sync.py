@@ -9,6 +9,7 @@ from imap2api.enums import SyncStatus
 from imap2api.errors import SyncFailed
 from imap2api.graphql.context import Context
 from imap2api.graphql.cost import ListSize
+from imap2api.graphql.types.pagination import Page, to_gql_page
 from imap2api.graphql.types.sync_run import SyncRunType, to_gql_sync_run
 from imap2api.ids import parse_id
 from imap2api.services import sync
@@ -34,6 +35,24 @@ class SyncQuery:
         """Recent runs of a server (at most 100)."""
         runs = await info.context.run(sync.runs_of, parse_id(imap_server), limit=limit)
         return [to_gql_sync_run(run) for run in runs]
+
+    @strawberry.field(
+        description="A server's sync runs, newest first, paginated: every run of the last "
+        "IMAP2API_HISTORY_RETENTION_DAYS, and always the latest."
+    )
+    async def sync_run_history(
+        self,
+        info: Info,
+        imap_server: strawberry.ID,
+        page: int = 1,
+        page_size: int | None = None,
+        last_page: bool = False,
+    ) -> Page[SyncRunType]:
+        """One page of a server's runs (``lastPage``: the last one, whatever ``page`` says)."""
+        result = await info.context.run(
+            sync.history, parse_id(imap_server), number=page, size=page_size, last=last_page
+        )
+        return to_gql_page(result, to_gql_sync_run)
 
 
 @strawberry.type

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import strawberry
+
 from imap2api.enums import TlsMode
 from imap2api.graphql import derive
 from imap2api.models import ImapServer, ImapServerCreate, ImapServerPublic
+from imap2api.services.connection_check import ConnectionCheck
 
-__all__ = ["ImapServerInput", "ImapServerType", "TlsMode", "input_fields", "to_gql_imap_server"]
+__all__ = [
+    "ImapConnectionTestType",
+    "ImapServerInput",
+    "ImapServerType",
+    "TlsMode",
+    "input_fields",
+    "to_gql_connection_test",
+    "to_gql_imap_server",
+]
 
 
 @derive.output_type(ImapServerPublic, name="ImapServer")
@@ -39,3 +50,29 @@ class ImapServerInput:
 def input_fields(data: Any) -> dict[str, Any]:
     """The fields of an input object that were actually given (null included), enums as their values."""
     return derive.given_fields(data)
+
+
+@strawberry.type(name="ImapConnectionTest")
+class ImapConnectionTestType:
+    """The outcome of ``testImapServer``: logged in and listed, or why not (nothing is stored)."""
+
+    ok: bool = strawberry.field(description="Whether the login and the folder list succeeded.")
+    folders: list[str] = strawberry.field(description="The selectable folders' names (empty when not ok).")
+    capabilities: list[str] = strawberry.field(
+        description="The server's capabilities after login, sorted (empty when not ok)."
+    )
+    error: str | None = strawberry.field(description="Why the test failed (null when ok).")
+    code: str | None = strawberry.field(
+        description="The failure's code, as a sync's: IMAP_AUTH_FAILED, IMAP_TLS_FAILED... (null when ok)."
+    )
+
+
+def to_gql_connection_test(check: ConnectionCheck) -> ImapConnectionTestType:
+    """Convert a connection test's outcome to its GraphQL type."""
+    return ImapConnectionTestType(
+        ok=check.ok,
+        folders=check.folders,
+        capabilities=check.capabilities,
+        error=None if check.ok else check.error,
+        code=None if check.ok else check.code,
+    )
