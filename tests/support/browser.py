@@ -111,6 +111,14 @@ class OfflineBrowser:
     problems: list[str] = field(default_factory=list)
 
 
+def _record_failure(problems: list[str], request: Any) -> None:
+    """A request that failed, unless the page abandoned it by going elsewhere (a reload, a click):
+    Chromium cancels what is still loading then (net::ERR_ABORTED), which is no fault of the page."""
+    reason = request.failure or ""
+    if "ERR_ABORTED" not in reason:
+        problems.append(f"failed: {request.url} ({reason})")
+
+
 @contextmanager
 def offline_browser(profile: Path) -> Iterator[OfflineBrowser]:
     """Headless Debian Chromium with one page that can reach only loopback; records page errors,
@@ -132,7 +140,7 @@ def offline_browser(profile: Path) -> Iterator[OfflineBrowser]:
             page, problems = browser.page, browser.problems
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-            page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+            page.on("requestfailed", lambda request: _record_failure(problems, request))
             yield browser
         finally:
             context.close()
