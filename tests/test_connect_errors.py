@@ -5,6 +5,7 @@ login refusals shown as text."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 import threading
@@ -41,6 +42,8 @@ from tests.support.messages import make_message
 from tests.support.smtp import SmtpServer
 from tests.test_smtp_transport import _account, _failure, _send
 
+# A Python bytes literal as str() of a list of bytes shows it (b'...'), not a name ending in "b" and a quote.
+BYTES_LITERAL = re.compile(r"(?<![\w])b'")
 SERVER = {"name": "Work", "host": "imap.example.com", "username": "u", "password": "p"}
 
 
@@ -274,7 +277,7 @@ def test_a_refused_login_reads_as_text(dovecot, user) -> None:
     failure = _refused(ImapAccount(dovecot.host, dovecot.port, user, "wrong", tls_mode="starttls"))
     assert failure.code == "IMAP_AUTH_FAILED"
     assert failure.message.startswith(f"login failed for {user!r}: [AUTHENTICATIONFAILED] ")
-    assert "b'" not in failure.message
+    assert not BYTES_LITERAL.search(failure.message)
 
 
 def test_a_refused_token_reads_as_text(oauth2_dovecot, oauth2_server) -> None:
@@ -287,7 +290,7 @@ def test_a_refused_token_reads_as_text(oauth2_dovecot, oauth2_server) -> None:
     failure = _refused(account)
     assert failure.code == "IMAP_AUTH_FAILED"
     assert failure.message.startswith(f"login failed for {user!r}: ")
-    assert "b'" not in failure.message and "command error" not in failure.message
+    assert not BYTES_LITERAL.search(failure.message) and "command error" not in failure.message
 
 
 @pytest.mark.parametrize(
