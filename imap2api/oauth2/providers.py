@@ -64,6 +64,14 @@ PROVIDER_OF_HOST = {
 }
 
 
+DISPLAY_NAMES: dict[str, str] = {OAuth2Provider.GOOGLE: "Google", OAuth2Provider.MICROSOFT: "Microsoft"}
+
+
+def display_name(provider: str | None, default: str = "the provider") -> str:
+    """Google, Microsoft, or ``default`` for a custom (or no) provider, in messages to people."""
+    return DISPLAY_NAMES.get(provider or "", default)
+
+
 def configured(name: str) -> Provider:
     """Google's or Microsoft's provider from the settings; ProviderUnavailable without a client id."""
     if name == OAuth2Provider.GOOGLE:

@@ -25,7 +25,7 @@ from imap2api.db import session_scope
 from imap2api.enums import EventType, OAuth2Provider
 from imap2api.models import ImapServer, utcnow
 from imap2api.oauth2 import endpoint
-from imap2api.oauth2.providers import ProviderUnavailable, provider_of
+from imap2api.oauth2.providers import ProviderUnavailable, display_name, provider_of
 from imap2api.security import DecryptionError, decrypt_secret
 from imap2api.services import jobs
 
@@ -36,7 +36,6 @@ NOT_CONNECTED = "OAUTH2_NOT_CONNECTED"
 REFRESH_FAILED = "OAUTH2_REFRESH_FAILED"
 # OAuth2 errors (RFC 6749 §5.2) after which a later attempt may succeed.
 _TEMPORARY_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
-_PROVIDER_NAMES: dict[str, str] = {OAuth2Provider.GOOGLE: "Google", OAuth2Provider.MICROSOFT: "Microsoft"}
 
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -130,7 +129,7 @@ def _refresh(session: Session, server: ImapServer, refresh: str) -> str | OAuth2
         provider = provider_of(server)
     except ProviderUnavailable as exc:
         return OAuth2Failure(exc.code, exc.message)
-    name = _PROVIDER_NAMES.get(server.oauth2_provider or "", "the provider")
+    name = display_name(server.oauth2_provider)
     try:
         tokens = endpoint.refresh(provider, refresh)
     except endpoint.TokenRefused as exc:

@@ -16,12 +16,13 @@ from sqlmodel import Session
 
 from imap2api.config import settings
 from imap2api.crud import oauth2 as crud_oauth2
+from imap2api.crud import servers as crud_servers
 from imap2api.db import in_session, session_scope
 from imap2api.enums import AuthType, OAuth2Provider
-from imap2api.errors import Refused, ValidationFailed
-from imap2api.models import ImapServer, OAuth2State, utcnow
+from imap2api.errors import NotFound, Refused, ValidationFailed
+from imap2api.models import OAuth2State, utcnow
 from imap2api.oauth2 import endpoint, flow
-from imap2api.oauth2.providers import ProviderUnavailable, configured
+from imap2api.oauth2.providers import ProviderUnavailable, configured, display_name
 from imap2api.security import DecryptionError, decrypt_secret, encrypt_secret
 from imap2api.services import servers, sync
 from imap2api.services.principal import Principal
@@ -113,7 +114,7 @@ def finish(*, state: str, code: str, error: str = "", error_description: str = "
             "This sign-in link has expired or was already used. Start connecting the account again.",
             status=400,
         )
-    name = _display(taken.provider)
+    name = display_name(taken.provider, default=taken.provider)
     if error:
         detail = f" ({error_description[:200]})" if error_description else ""
         refused = (
@@ -137,8 +138,9 @@ def finish(*, state: str, code: str, error: str = "", error_description: str = "
     except endpoint.EndpointFailed as exc:
         return _failed(taken, f"Getting the tokens from {name} failed: {exc}. Start again.")
     with session_scope() as session:
-        server = session.get(ImapServer, taken.imap_server_id)
-        if server is None:
+        try:
+            server = crud_servers.get_server(session, owner_id=taken.user_id, server_id=taken.imap_server_id)
+        except NotFound:
             return _failed(taken, "The IMAP server was deleted meanwhile.")
         server.auth_type = AuthType.OAUTH2
         server.oauth2_provider = OAuth2Provider(taken.provider)
@@ -169,8 +171,3 @@ def finish(*, state: str, code: str, error: str = "", error_description: str = "
 def _failed(taken: OAuth2State, message: str) -> Finished:
     """A flow that ended without tokens (the server keeps what it had)."""
     return Finished(False, message, server_id=taken.imap_server_id, return_to=taken.return_to, status=400)
-
-
-def _display(provider: str) -> str:
-    """Google, Microsoft."""
-    return provider.title()
