@@ -6,6 +6,7 @@ Real services only: PostgreSQL and Redis are used when they answer (and must ans
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import tempfile
@@ -36,7 +37,8 @@ from imap2api.crud import servers as crud_servers  # noqa: E402
 from imap2api.crud import sync_runs as crud_runs  # noqa: E402
 from imap2api.crud import users as crud_users  # noqa: E402
 from imap2api.db import dispose_engines, migrate, session_scope  # noqa: E402
-from imap2api.models import Email, SyncRun  # noqa: E402
+from imap2api.models import Email, SyncRun, User  # noqa: E402
+from imap2api.security import hash_password  # noqa: E402
 from imap2api.sync.engine import run_sync  # noqa: E402
 from imap2api.validation import validate_server  # noqa: E402
 from imap2api.workers.broker import make_broker, use_broker  # noqa: E402
@@ -117,15 +119,25 @@ def _end_leftover_runs() -> None:
         )
 
 
+@functools.cache
+def _shared_password() -> tuple[str, str]:
+    """One password for the users ``make_user`` creates, and its scrypt hash, made once a session."""
+    password = "pw-" + secrets.token_hex(4)
+    return password, hash_password(password)
+
+
 @pytest.fixture()
 def make_user(database: str):
     """Factory: create a user with a random name; returns (username, password, token)."""
 
     def factory(*, admin: bool = False) -> tuple[str, str, str]:
         username = "user_" + secrets.token_hex(4)
-        password = "pw-" + secrets.token_hex(4)
+        password, password_hash = _shared_password()
         with session_scope() as session:
-            user = crud_users.create_user(session, username=username, password=password, is_admin=admin)
+            # The row create_user would write, with the session's one hash: scrypt costs ~50 ms a user.
+            user = User(username=username, password_hash=password_hash, is_admin=admin)
+            session.add(user)
+            session.flush()
             token = crud_users.create_token(session, user_id=user.id)
         return username, password, token
 
