@@ -1,6 +1,7 @@
 """The admin's first hour, over HTTP on SQLite and PostgreSQL: what a new admin tripped over.
 
-The webhook edit form has no owner field (only creation picks one); lists that change on their own
+The webhook edit form has no owner field (only creation picks one) and offers the owner's servers
+only (creation groups them by owner; another owner's is refused either way); lists that change on their own
 reload themselves (an external script, allowed by the admin's policy); links show names with ids, looked
 up once per page (the same number of queries for one row as for many); cells wrap; an email's HTML is
 framed sandboxed with its escaped source folded below; mail filters by folder; a refusal reads as a
@@ -24,8 +25,10 @@ from starlette.testclient import TestClient
 
 from imap2api.admin import favicon
 from imap2api.admin.common import labelled
+from imap2api.crud import servers as crud_servers
 from imap2api.db import get_engine, session_scope
 from imap2api.models import User, Webhook
+from imap2api.validation import validate_server
 from tests.support.messages import make_message
 from tests.test_admin import Admin, logged_in, row, user_id, webhook_form
 
@@ -77,6 +80,39 @@ def test_the_webhook_edit_form_has_no_owner_field_and_keeps_the_owner(admin: Adm
     assert admin.post(f"/admin/webhook/edit/{webhook.id}", edit).status_code == 302
     assert row(Webhook, webhook.id).url == "https://example.com/other"
     assert row(Webhook, webhook.id).owner_id == owner_id
+
+
+def stored_server(owner_id: int, name: str) -> int:
+    """A server of this owner, stored directly (never connected to)."""
+    data = validate_server({"name": name, "host": "imap.example.com", "username": "u", "password": "p"})
+    with session_scope() as session:
+        return crud_servers.create_server(session, owner_id=owner_id, data=data).id
+
+
+def test_a_webhook_form_offers_only_its_owners_servers(admin: Admin, make_user) -> None:
+    owner_name, _, _ = make_user()
+    stranger_name, _, _ = make_user()
+    owner_id, stranger_id = user_id(owner_name), user_id(stranger_name)
+    own, foreign = stored_server(owner_id, "Own server"), stored_server(stranger_id, "Foreign server")
+    webhook = created_webhook(admin, owner_id)
+    form = admin.get(f"/admin/webhook/edit/{webhook.id}").text
+    assert f'value="{own}"' in form and "Own server" in form
+    assert f'value="{foreign}"' not in form and "Foreign server" not in form
+    # A post naming another owner's server is refused with the form, and nothing is stored.
+    edit = webhook_form(owner_id, "https://example.com/changed", imap_server_id=str(foreign))
+    del edit["owner_id"]
+    refused = admin.post(f"/admin/webhook/edit/{webhook.id}", edit)
+    assert refused.status_code == 400 and "does not belong to this owner" in refused.text
+    assert "Foreign server" not in refused.text
+    assert row(Webhook, webhook.id).imap_server_id is None
+    assert row(Webhook, webhook.id).url == "https://example.com/hook"
+    edit["imap_server_id"] = str(own)
+    assert admin.post(f"/admin/webhook/edit/{webhook.id}", edit).status_code == 302
+    assert row(Webhook, webhook.id).imap_server_id == own
+    # The create form, where the owner is still to choose, groups the servers by owner.
+    create = admin.get("/admin/webhook/create").text
+    for name, pk, server_id in ((owner_name, owner_id, own), (stranger_name, stranger_id, foreign)):
+        assert re.search(rf'<optgroup label="{name} \(#{pk}\)">\s*<option value="{server_id}"', create)
 
 
 # --- 2. lists that change on their own ---------------------------------------------------------

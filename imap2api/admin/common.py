@@ -18,12 +18,14 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from imap2api.config import settings
 from imap2api.crud import servers as crud_servers
 from imap2api.crud import users as crud_users
 from imap2api.db import run_db
 from imap2api.errors import Imap2ApiError, ValidationFailed
 from imap2api.models import Folder, ImapServer, User, Webhook
 from imap2api.services.principal import Principal
+from imap2api.throttling import Throttle, Verdict
 
 T = TypeVar("T")
 
@@ -157,6 +159,16 @@ def back(request: Request, identity: str) -> RedirectResponse:
     return RedirectResponse(target, status_code=302)
 
 
+async def spend_api_budget(request: Request) -> Verdict | None:
+    """Spend one request of the logged-in admin's API budget (admin pages spend none): for what the
+    API charges too, such as a connection test. Returns the refusal when the budget is spent."""
+    throttle: Throttle | None = getattr(request.app.state, "throttle", None)
+    if throttle is None or not settings.rate_limit_enabled:
+        return None
+    verdict = await throttle.spend(*throttle.user_budget(acting(request).user_id or 0))
+    return None if verdict.allowed else verdict
+
+
 def acting(request: Request) -> Principal:
     """The logged-in admin (admin.auth lets only admins this far) as the services' principal."""
     return Principal.of_admin(int(request.session.get("user_id") or 0))
@@ -279,6 +291,6 @@ async def user_choices() -> list[tuple[int, str]]:
     return await run_db(crud_users.user_choices)
 
 
-async def server_choices() -> list[tuple[int, str]]:
-    """(id, label) of every IMAP server, for a server filter field."""
+async def server_choices() -> dict[int, list[tuple[int, str]]]:
+    """(id, label) of every IMAP server, by owner id, for a server field (an owner's servers only)."""
     return await run_db(crud_servers.server_choices)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from markupsafe import Markup
-from sqladmin import action
+from sqladmin import action, expose
 from sqladmin.flash import Flash
+from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from wtforms import (
     BooleanField,
     Form,
@@ -26,6 +27,7 @@ from imap2api.admin.common import (
     AdminView,
     IdFilter,
     acting,
+    admin_message,
     back,
     each_selected,
     excerpt,
@@ -34,14 +36,17 @@ from imap2api.admin.common import (
     list_url,
     preformatted,
     selected_ids,
+    spend_api_budget,
     user_choices,
 )
+from imap2api.admin.server_warnings import MissingFolders, last_missing_folders
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.servers import WRITABLE
 from imap2api.db import run_db
-from imap2api.errors import Imap2ApiError
+from imap2api.errors import Imap2ApiError, ValidationFailed
 from imap2api.models import ImapServer, SyncRun, User
 from imap2api.services import connection_check, servers, sync
+from imap2api.services.principal import Principal
 from imap2api.validation import SYNC_LIMIT_TYPES
 
 TLS_CHOICES = [
@@ -59,6 +64,7 @@ PROVIDER_CHOICES = [("", "None"), ("google", "Google"), ("microsoft", "Microsoft
 # Left to their defaults, or the IMAP host's preset (imap2api.sending.presets), when the SMTP host is
 # blank: an unticked box is absent from a form post, and would read as false.
 SMTP_DEFAULTED_FIELDS = ("smtp_port", "smtp_security", "smtp_auth", "save_sent")
+INVALID = ValidationFailed.code  # a connection test refused before it connects: the settings are invalid
 
 
 class ServerForm(Form):
@@ -150,6 +156,15 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+def _as_saved(session: Session, actor: Principal, server_id: int, changes: dict[str, Any]) -> ImapServer:
+    """The server as saving ``changes`` would leave it (the update's own rules and secrets), detached;
+    the update itself is rolled back: a test stores nothing."""
+    server = servers.update(session, actor, server_id, changes)
+    session.expunge(server)
+    session.rollback()
+    return server
+
+
 class ImapServerAdmin(AdminView, model=ImapServer):
     """IMAP servers of every user: settings, last result, "sync now"."""
 
@@ -157,6 +172,9 @@ class ImapServerAdmin(AdminView, model=ImapServer):
     name = "IMAP server"
     refresh_seconds = REFRESH_SECONDS  # the last result and watch status change on their own
     form = ServerForm
+    # The forms, with a "Test connection" button (static/server-test.js) under them.
+    create_template = "imap2api/server_create.html"
+    edit_template = "imap2api/server_edit.html"
     form_columns = list(SERVER_FIELDS)
     form_create_rules = ["owner_id", *form_columns]  # type: ignore[list-item]
     form_edit_rules = list(form_columns)  # type: ignore[arg-type]
@@ -182,10 +200,15 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         "oauth2_client_secret_encrypted",
     ]
     column_labels = {"owner_id": "Owner", "last_sync_status": "Last result"}
-    column_formatters = {"owner_id": link_to("user", "owner_id"), "last_error": excerpt(80)}
+    column_formatters = {
+        "owner_id": link_to("user", "owner_id"),
+        "last_error": excerpt(80),
+        "last_sync_status": MissingFolders(brief=True),
+    }
     column_formatters_detail = {
         "owner_id": link_to("user", "owner_id"),
         "last_error": preformatted,
+        "last_sync_status": MissingFolders(brief=False),
         "id": lambda model, _attribute, request: Markup('{} · <a href="{}">sync runs</a>').format(
             model.id, list_url(request, "sync-run", imap_server_id=model.id)
         ),
@@ -207,6 +230,19 @@ class ImapServerAdmin(AdminView, model=ImapServer):
                 self.owner_id.choices = choices
 
         return Bound
+
+    async def list(self, request: Request) -> Any:
+        """A page of servers, with the folders their last finished runs found missing."""
+        page = await super().list(request)
+        await last_missing_folders(request, page.rows)
+        return page
+
+    async def get_object_for_details(self, request: Request) -> Any:
+        """The server, with the folders its last finished run found missing."""
+        found = await super().get_object_for_details(request)
+        if found is not None:
+            await last_missing_folders(request, [found])
+        return found
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         """Create through the API's validation; the password is encrypted."""
@@ -247,20 +283,59 @@ class ImapServerAdmin(AdminView, model=ImapServer):
         except Imap2ApiError as exc:
             Flash.error(request, exc.message)
             return back(request, self.identity)
-        _flash_check(request, await connection_check.check_server(server))
+        check = await connection_check.check_server(server)
+        (Flash.success if check.ok else Flash.error)(request, check_message(check))
         return RedirectResponse(request.url_for("admin:details", identity=self.identity, pk=ids[0]), 302)
 
+    @expose("/test-settings", methods=["POST"])
+    async def test_settings(self, request: Request) -> Response:
+        """The form's "Test connection" (static/server-test.js): log in with the values in the form, not
+        saved, and answer JSON with the outcome. ``?pk=``: an edit form, tested as saving it would leave
+        the server (a blank password keeps the stored one, unless the destination changed). Each test
+        spends one request of the admin's API budget, as ``POST /api/imap-servers/test/`` does."""
+        refused = await spend_api_budget(request)
+        if refused is not None:
+            throttled = connection_check.ConnectionCheck(ok=False, error=refused.detail, code="THROTTLED")
+            return _answer(throttled, 429, headers={**refused.headers, "Retry-After": str(refused.wait)})
+        pk = request.query_params.get("pk", "")
+        editing = pk.isdigit()
+        form = (await self.scaffold_form(self._form_edit_rules if editing else self._form_create_rules))(
+            await request.form()
+        )
+        if not form.validate():
+            errors = "; ".join(f"{name}: {' '.join(map(str, texts))}" for name, texts in form.errors.items())
+            return _answer(connection_check.ConnectionCheck(ok=False, error=errors, code=INVALID), 400)
+        try:
+            if editing:
+                server = await run_db(_as_saved, acting(request), int(pk), _changes(form.data))
+                check = await connection_check.check_server(server)
+            else:
+                check = await connection_check.check_settings(_changes(form.data))
+        except Imap2ApiError as exc:
+            failed = connection_check.ConnectionCheck(ok=False, error=admin_message(exc), code=exc.code)
+            return _answer(failed, 400)
+        return _answer(check, 200)
 
-def _flash_check(request: Request, check: connection_check.ConnectionCheck) -> None:
-    """The outcome of a connection test, above the page."""
+
+def check_message(check: connection_check.ConnectionCheck) -> str:
+    """The outcome of a connection test as the admin reads it: the folders, or the error and its code."""
+    if check.code in (INVALID, "THROTTLED"):
+        return f"Not tested: {check.error}"
     if not check.ok:
-        Flash.error(request, f"Connection failed [{check.code}]: {check.error}")
-        return
+        return f"Connection failed [{check.code}]: {check.error}"
     folders = ", ".join(check.folders) or "none"
-    Flash.success(
-        request,
+    return (
         f"Connection OK: logged in; {len(check.folders)} folder(s): {folders}. "
-        f"Capabilities: {' '.join(check.capabilities)}.",
+        f"Capabilities: {' '.join(check.capabilities)}."
+    )
+
+
+def _answer(
+    check: connection_check.ConnectionCheck, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The test endpoint's answer: the REST body of ``POST /api/imap-servers/test/``, and the message."""
+    return JSONResponse(
+        {**check.as_dict(), "message": check_message(check)}, status_code=status, headers=headers
     )
 
 
@@ -272,6 +347,13 @@ def _progress(model: SyncRun, _attribute: str) -> str:
         return f"{model.progress_done}"
     percent = 100 * model.progress_done // model.progress_total
     return f"{model.progress_done}/{model.progress_total} ({percent} %)"
+
+
+def _total(model: SyncRun, _attribute: str) -> str:
+    """The details page's total: not a bare 0 while it is still being counted."""
+    if not model.progress_total and model.status in crud_runs.ACTIVE:
+        return "not known yet (counting the messages to fetch…)"
+    return str(model.progress_total)
 
 
 class SyncRunAdmin(AdminView, model=SyncRun):
@@ -307,5 +389,5 @@ class SyncRunAdmin(AdminView, model=SyncRun):
         "imap_server_id": link_to("imap-server", "imap_server_id"),
         "progress_done": _progress,
     }
-    column_formatters_detail = {**column_formatters, "error": preformatted}
+    column_formatters_detail = {**column_formatters, "progress_total": _total, "error": preformatted}
     column_filters = [IdFilter(SyncRun.imap_server_id, ImapServer.name, title="Server")]

@@ -34,7 +34,12 @@ FILE_ROUTES = frozenset({"file_download", "file_preview"})
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # What /admin/assets/<name> serves: these files and no other (a name, never a path).
-ASSETS = {"admin.css": "text/css", "refresh.js": "text/javascript", "favicon.ico": "image/x-icon"}
+ASSETS = {
+    "admin.css": "text/css",
+    "refresh.js": "text/javascript",
+    "server-test.js": "text/javascript",
+    "favicon.ico": "image/x-icon",
+}
 ASSET_CACHE = "public, max-age=3600"
 
 VIEWS = (
@@ -84,6 +89,8 @@ def mount_admin(app: FastAPI) -> Admin:
         Route("/assets/{name}", asset, name="asset"),
         *(route for route in admin.admin.router.routes if getattr(route, "name", None) not in FILE_ROUTES),
     ]
+    # What the admin does that the API charges for (a connection test) spends the same budgets.
+    admin.admin.state.throttle = getattr(app.state, "throttle", None)
     # A refused form is logged by sqladmin with logger.exception: common.ExpectedFailureLog shortens it.
     logging.getLogger("sqladmin.application").addFilter(EXPECTED_FAILURE_LOG)
     for view in VIEWS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from markupsafe import Markup
@@ -40,6 +41,11 @@ from imap2api.services import webhooks
 from imap2api.webhooks.validation import EVENT_TYPES
 
 SECRET_TITLE = "Signing secret"
+ALL_SERVERS = "All of the owner's servers"
+EVERY_SERVER = "Every server"  # the group of ALL_SERVERS, beside one group per owner
+# The owner of the webhook being edited, in this request: sqladmin makes the form class before it loads
+# the webhook, and the edit form has no owner field to read it from.
+EDITED_OWNER: ContextVar[int | None] = ContextVar("edited_webhook_owner", default=None)
 SECRET_LABEL = "Copy it now: it is shown only this once. Receivers verify signatures with it."
 
 
@@ -102,21 +108,34 @@ class WebhookAdmin(AdminView, model=Webhook):
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         """The form, with current users and servers as choices; the owner only on creation (it is
-        fixed after: an edit form with no owner selected would show, and post, the first user)."""
+        fixed after: an edit form with no owner selected would show, and post, the first user).
+        Servers: on edit the owner's only, on creation grouped by owner (the service refuses a server
+        of another owner either way)."""
         with_owner = rules is None or "owner_id" in rules
         users = await user_choices() if with_owner else []
-        servers = [("", "All of the owner's servers"), *await server_choices()]
+        by_owner = await server_choices()
 
         class Bound(WebhookForm):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 if with_owner:
                     self.owner_id.choices = users
+                    self.imap_server_id.choices = {
+                        EVERY_SERVER: [("", ALL_SERVERS)],
+                        **{label: by_owner[owner] for owner, label in users if owner in by_owner},
+                    }
                 else:
                     del self["owner_id"]
-                self.imap_server_id.choices = servers
+                    owned = by_owner.get(EDITED_OWNER.get() or 0, [])  # ids start at 1
+                    self.imap_server_id.choices = [("", ALL_SERVERS), *owned]
 
         return Bound
+
+    async def get_object_for_edit(self, request: Request) -> Any:
+        """The webhook to edit; its owner's servers are the form's choices (``EDITED_OWNER``)."""
+        found = await super().get_object_for_edit(request)
+        EDITED_OWNER.set(found.owner_id if found is not None else None)
+        return found
 
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
         """Stored values as the form shows them (events as a list)."""

@@ -154,9 +154,9 @@ def server_fields(server: ImapServer) -> dict[str, Any]:
     }
 
 
-def server_choices(session: Session) -> list[tuple[int, str]]:
-    """(id, label) of every server of every user, for an admin form's server field."""
-    return [
-        (server.id or 0, f"{server.name} (#{server.id}, user #{server.owner_id})")
-        for server in session.exec(select(ImapServer).order_by(col(ImapServer.id)))
-    ]
+def server_choices(session: Session) -> dict[int, list[tuple[int, str]]]:
+    """(id, label) of every server, by owner id, for an admin form's server field (an owner's only)."""
+    choices: dict[int, list[tuple[int, str]]] = {}
+    for server in session.exec(select(ImapServer).order_by(col(ImapServer.id))):
+        choices.setdefault(server.owner_id, []).append((server.id or 0, f"{server.name} (#{server.id})"))
+    return choices
