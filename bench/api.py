@@ -10,7 +10,8 @@ end) and each size N:
    varied flags, ~10% with attachments). A rare word ("lighthouse", in exactly 20 emails whatever N)
    gives a selective search; a frequent vocabulary word gives a common one. The search index is
    populated as in production (on SQLite, the insert queues each email and the indexer moves the
-   queue into FTS5, as the worker does after a sync; pg_trgm GIN indexes on PostgreSQL), then the
+   queue into FTS5, as the worker does after a sync; on PostgreSQL the emails are stored as indexed
+   and the partial pg_trgm GIN indexes built after the load), then the
    planner statistics are refreshed (ANALYZE of the tables imap2api analyzes; VACUUM ANALYZE);
 2. serve the real app (``uvicorn imap2api.app:create_app --factory``) in a subprocess on a free
    loopback port, with rate limits off;
@@ -46,6 +47,8 @@ TARGET_SEARCH_P50_MS = 25.0  # selective search p50 at the largest size, at most
 TARGET_FLAT_RATIO = 1.5  # selective search p50 largest size ÷ smallest size, at most ("flat")
 TARGET_REST_RATIO = 1.3  # REST p50 ÷ GraphQL p50 for the same page / search, at most
 SLOW_P50_MS = 50.0  # any case above this p50 is listed as slow
+# Lists at the largest size, p50 at most (issue #18): the common search includes its exact count.
+LIST_TARGETS_MS = {"gql threads": 25.0, "gql statistics": 25.0, "gql search common": 100.0}
 MIN_SAMPLES = 15  # timed requests per case even past its time budget
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -332,6 +335,8 @@ def fill(url: str, n: int, seed: int) -> Fixture:
             for definition in trgm_indexes:
                 name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
                 connection.execute(text(f"DROP INDEX {name}"))
+            # The load stands for mail the indexer has taken in (migration 0017): inserted indexed.
+            connection.execute(text("ALTER TABLE emails ALTER COLUMN search_indexed SET DEFAULT true"))
 
     started = time.perf_counter()
     next_uid = {name: 1 for name, _ in FOLDERS}
@@ -396,6 +401,7 @@ def fill(url: str, n: int, seed: int) -> Fixture:
     started = time.perf_counter()
     if dialect == "postgresql":
         with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE emails ALTER COLUMN search_indexed SET DEFAULT false"))
             for definition in trgm_indexes:
                 connection.execute(text(definition))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -810,6 +816,12 @@ def report_summary(runs: list[Run]) -> None:
             print(
                 f'{database}: "search p50 <= {TARGET_SEARCH_P50_MS:.0f} ms at {_size_label(large.size)}, '
                 f'flat as data grows": {_verdict(both)}'
+            )
+        for name, goal in LIST_TARGETS_MS.items():
+            value = large.timings[name].p50
+            print(
+                f"{database}: {name} p50 at N={large.size}: {value:.1f} ms "
+                f"(target <= {goal:.0f} ms) {_verdict(value <= goal)}"
             )
         for run in mine:
             for rest, gql in (("rest page", "gql page"), ("rest search rare", "gql search rare")):

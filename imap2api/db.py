@@ -140,8 +140,10 @@ async def run_db(fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **k
 def include_object(
     obj: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
 ) -> bool:
-    """Autogenerate filter: the dialect-specific search index (migration 0002) is not in the models."""
-    return not (name or "").startswith(("emails_fts", "ix_emails_trgm_"))
+    """Autogenerate filter: the dialect-specific search index (migrations 0002, 0017) is not in the models."""
+    if type_ == "column" and name == "search_indexed":
+        return False
+    return not (name or "").startswith(("emails_fts", "ix_emails_trgm_", "ix_emails_search_pending"))
 
 
 def alembic_config(url: str | None = None) -> Config:
