@@ -116,22 +116,21 @@ class PreparedBatch:
     size: int = 0
 
 
-def prepare_batch(
-    client: IMAPClient,
-    state: RunState,
-    *,
-    folder_id: int,
-    folder_name: str,
-    uidvalidity: int,
-    batch: list[tuple[int, int]],
-) -> PreparedBatch:
-    """Fetch and parse one batch: IMAP and CPU work only, so it can overlap the previous store."""
+Fetched = list[tuple[int, dict[bytes, Any]]]  # (uid, FETCH answer) in batch order
+
+
+def fetch_batch(client: IMAPClient, batch: list[tuple[int, int]]) -> Fetched:
+    """Fetch one batch's messages (IMAP only); a message expunged between SEARCH and FETCH is left out."""
     fetched = _fetch(client, batch)
+    return [(uid, fetched[uid]) for uid, _ in batch if uid in fetched]
+
+
+def parse_batch(
+    state: RunState, fetched: Fetched, *, folder_id: int, folder_name: str, uidvalidity: int
+) -> PreparedBatch:
+    """Parse one fetched batch into rows: CPU work only, so it can overlap the previous store."""
     prepared = PreparedBatch()
-    for uid, _ in batch:
-        data = fetched.get(uid)
-        if data is None:
-            continue  # expunged between SEARCH and FETCH
+    for uid, data in fetched:
         raw = data.get(b"BODY[]") or b""
         prepared.size += len(raw)
         parsed = parse_message(raw, max_body_chars=settings.sync_max_body_chars)

@@ -29,7 +29,7 @@ from imap2api.sync.connection import ImapAccount, connected
 from imap2api.sync.folder import sync_folders
 from imap2api.sync.folders import (
     RemoteFolder,
-    list_remote_folders,
+    list_folders_with_status,
     missing_folders,
     near_misses,
     select_folders,
@@ -180,7 +180,8 @@ def _mirror_over(
     client: IMAPClient, server: ImapServer, state: RunState, only: frozenset[str] | None
 ) -> None:
     """``mirror_server`` over an open connection."""
-    remote = list_remote_folders(client)
+    # With LIST-STATUS this one command also tells which folders changed: the others are not examined.
+    remote, listed = list_folders_with_status(client)
     chosen = select_folders(
         remote, folders_to_sync=server.folders_to_sync, exclude_trash=server.exclude_trash
     )
@@ -190,6 +191,7 @@ def _mirror_over(
             state,
             [folder for folder in chosen if folder.name in only],
             widen=[folder for folder in chosen if folder.name not in only],
+            listed=listed,
         )
         return
     # Only full runs say so: a push sync or a write keeps no run row to show it on.
@@ -197,15 +199,16 @@ def _mirror_over(
     if state.missing_folders:
         _warn_missing(state, remote)
     with session_scope() as session:
-        keep_lease(session, server_id=state.server_id, holder=state.holder)  # this may delete mail
         stored = crud_mirror.folders_of(session, server_id=state.server_id)
         chosen_names = {folder.name for folder in chosen}
         # Folders gone from the server, or no longer selected, leave the mirror.
         dropped = [folder.id or 0 for name, folder in stored.items() if name not in chosen_names]
         if dropped:
+            keep_lease(session, server_id=state.server_id, holder=state.holder)  # this deletes mail
             _announce_dropped(session, state, stored, chosen_names, {folder.name for folder in remote})
             state.removed_message_ids.update(crud_mirror.delete_folders(session, folder_ids=dropped))
-    sync_folders(client, state, chosen)
+    kept = {name: folder for name, folder in stored.items() if name in chosen_names}
+    sync_folders(client, state, chosen, listed=listed, stored=kept)
 
 
 def _warn_missing(state: RunState, remote: list[RemoteFolder]) -> None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import imaplib
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import ProtocolError
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_response
+
+from imap2api.sync.imap import extension_enabled, imaplib_connection
+from imap2api.sync.plan import FolderStatus
+
+log = logging.getLogger("imap2api.sync")
 
 SPECIAL_USE = (b"\\All", b"\\Archive", b"\\Drafts", b"\\Flagged", b"\\Junk", b"\\Sent", b"\\Trash")
 # Names that mean trash or spam on servers that do not flag them (compared case-insensitively,
@@ -46,8 +57,96 @@ class RemoteFolder:
 
 def list_remote_folders(client: IMAPClient) -> list[RemoteFolder]:
     """Every selectable folder on the server."""
+    return _remote_folders(client.list_folders())
+
+
+# What LIST-STATUS asks of each folder: all ``plan.unchanged`` compares with the stored state.
+LISTED_STATUS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ")
+
+
+def list_folders_with_status(client: IMAPClient) -> tuple[list[RemoteFolder], dict[str, FolderStatus]]:
+    """Every selectable folder, and by name the STATUS the same LIST gave where the server has LIST-STATUS.
+
+    One round trip (RFC 5819 ``LIST "" "*" RETURN (STATUS (...))``) then tells every unchanged folder
+    from the others, so an idle account is re-synced without a single EXAMINE. Only with CONDSTORE
+    on: without HIGHESTMODSEQ no folder can be proven unchanged (``plan.unchanged``), so each is
+    examined anyway and a plain LIST is all it takes. A server refusing the command gets a plain LIST.
+    """
+    if not (client.has_capability("LIST-STATUS") and extension_enabled(client, "CONDSTORE")):
+        return list_remote_folders(client), {}
+    returns = f"STATUS ({' '.join(LISTED_STATUS)})"
+    if client.has_capability("SPECIAL-USE"):
+        returns = "SPECIAL-USE " + returns  # RFC 6154: asked for, the special-use flags come for sure
+    imap = imaplib_connection(client)
+    imap.untagged_responses.pop("STATUS", None)  # left by an earlier command: not this answer's
+    try:
+        # imaplib's ``list`` sends its arguments as given: the RETURN options ride on the pattern.
+        typ, data = imap.list('""', f'"*" RETURN ({returns})')
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        typ, data = "NO", []
+    statuses = imap.untagged_responses.pop("STATUS", [])
+    if typ != "OK":
+        log.info("the server refused LIST-STATUS; listing without it")
+        return list_remote_folders(client), {}
+    try:
+        folders = _remote_folders(_listed(data, client.folder_encode))
+        return folders, _statuses(statuses, client.folder_encode)
+    except (ProtocolError, ValueError, TypeError, IndexError):
+        log.info("unreadable LIST-STATUS answer; listing without it")
+        return list_remote_folders(client), {}
+
+
+def _folder_name(name: Any, folder_encode: bool) -> Any:
+    """A folder name as imapclient's ``list_folders`` gives it (modified UTF-7 decoded)."""
+    if isinstance(name, int):  # a quoted all-digit name parses as a number
+        return str(name)
+    return decode_utf7(name) if folder_encode else name
+
+
+def _listed(data: list[Any], folder_encode: bool) -> list[tuple[Any, Any, Any]]:
+    """The (flags, delimiter, name) triples of untagged LIST responses, as ``list_folders`` returns them."""
+    parsed = parse_response([item for item in data if item not in (b"", None)])
+    if len(parsed) % 3:
+        raise ValueError("LIST responses of the wrong shape")
+    return [
+        (parsed[at], parsed[at + 1], _folder_name(parsed[at + 2], folder_encode))
+        for at in range(0, len(parsed), 3)
+    ]
+
+
+def _statuses(responses: list[Any], folder_encode: bool) -> dict[str, FolderStatus]:
+    """The untagged STATUS responses of a LIST-STATUS by folder name (a folder lacking an item: left out)."""
+    found = {}
+    for response in responses:
+        if response in (b"", None):
+            continue
+        parsed = parse_response([response])
+        if len(parsed) != 2 or not isinstance(parsed[1], tuple) or len(parsed[1]) % 2:
+            continue
+        items = {
+            (key.decode() if isinstance(key, bytes) else str(key)).upper(): value
+            for key, value in zip(parsed[1][::2], parsed[1][1::2], strict=True)
+        }
+        values = [items.get(key) for key in ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")]
+        numbers = [value for value in values if isinstance(value, int)]
+        if len(numbers) != len(values):
+            continue
+        name = _folder_name(parsed[0], folder_encode)
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", errors="replace")
+        uidvalidity, uidnext, messages, modseq = numbers
+        found[name] = FolderStatus(
+            uidvalidity=uidvalidity, uidnext=uidnext or None, exists=messages, highestmodseq=modseq
+        )
+    return found
+
+
+def _remote_folders(listed: list[tuple[Any, Any, Any]]) -> list[RemoteFolder]:
+    """The selectable folders of (flags, delimiter, name) LIST triples."""
     folders = []
-    for flags, delimiter, name in client.list_folders():
+    for flags, delimiter, name in listed:
         lowered = {flag.lower() for flag in flags}
         if b"\\noselect" in lowered or b"\\nonexistent" in lowered:
             continue

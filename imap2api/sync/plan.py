@@ -14,6 +14,9 @@ from enum import Enum
 
 DAYS_PER_UNIT = {"days": 1, "weeks": 7, "months": 30}
 SIZE_CHUNK = 5000  # UIDs per RFC822.SIZE request, so a huge folder never means one huge response
+# The newest messages of a folder go first in a batch of their own, so they are readable within the
+# first second of a big first sync (the API lists newest first); the rest follows in full batches.
+FIRST_BATCH = 50
 
 Batch = list[tuple[int, int]]  # (uid, RFC822.SIZE)
 
@@ -231,6 +234,21 @@ def chunks(uids: Sequence[int], size: int = SIZE_CHUNK) -> Iterator[Sequence[int
     """``uids`` in slices of ``size``, in order."""
     for start in range(0, len(uids), size):
         yield uids[start : start + size]
+
+
+def newest_first(
+    uids: Sequence[int], *, first: int = FIRST_BATCH, size: int = SIZE_CHUNK
+) -> Iterator[list[int]]:
+    """``uids`` from the highest down: a slice of the ``first`` highest, then slices of ``size``.
+
+    The order of a folder's fetch never matters for convergence: its state is saved only once the
+    whole fetch is stored, and the next sync lists UIDs against the mirror.
+    """
+    ordered = sorted(uids, reverse=True)
+    head = max(1, first)
+    yield from (ordered[:head],) if ordered else ()
+    for start in range(head, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def batches(

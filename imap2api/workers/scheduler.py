@@ -20,7 +20,7 @@ from imap2api.crud import changes as crud_changes
 from imap2api.crud import outbox as crud_outbox
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.history import Pruned, prune_history
-from imap2api.db import in_session, session_scope
+from imap2api.db import session_scope
 from imap2api.enums import SyncTrigger
 from imap2api.models import utcnow
 from imap2api.services import sync
@@ -32,17 +32,46 @@ TICK_SECONDS = 15
 PRUNE_EVERY_SECONDS = 3600
 
 
+CLAIM_BATCH = 500  # servers claimed per transaction; a tick claims batches until none is due
+MAX_CLAIMED_PER_TICK = 20_000  # a bound on one tick's work, should claims never run out
+QUEUE_BATCH = 100  # scheduled runs created per transaction: one commit, not one per server
+
+
 def enqueue_due_syncs() -> list[int]:
-    """Queue a sync for every server whose interval has passed; returns their ids."""
+    """Queue a sync for every server whose interval has passed; returns their ids.
+
+    Every due server is queued in the same tick (batch after batch), not a hundred per tick: a
+    thousand accounts added at once, or due together, all reach the sync lanes within a second, and
+    the lanes take them in the order queued (bench.accounts measures the fairness).
+    """
     with session_scope() as session:
         crud_runs.fail_abandoned_runs(session)
-        due = crud_runs.claim_due_servers(session, default_interval=settings.sync_interval_seconds)
-    for server_id in due:
-        try:
-            in_session(sync.request, Principal.system(), server_id, trigger=SyncTrigger.SCHEDULE)
-        except Exception:  # noqa: BLE001 - one bad server must not stop the others
-            log.exception("could not queue the scheduled sync of server %s", server_id)
+    due: list[int] = []
+    while len(due) < MAX_CLAIMED_PER_TICK:
+        with session_scope() as session:
+            claimed = crud_runs.claim_due_servers(
+                session, default_interval=settings.sync_interval_seconds, limit=CLAIM_BATCH
+            )
+        due += claimed
+        if len(claimed) < CLAIM_BATCH:
+            break
+    for start in range(0, len(due), QUEUE_BATCH):
+        _queue(due[start : start + QUEUE_BATCH])
     return due
+
+
+def _queue(server_ids: list[int]) -> None:
+    """Queue a scheduled sync of each server, in one transaction (a savepoint each); jobs go after commit."""
+    try:
+        with session_scope() as session:
+            for server_id in server_ids:
+                try:
+                    with session.begin_nested():
+                        sync.request(session, Principal.system(), server_id, trigger=SyncTrigger.SCHEDULE)
+                except Exception:  # noqa: BLE001 - one bad server must not stop the others
+                    log.exception("could not queue the scheduled sync of server %s", server_id)
+    except Exception:  # noqa: BLE001 - the next batch may fare better; these come back at their interval
+        log.exception("could not queue the scheduled syncs of %d servers", len(server_ids))
 
 
 def prune_old_history() -> Pruned | None:
@@ -104,7 +133,12 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         """Loop until ``stop``."""
         while not self._stop_event.wait(self.tick):
-            for task in self._due_tasks():
+            try:
+                tasks = self._due_tasks()
+            except Exception:  # noqa: BLE001 - an import failing once must not end the scheduler for good
+                log.exception("the scheduler could not list its tasks")
+                continue
+            for task in tasks:
                 try:
                     task()
                 except Exception:  # noqa: BLE001 - e.g. the database restarting: the next tick tries again

@@ -33,9 +33,11 @@ def _sync(server_id: int, run_id: int | None, first_try: float | None, *, schedu
         if finished.status == SyncStatus.SUCCESS:
             wake_watching()  # a server whose first sync this was is watched now, not at the next tick
         # The run's events are committed: hand them to the webhook relay now, not at the next tick.
-        # Its new emails are queued for the search index: build it now that the run is over.
         jobs.send(jobs.dispatch_job())
-        jobs.send(jobs.index_job())
+        if finished.status != SyncStatus.SUCCESS or finished.messages_new:
+            # Its new emails are queued for the search index: build it now that the run is over. A run
+            # that stored none (an idle account's) needs no indexer; the scheduler's tick catches up anyway.
+            jobs.send(jobs.index_job())
     except LeaseBusy:
         # Another worker is on this server; come back when it is likely done, within limits.
         first_try = first_try or time.time()
