@@ -15,14 +15,17 @@ class WorkerDied(Exception):
     """Raised by the progress hook once a batch is committed: the sync stops there, as in a crash."""
 
 
-def _sync_dying_after_first_batch(mirror):  # noqa: ANN001, ANN202
-    """A sync whose worker dies as soon as its first batch of new mail is committed."""
+def _sync_dying_after(mirror, batches: int):  # noqa: ANN001, ANN202
+    """A sync whose worker dies once ``batches`` batches of new mail are committed."""
     with session_scope() as session:
         server = crud_servers.get_server(session, owner_id=mirror.owner_id, server_id=mirror.server_id)
         run_id = crud_runs.start_run(session, server=server, trigger="manual")[0].id
+    committed = []
 
     def die(done: int, _total: int) -> None:
-        if done:
+        if done and done not in committed:
+            committed.append(done)
+        if len(committed) >= batches:
             raise WorkerDied
 
     return run_sync(run_id, on_progress=die)
@@ -44,7 +47,7 @@ def test_a_first_sync_stores_the_newest_mail_first_and_converges_after_a_crash(m
     _deliver(mirror, [f"m{n}" for n in range(total)])
     uids = _inbox_uids(mirror)
 
-    cut = _sync_dying_after_first_batch(mirror)
+    cut = _sync_dying_after(mirror, batches=1)
     assert (cut.status, cut.error_code) == ("error", "SYNC_CRASHED")
     # Only the first batch was committed: the highest UIDs, the mail the API lists first.
     assert [email.uid for email in mirror.emails(folder="INBOX")] == uids[-FIRST_BATCH:]
@@ -67,7 +70,7 @@ def test_new_mail_cut_short_is_announced_exactly_once(mirror, monkeypatch) -> No
     _deliver(mirror, [f"new{n}" for n in range(fresh)])
     uids = _inbox_uids(mirror)
 
-    cut = _sync_dying_after_first_batch(mirror)
+    cut = _sync_dying_after(mirror, batches=1)
     assert cut.status == "error"
     assert [email.uid for email in mirror.emails(folder="INBOX")] == uids[:5] + uids[-FIRST_BATCH:]
     # The committed batch was announced with it, oldest first within the batch.
@@ -79,6 +82,27 @@ def test_new_mail_cut_short_is_announced_exactly_once(mirror, monkeypatch) -> No
     received = mirror.events("email.received")
     assert sorted(event["subject"] for event in received) == sorted(f"new{n}" for n in range(fresh))
     assert len({event["id"] for event in received}) == fresh  # each once
+
+
+def test_every_folder_gives_its_newest_mail_before_any_folder_its_older(mirror, monkeypatch) -> None:
+    monkeypatch.setattr(settings, "sync_batch_messages", FIRST_BATCH + 30)
+    mirror.dovecot.create_folder(mirror.mail_user, "Archive")
+    per_folder = FIRST_BATCH + 60
+    for folder in ("INBOX", "Archive"):
+        messages = [make_message(subject=f"{folder}{n}") for n in range(per_folder)]
+        mirror.dovecot.add_messages(mirror.mail_user, folder, messages)
+
+    cut = _sync_dying_after(mirror, batches=2)
+    assert cut.status == "error"
+    # Two batches committed: the newest of INBOX and the newest of Archive, not INBOX's older mail.
+    for folder in ("INBOX", "Archive"):
+        stored = sorted(email.subject for email in mirror.emails(folder=folder))
+        assert stored == sorted(f"{folder}{n}" for n in range(per_folder - FIRST_BATCH, per_folder))
+
+    assert mirror.sync().status == "success"
+    for folder in ("INBOX", "Archive"):
+        assert len(mirror.emails(folder=folder)) == per_folder
+    assert mirror.sync().messages_new == 0
 
 
 def test_newest_first_takes_the_highest_uids_in_a_small_first_slice() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imapclient import IMAPClient
 from sqlmodel import Session
@@ -89,6 +89,8 @@ def sync_folders(
             keep_lease(session, server_id=state.server_id, holder=state.holder)
             state.store_progress(session)
     state.announce_progress()
+    if len(plans) > 1:
+        plans = _newest_of_each(client, state, plans, settled_later)
     for plan in plans:
         try:
             fetched = fetch_new_mail(client, state, plan)
@@ -96,12 +98,45 @@ def sync_folders(
             log.info("folder %r vanished during the sync; skipped", plan.remote.name)
             state.drop_total(len(plan.new_uids))
             continue
-        if fetched and plan.folder_id in state.moves.folders:
-            settled_later.append(plan)
-        elif fetched:
-            _finish_folder(state, plan)
+        if fetched:
+            _fetched(state, plan, settled_later)
     if settled_later or state.moves.held:
         _settle(state, settled_later)
+
+
+def _fetched(state: RunState, plan: FolderPlan, settled_later: list[FolderPlan]) -> None:
+    """A folder whose new mail is all stored: saved now, or once the run has settled its held messages."""
+    if plan.folder_id in state.moves.folders:
+        settled_later.append(plan)
+    else:
+        _finish_folder(state, plan)
+
+
+def _newest_of_each(
+    client: IMAPClient, state: RunState, plans: list[FolderPlan], settled_later: list[FolderPlan]
+) -> list[FolderPlan]:
+    """Fetch every folder's newest mail (``plan.FIRST_BATCH``) before any folder's older mail, so
+    that the account's newest messages are readable at once, whichever folders hold them; returns
+    the plans with mail left to fetch (a folder fetched whole is done, one gone or recreated is left
+    out)."""
+    left = []
+    for plan in plans:
+        ordered = sorted(plan.new_uids)
+        head, rest = ordered[-decide.FIRST_BATCH :], ordered[: -decide.FIRST_BATCH]
+        try:
+            fetched = fetch_new_mail(client, state, replace(plan, new_uids=head))
+        except FolderVanished:
+            log.info("folder %r vanished during the sync; skipped", plan.remote.name)
+            state.drop_total(len(plan.new_uids))
+            continue
+        if not fetched:  # recreated: left for the next sync, as fetch_new_mail says
+            state.drop_total(len(rest))
+            continue
+        if rest:
+            left.append(replace(plan, new_uids=rest))
+        else:
+            _fetched(state, plan, settled_later)
+    return left
 
 
 def _planned(
