@@ -336,22 +336,13 @@ def transactions() -> int:
 
 @contextlib.contextmanager
 def statements() -> Iterator[list[str]]:
-    """Every SQL statement this process sends while the block runs."""
-    from sqlalchemy import event
-
-    from imap2api.db import get_engine
+    """Every SQL statement this process sends while the block runs (its first 60 characters)."""
+    from tests.support.statements import recorded_statements
 
     found: list[str] = []
-
-    def seen(_conn, _cursor, statement: str, *_args) -> None:  # noqa: ANN001, ANN002
-        found.append(" ".join(statement.split())[:60])
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with recorded_statements() as sent:
         yield found
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    found += [statement[:60] for statement in sent]
 
 
 def sample_resyncs(dovecot: Any, users: list[str]) -> list[tuple[list[str], list[str], float]]:

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -26,10 +23,11 @@ from starlette.testclient import TestClient
 from imap2api.admin import favicon
 from imap2api.admin.common import labelled
 from imap2api.crud import servers as crud_servers
-from imap2api.db import get_engine, session_scope
+from imap2api.db import session_scope
 from imap2api.models import User, Webhook
 from imap2api.validation import validate_server
 from tests.support.messages import make_message
+from tests.support.statements import recorded_statements
 from tests.test_admin import Admin, logged_in, row, user_id, webhook_form
 
 
@@ -40,22 +38,6 @@ def admin(client, make_user) -> Admin:  # noqa: ANN001
     session = Admin(client, username, password)
     assert logged_in(session.get("/admin/user/list"))
     return session
-
-
-@contextmanager
-def counted_queries() -> Iterator[list[str]]:
-    """The SQL statements run on the engine meanwhile."""
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        statements.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def created_webhook(admin: Admin, owner_id: int, url: str = "https://example.com/hook") -> Webhook:
@@ -162,7 +144,7 @@ def test_links_show_names_with_ids_looked_up_once_per_page(admin: Admin, mirror)
     mirror.sync()
     owner = row(User, mirror.owner_id).username
     listing = f"/admin/email/list?imap_server_id={mirror.server_id}"
-    with counted_queries() as one_row:
+    with recorded_statements() as one_row:
         page = admin.get(listing)
     assert page.status_code == 200
     assert link_texts(page.text, "user") == [f"{owner} #{mirror.owner_id}"]
@@ -172,7 +154,7 @@ def test_links_show_names_with_ids_looked_up_once_per_page(admin: Admin, mirror)
     for number in range(6):
         mirror.deliver(make_message(subject=f"more {number}"))
     mirror.sync()
-    with counted_queries() as seven_rows:
+    with recorded_statements() as seven_rows:
         page = admin.get(listing)
     assert link_texts(page.text, "user") == [f"{owner} #{mirror.owner_id}"] * 7
     # One lookup per kind of linked object, whatever the number of rows.

@@ -13,11 +13,10 @@ from contextlib import contextmanager
 from email.header import decode_header, make_header
 
 import pytest
-from sqlalchemy import event
 
-from imap2api.db import get_engine
 from tests.support.imap_proxy import ImapProxy, without_capabilities
 from tests.support.messages import make_message
+from tests.support.statements import recorded_statements
 
 FOLDERS = ("INBOX", "Archive", "Sent", "Projects", "Über")  # "Über": STATUS names it in modified UTF-7
 
@@ -34,18 +33,13 @@ def opened(commands: list[str]) -> list[str]:
 def folder_writes() -> Iterator[list[str]]:
     """The SQL statements that write the folders table, while the block runs."""
     found: list[str] = []
-
-    def seen(_conn, _cursor, statement: str, *_args) -> None:  # noqa: ANN001, ANN002
-        text = " ".join(statement.split()).upper()
-        if text.startswith(("UPDATE FOLDERS", "INSERT INTO FOLDERS", "DELETE FROM FOLDERS")):
-            found.append(text)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with recorded_statements() as sent:
         yield found
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    found += [
+        text
+        for text in (statement.upper() for statement in sent)
+        if text.startswith(("UPDATE FOLDERS", "INSERT INTO FOLDERS", "DELETE FROM FOLDERS"))
+    ]
 
 
 def fill(dovecot, user: str) -> None:  # noqa: ANN001

@@ -6,13 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import func
-from sqlmodel import Session, col, select
 from starlette.requests import Request
 
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import run_db
-from imap2api.models import SyncRun
 
 # Why a name can be missing though the mailbox seems to have it; the worker's log names the folder
 # meant when only the case differs (sync.engine), which the run row does not keep.
@@ -22,27 +19,10 @@ HINT = (
 )
 
 
-def _missing(session: Session, server_ids: list[int]) -> dict[int, list[str]]:
-    """The missing folders of each server's newest finished run, for the servers that have any."""
-    newest = (
-        select(col(SyncRun.imap_server_id), func.max(col(SyncRun.id)).label("run_id"))
-        .where(col(SyncRun.imap_server_id).in_(server_ids))
-        .where(col(SyncRun.status).not_in(list(crud_runs.ACTIVE)))
-        .group_by(col(SyncRun.imap_server_id))
-        .subquery()
-    )
-    rows = session.exec(
-        select(col(SyncRun.imap_server_id), col(SyncRun.missing_folders))
-        .join(newest, col(SyncRun.id) == newest.c.run_id)
-        .where(col(SyncRun.missing_folders) != "")
-    )
-    return {server_id: names.split(",") for server_id, names in rows}
-
-
 async def last_missing_folders(request: Request, servers: list[Any]) -> None:
     """Look up, for these servers, what ``MissingFolders`` shows (one query for the page)."""
     ids = sorted({server.id for server in servers} - {None})
-    request.state.missing_folders = await run_db(_missing, ids) if ids else {}
+    request.state.missing_folders = await run_db(crud_runs.missing_folders_of, ids) if ids else {}
 
 
 class MissingFolders:

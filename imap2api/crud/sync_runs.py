@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -232,3 +232,20 @@ def promote_run(session: Session, *, run_id: int) -> bool:
         .values(trigger=SyncTrigger.MANUAL)
     )
     return result.rowcount == 1
+
+
+def missing_folders_of(session: Session, server_ids: list[int]) -> dict[int, list[str]]:
+    """The missing folders of each server's newest finished run, for the servers that have any."""
+    newest = (
+        select(col(SyncRun.imap_server_id), func.max(col(SyncRun.id)).label("run_id"))
+        .where(col(SyncRun.imap_server_id).in_(server_ids))
+        .where(col(SyncRun.status).not_in(list(ACTIVE)))
+        .group_by(col(SyncRun.imap_server_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(col(SyncRun.imap_server_id), col(SyncRun.missing_folders))
+        .join(newest, col(SyncRun.id) == newest.c.run_id)
+        .where(col(SyncRun.missing_folders) != "")
+    )
+    return {server_id: names.split(",") for server_id, names in rows}
