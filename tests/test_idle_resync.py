@@ -153,28 +153,49 @@ def test_without_list_status_or_condstore_every_folder_is_examined(relayed, dove
 
 
 def test_the_scheduler_queues_every_due_server_in_one_tick(mirror, monkeypatch) -> None:  # noqa: ANN001
+    """Set-wise: one claiming UPDATE per claimed batch, one INSERT of runs per queued batch, whatever the
+    number of servers; a server whose run is under way keeps it, and a deleted one gets none."""
     from imap2api.crud import servers as crud_servers
     from imap2api.crud import sync_runs as crud_runs
     from imap2api.db import session_scope
+    from imap2api.enums import SyncTrigger
+    from imap2api.models import ImapServer
     from imap2api.validation import validate_server
     from imap2api.workers import scheduler
     from tests.conftest import _end_leftover_runs
 
-    monkeypatch.setattr(scheduler, "CLAIM_BATCH", 2)  # several claims and queuing batches in one tick
+    monkeypatch.setattr(scheduler, "CLAIM_BATCH", 3)  # several claims and queuing batches in one tick
     monkeypatch.setattr(scheduler, "QUEUE_BATCH", 2)
     data = validate_server({"name": "x", "host": "127.0.0.1", "port": 1, "username": "u", "password": "p"})
     with session_scope() as session:
-        others = [crud_servers.create_server(session, owner_id=mirror.owner_id, data=data) for _ in range(4)]
+        others = [crud_servers.create_server(session, owner_id=mirror.owner_id, data=data) for _ in range(6)]
         session.flush()
-        ids = [mirror.server_id, *(server.id for server in others)]
+        ids = [mirror.server_id, *(server.id or 0 for server in others)]
+        busy, gone = ids[1], ids[2]
+        running_id = crud_runs.start_run(session, server=others[0], trigger=SyncTrigger.MANUAL)[0].id
     try:
-        due = scheduler.enqueue_due_syncs()
-        assert set(ids) <= set(due)
+        with session_scope() as session:
+            session.delete(session.get(ImapServer, gone))
+        with recorded_statements() as sent:
+            due = scheduler.enqueue_due_syncs()
+        assert set(ids) - {gone} <= set(due)
         assert not set(ids) & set(scheduler.enqueue_due_syncs())  # claimed until their interval passes
         with session_scope() as session:
-            runs = [crud_runs.list_runs(session, server_id=server_id) for server_id in ids]
-        assert [[(run.trigger, run.status) for run in found] for found in runs] == [
+            runs = {
+                server_id: [
+                    (run.id, run.trigger, run.status)
+                    for run in crud_runs.list_runs(session, server_id=server_id)
+                ]
+                for server_id in ids
+            }
+        assert runs[busy] == [(running_id, "manual", "queued")]  # its manual run was kept, not doubled
+        assert runs[gone] == []
+        queued = [server_id for server_id in ids if server_id not in (busy, gone)]
+        assert [[found[1:] for found in runs[server_id]] for server_id in queued] == [
             [("schedule", "queued")]
-        ] * len(ids)
+        ] * len(queued)
+        claims = [text for text in sent if text.upper().startswith("UPDATE IMAP_SERVERS")]
+        inserts = [text for text in sent if text.upper().startswith("INSERT INTO SYNC_RUNS")]
+        assert len(claims) == -(-len(due) // 3) and len(inserts) == -(-len(due) // 2)
     finally:
         _end_leftover_runs()

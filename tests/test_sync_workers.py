@@ -14,6 +14,7 @@ from imap2api.crud import sync_runs as crud_runs
 from imap2api.db import session_scope
 from imap2api.workers.scheduler import Scheduler, enqueue_due_syncs
 from tests.support.messages import make_message
+from tests.support.webhook_checks import wait_until
 
 
 def test_rest_sync_waits_for_the_embedded_worker(client, mirror) -> None:
@@ -78,6 +79,22 @@ def test_the_scheduler_queues_each_due_server_once(mirror) -> None:
     with session_scope() as session:
         runs = crud_runs.list_runs(session, server_id=mirror.server_id)
     assert [(run.trigger, run.status) for run in runs] == [("schedule", "queued")]
+
+
+def test_a_scheduled_sync_runs_in_its_lane(client, mirror) -> None:
+    mirror.deliver(make_message(subject="due"))
+    assert mirror.server_id in enqueue_due_syncs()
+    with session_scope() as session:
+        (run_id,) = [run.id for run in crud_runs.list_runs(session, server_id=mirror.server_id)]
+
+    def finished() -> object:
+        with session_scope() as session:
+            run = crud_runs.get_run(session, run_id=run_id or 0)
+        return run.status not in crud_runs.ACTIVE and run
+
+    run = wait_until(finished, what="the scheduled run")
+    assert (run.trigger, run.status, run.messages_new) == ("schedule", "success", 1)
+    assert [email.subject for email in mirror.emails()] == ["due"]
 
 
 def test_logins_use_starttls_on_a_plain_port(mirror) -> None:

@@ -6,14 +6,15 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, literal, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from imap2api.crud.common import Page, paginate
 from imap2api.enums import ACTIVE_SYNC_STATUSES, SyncStatus, SyncTrigger
 from imap2api.errors import NotFound
-from imap2api.models import ImapServer, SyncRun, utcnow
+from imap2api.models import ImapServer, SyncRun, UTCDateTime, utcnow
 
 ACTIVE = ACTIVE_SYNC_STATUSES  # the name cli, services, sync and workers import
 LOST = "the worker running this sync stopped before it finished"
@@ -190,34 +191,79 @@ def queued_runs(session: Session) -> list[SyncRun]:
 def claim_due_servers(session: Session, *, default_interval: int, limit: int = 100) -> list[int]:
     """Servers due for a scheduled sync, each claimed by moving its next_sync_at forward.
 
-    The claim is an optimistic UPDATE on the old next_sync_at, so two schedulers never both win.
+    One UPDATE per distinct interval (usually one for the whole batch), and only of servers still
+    due: a second scheduler claiming at the same moment waits for the first's row locks, then finds
+    them not due any more (PostgreSQL re-checks the WHERE on the updated rows), so two never both win.
     """
     now = utcnow()
+    still_due = or_(col(ImapServer.next_sync_at).is_(None), col(ImapServer.next_sync_at) <= now)
     due = session.exec(
-        select(ImapServer.id, ImapServer.next_sync_at, ImapServer.sync_interval_seconds)
+        select(ImapServer.id, ImapServer.sync_interval_seconds)
         .where(
             ImapServer.is_active == True,  # noqa: E712
             # Its OAuth2 tokens were refused: a sync would fail at once until the owner connects it again.
             col(ImapServer.needs_reauth).is_(False),
-            or_(col(ImapServer.next_sync_at).is_(None), col(ImapServer.next_sync_at) <= now),
+            still_due,
         )
+        .order_by(col(ImapServer.next_sync_at).is_not(None), col(ImapServer.next_sync_at), col(ImapServer.id))
         .limit(limit)
     ).all()
-    claimed = []
-    for server_id, next_at, interval in due:
-        condition = (
-            col(ImapServer.next_sync_at).is_(None)
-            if next_at is None
-            else col(ImapServer.next_sync_at) == next_at
-        )
-        result = session.exec(
+    by_interval: dict[int, list[int]] = {}
+    for server_id, interval in due:
+        by_interval.setdefault(interval or default_interval, []).append(server_id or 0)
+    claimed: set[int] = set()
+    for interval, server_ids in by_interval.items():
+        result = session.execute(
             update(ImapServer)
-            .where(col(ImapServer.id) == server_id, condition)
-            .values(next_sync_at=now + timedelta(seconds=interval or default_interval))
+            .where(col(ImapServer.id).in_(server_ids), still_due)
+            .values(next_sync_at=now + timedelta(seconds=interval))
+            .returning(col(ImapServer.id))
         )
-        if result.rowcount == 1:
-            claimed.append(server_id or 0)
-    return claimed
+        claimed.update(result.scalars())
+    # In the order they fell due: the lanes take the runs in the order they are queued.
+    return [server_id or 0 for server_id, _ in due if server_id in claimed]
+
+
+def queue_runs(session: Session, *, server_ids: Sequence[int], trigger: SyncTrigger) -> list[tuple[int, int]]:
+    """A new queued run for each of these servers that has no active one, in one INSERT; returns
+    (server id, run id) pairs in the order of ``server_ids``.
+
+    A server with a queued or running run keeps it: the partial unique index (migration 0005) turns
+    its row into a no-op (ON CONFLICT DO NOTHING), also when another process queued it a moment ago.
+    A server deleted meanwhile gets none (the INSERT selects from the servers that exist).
+    """
+    if not server_ids:
+        return []
+    table = SyncRun.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    values = {
+        "imap_server_id": col(ImapServer.id),
+        "status": literal(SyncStatus.QUEUED.value),
+        "trigger": literal(trigger.value),
+        "created_at": literal(utcnow(), UTCDateTime),
+        **{name: literal(0) for name in _COUNTERS},
+        **{name: literal("") for name in ("error", "error_code", "missing_folders")},
+    }
+    rows = select(*values.values()).where(col(ImapServer.id).in_(list(server_ids)))
+    statement = (
+        dialect.insert(table)
+        .from_select(list(values), rows)
+        .on_conflict_do_nothing()
+        .returning(table.c.imap_server_id, table.c.id)
+    )
+    queued = {server_id: run_id for server_id, run_id in session.execute(statement)}
+    return [(server_id, queued[server_id]) for server_id in server_ids if server_id in queued]
+
+
+_COUNTERS = (
+    "progress_done",
+    "progress_total",
+    "folders_synced",
+    "messages_new",
+    "messages_updated",
+    "messages_deleted",
+    "bytes_fetched",
+)
 
 
 def promote_run(session: Session, *, run_id: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlmodel import Session
@@ -45,6 +45,20 @@ def request(
     if created or promoted:
         jobs.enqueue(session, jobs.sync_job(server_id, run.id or 0, scheduled=created and scheduled))
     return run
+
+
+def request_scheduled(session: Session, server_ids: Sequence[int]) -> list[int]:
+    """Queue a scheduled sync of each server that has no active run, set-wise: one INSERT of their runs,
+    and their jobs (in the scheduled lane, in the order given) once the session commits; returns the
+    servers queued.
+
+    The scheduler's path (system principal): a server with a run under way keeps it, as ``request``
+    would join it, and a server deleted meanwhile is skipped.
+    """
+    queued = crud_runs.queue_runs(session, server_ids=server_ids, trigger=SyncTrigger.SCHEDULE)
+    for server_id, run_id in queued:
+        jobs.enqueue(session, jobs.sync_job(server_id, run_id, scheduled=True))
+    return [server_id for server_id, _ in queued]
 
 
 def start_here(session: Session, actor: Principal, server_id: int) -> tuple[ImapServer, SyncRun]:

@@ -21,10 +21,8 @@ from imap2api.crud import outbox as crud_outbox
 from imap2api.crud import sync_runs as crud_runs
 from imap2api.crud.history import Pruned, prune_history
 from imap2api.db import session_scope
-from imap2api.enums import SyncTrigger
 from imap2api.models import utcnow
 from imap2api.services import sync
-from imap2api.services.principal import Principal
 
 log = logging.getLogger("imap2api.scheduler")
 
@@ -34,7 +32,7 @@ PRUNE_EVERY_SECONDS = 3600
 
 CLAIM_BATCH = 500  # servers claimed per transaction; a tick claims batches until none is due
 MAX_CLAIMED_PER_TICK = 20_000  # a bound on one tick's work, should claims never run out
-QUEUE_BATCH = 100  # scheduled runs created per transaction: one commit, not one per server
+QUEUE_BATCH = 500  # scheduled runs created per transaction (one INSERT each)
 
 
 def enqueue_due_syncs() -> list[int]:
@@ -61,15 +59,10 @@ def enqueue_due_syncs() -> list[int]:
 
 
 def _queue(server_ids: list[int]) -> None:
-    """Queue a scheduled sync of each server, in one transaction (a savepoint each); jobs go after commit."""
+    """Queue a scheduled sync of each server, in one transaction; the jobs go after it commits."""
     try:
         with session_scope() as session:
-            for server_id in server_ids:
-                try:
-                    with session.begin_nested():
-                        sync.request(session, Principal.system(), server_id, trigger=SyncTrigger.SCHEDULE)
-                except Exception:  # noqa: BLE001 - one bad server must not stop the others
-                    log.exception("could not queue the scheduled sync of server %s", server_id)
+            sync.request_scheduled(session, server_ids)
     except Exception:  # noqa: BLE001 - the next batch may fare better; these come back at their interval
         log.exception("could not queue the scheduled syncs of %d servers", len(server_ids))
 
