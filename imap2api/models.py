@@ -410,6 +410,8 @@ class Folder(SQLModel, table=True):
     highestmodseq: int | None = Field(default=None, sa_column=Column(BigInteger))
     message_count: int = 0
     last_synced_at: datetime | None = Field(default=None, sa_column=_ts())
+    # Emails mirrored in this folder, kept exact by triggers on emails (migration 0019): statistics read it.
+    email_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Email(SQLModel, table=True):
@@ -532,6 +534,30 @@ class ThreadKey(SQLModel, table=True):
     imap_server_id: int = Field(foreign_key="imap_servers.id", ondelete="CASCADE")
     message_id: str = Field(sa_column=Column(Text, nullable=False))
     thread_id: str = Field(max_length=64)
+
+
+class ThreadSize(SQLModel, table=True):
+    """How many mirrored emails one thread of a server holds; kept by triggers on emails (migration 0019)."""
+
+    __tablename__ = "thread_sizes"
+
+    imap_server_id: int = Field(foreign_key="imap_servers.id", primary_key=True, ondelete="CASCADE")
+    thread_id: str = Field(primary_key=True, max_length=64)
+    email_count: int
+
+
+class ServerCount(SQLModel, table=True):
+    """How many threads a server's mirrored emails form; kept by triggers on emails (migration 0019)."""
+
+    __tablename__ = "server_counts"
+
+    imap_server_id: int = Field(
+        foreign_key="imap_servers.id",
+        primary_key=True,
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    thread_count: int = 0
 
 
 class SyncRunBase(SQLModel):

@@ -42,6 +42,7 @@ from imap2api.security import hash_password  # noqa: E402
 from imap2api.sync.engine import run_sync  # noqa: E402
 from imap2api.validation import validate_server  # noqa: E402
 from imap2api.workers.broker import make_broker, use_broker  # noqa: E402
+from tests.support.counts import count_mismatches  # noqa: E402
 from tests.support.dovecot import DovecotServer, find_dovecot  # noqa: E402
 from tests.support.services import (  # noqa: E402
     POSTGRES_ADMIN_URL,
@@ -229,7 +230,7 @@ class Mirror:
 
 
 @pytest.fixture()
-def mirror(database: str, dovecot, user: str, make_user) -> Mirror:
+def mirror(database: str, dovecot, user: str, make_user) -> Iterator[Mirror]:
     """A fresh mailbox and an imap2api server mirroring it (plain port, STARTTLS as offered)."""
     username, _, token = make_user()
     data = validate_server(
@@ -246,7 +247,9 @@ def mirror(database: str, dovecot, user: str, make_user) -> Mirror:
         owner = crud_users.get_user_by_username(session, username=username)
         server = crud_servers.create_server(session, owner_id=owner.id, data=data)
         owner_id, server_id = owner.id, server.id
-    return Mirror(dovecot, user, owner_id, token, server_id)
+    yield Mirror(dovecot, user, owner_id, token, server_id)
+    # Whatever the test did to the mirror, the counts the database keeps still count its emails.
+    assert count_mismatches() == {}
 
 
 # --- SMTP server (tests/support/smtp.py) ---

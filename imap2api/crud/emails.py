@@ -17,7 +17,7 @@ from imap2api.crud import search_index
 from imap2api.crud.common import Page, like_pattern, paginate
 from imap2api.errors import NotFound
 from imap2api.mail.search import SearchQuery, TextTerm
-from imap2api.models import Attachment, Email, Folder, ImapServer
+from imap2api.models import Attachment, Email, Folder, ImapServer, ServerCount
 
 _CHUNK = 500
 _WALK_FROM = 2000  # matches above which a page in date order walks the date index (SQLite)
@@ -186,6 +186,40 @@ def _thread_total(session: Session, conditions: Sequence[ColumnElement[bool]]) -
     return total
 
 
+def _by_place_only(filters: EmailFilters) -> bool:
+    """Whether the filters name nothing but the owner, a server and a folder: the kept counts answer."""
+    return filters.search is None and filters.date_from is None and filters.date_to is None
+
+
+def _servers_of(filters: EmailFilters) -> Any:
+    """The ids of the servers the filters reach (the owner's, or the one named), as a subquery."""
+    servers = select(ImapServer.id).where(ImapServer.owner_id == filters.owner_id)
+    if filters.server_id is not None:
+        servers = servers.where(ImapServer.id == filters.server_id)
+    return servers
+
+
+def _kept_email_total(session: Session, filters: EmailFilters) -> int:
+    """How many emails the owner, server and folder filters match, summed from the folders' kept counts."""
+    statement = select(func.coalesce(func.sum(Folder.email_count), 0)).where(
+        col(Folder.imap_server_id).in_(_servers_of(filters))
+    )
+    if filters.folder:
+        statement = statement.where(Folder.name == filters.folder)
+    return int(session.exec(statement).one())
+
+
+def _kept_thread_total(session: Session, filters: EmailFilters) -> int:
+    """How many threads the owner's (or one server's) emails form, summed from the servers' kept counts.
+
+    Thread ids are random per thread (``imap2api.mail.threading``), so no two servers share one.
+    """
+    statement = select(func.coalesce(func.sum(ServerCount.thread_count), 0)).where(
+        col(ServerCount.imap_server_id).in_(_servers_of(filters))
+    )
+    return int(session.exec(statement).one())
+
+
 def list_emails(
     session: Session,
     *,
@@ -199,9 +233,13 @@ def list_emails(
     dialect = session.get_bind().dialect.name
     conditions = _conditions(filters, dialect)
     count = None
-    if threaded:
+    if threaded and _by_place_only(filters) and not filters.folder:
+        count = _kept_thread_total(session, filters)
+    elif threaded:
         # One row per thread: counting threads needs no per-thread pick.
         count = _thread_total(session, conditions)
+    elif _by_place_only(filters):
+        count = _kept_email_total(session, filters)
     elif _by_date(filters, dialect, ordering):
         count = session.exec(select(func.count()).select_from(Email).where(and_(*conditions))).one()
         if count > _WALK_FROM:
@@ -350,21 +388,21 @@ def folder_names(session: Session, *, owner_id: int, server_id: int | None = Non
 
 
 def statistics(session: Session, *, owner_id: int, server_id: int | None = None) -> dict[str, Any]:
-    """Total emails, distinct threads, and emails per folder."""
-    conditions = [col(Email.owner_id) == owner_id]
-    if server_id is not None:
-        conditions.append(col(Email.imap_server_id) == server_id)
+    """Total emails, distinct threads, and emails per folder, from the counts the database keeps
+    (migration 0019): a few rows per server read, however much mail there is."""
+    filters = EmailFilters(owner_id=owner_id, server_id=server_id)
+    emails = func.sum(Folder.email_count)
     per_folder = dict(
         session.exec(
-            select(Email.folder, func.count())
-            .where(*conditions)
-            .group_by(Email.folder)
-            .order_by(Email.folder)
+            select(Folder.name, emails)
+            .where(col(Folder.imap_server_id).in_(_servers_of(filters)))
+            .group_by(Folder.name)
+            .having(emails > 0)
+            .order_by(Folder.name)
         ).all()
     )
-    # The total is the folders' sum: one pass over the (owner, folder) index, not two.
     return {
         "total_emails": sum(per_folder.values()),
-        "total_threads": _thread_total(session, conditions),
+        "total_threads": _kept_thread_total(session, filters),
         "folders": per_folder,
     }
