@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -19,6 +20,7 @@ from dramatiq.middleware import (
 )
 
 from imap2api.config import Settings, settings
+from imap2api.workers.wakeable import WakeableQueue
 
 
 def _middleware() -> list[Middleware]:
@@ -42,9 +44,23 @@ def make_broker(config: Settings) -> dramatiq.Broker:
         return RedisBroker(  # type: ignore[no-untyped-call]
             url=config.redis_url, middleware=_middleware(), namespace=config.redis_prefix
         )
-    broker = StubBroker(middleware=_middleware())
+    broker = EmbeddedBroker(middleware=_middleware())
     broker.emit_after("process_boot")
     return broker
+
+
+class EmbeddedBroker(StubBroker):
+    """Dramatiq's in-process broker, with queues whose idle consumers a stop can wake
+    (``imap2api.workers.wakeable``)."""
+
+    def declare_queue(self, queue_name: str) -> None:
+        """Declare the queue and its delay queue, as wakeable queues."""
+        if queue_name in self.queues:
+            return
+        super().declare_queue(queue_name)
+        # Just made, so still empty: nothing can have been put in them yet.
+        for name in (queue_name, dq_name(queue_name)):
+            self.queues[name] = WakeableQueue()
 
 
 _current: dramatiq.Broker | None = None

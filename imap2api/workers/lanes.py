@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import dramatiq
 from dramatiq import Worker
@@ -21,6 +22,7 @@ from dramatiq.common import q_name
 
 from imap2api.config import settings
 from imap2api.services import jobs
+from imap2api.workers.wakeable import WakeablePriorityQueue, sleep_all, wake_all
 
 log = logging.getLogger("imap2api.workers")
 
@@ -59,23 +61,44 @@ def start_lanes(broker: dramatiq.Broker, *, job_threads: int, worker_timeout: in
     if not any(isinstance(f, _OneWorkerPerLane) for f in broker.logger.filters):
         broker.logger.addFilter(_OneWorkerPerLane())
     workers = []
+    sleep_all(_broker_queues(broker))  # woken by an earlier stop of lanes on this broker
     for name, queues, threads in _lane_queues(broker, job_threads):
         # An idle Redis consumer polls at most every worker_timeout ms: webhooks must not wait a second.
         timeout = min(worker_timeout, JOBS_LANE_POLL_MS) if not queues & SYNC_QUEUES else worker_timeout
         worker = Worker(broker, queues=queues, worker_threads=threads, worker_timeout=timeout)
+        worker.work_queue = WakeablePriorityQueue()  # before start: its threads are handed this one
         worker.start()
         workers.append(worker)
         log.info("lane %r started with %d threads (queues %s)", name, threads, ", ".join(sorted(queues)))
     return workers
 
 
+def _broker_queues(broker: dramatiq.Broker) -> list[Any]:
+    """The in-process broker's queues (a Redis broker's ``queues`` is a set of names)."""
+    queues = getattr(broker, "queues", None)
+    return list(queues.values()) if isinstance(queues, dict) else []
+
+
 def stop_lanes(workers: list[Worker], seconds: float) -> None:
-    """Stop the lanes, letting running jobs finish within ``seconds`` in all (not per lane)."""
-    # Every lane stops taking jobs at once, so that their running jobs finish side by side.
-    for worker in workers:
-        for thread in worker.workers:
-            thread.stop()
+    """Stop the lanes, letting running jobs finish within ``seconds`` in all (not per lane).
+
+    As Dramatiq's ``Worker.stop`` does, but for every lane at once and without waiting out idle
+    threads' polls (``imap2api.workers.wakeable``): worker threads first, then, once they are done
+    (or the time is up), the consumers, which kept the broker's heartbeats going meanwhile.
+    """
     deadline = time.monotonic() + seconds
+    # Every lane stops taking jobs at once, so that their running jobs finish side by side.
+    threads = [thread for worker in workers for thread in worker.workers]
+    for thread in threads:
+        thread.stop()
+    wake_all([worker.work_queue for worker in workers])
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    consumers = [thread for worker in workers for thread in worker.consumers.values()]
+    for consumer in consumers:
+        consumer.stop()
+    if workers:
+        wake_all(_broker_queues(workers[0].broker))
     for worker in workers:
         left_ms = int((deadline - time.monotonic()) * 1000)
         worker.stop(timeout=max(SLOWEST_LANE_STOP_MS, left_ms))
