@@ -70,7 +70,8 @@ BEGIN
     ), sized AS (
         INSERT INTO thread_sizes AS t (imap_server_id, thread_id, email_count)
         SELECT imap_server_id, thread_id, c FROM batch
-        ON CONFLICT (imap_server_id, thread_id) DO UPDATE SET email_count = t.email_count + excluded.email_count
+        ON CONFLICT (imap_server_id, thread_id)
+        DO UPDATE SET email_count = t.email_count + excluded.email_count
         RETURNING t.imap_server_id, t.thread_id, t.email_count
     )
     INSERT INTO server_counts AS s (imap_server_id, thread_count)
@@ -116,7 +117,8 @@ BEGIN
         RETURNING email_count INTO size;
         IF size <= 0 THEN
             DELETE FROM thread_sizes WHERE imap_server_id = OLD.imap_server_id AND thread_id = OLD.thread_id;
-            UPDATE server_counts SET thread_count = thread_count - 1 WHERE imap_server_id = OLD.imap_server_id;
+            UPDATE server_counts SET thread_count = thread_count - 1
+            WHERE imap_server_id = OLD.imap_server_id;
         END IF;
         INSERT INTO thread_sizes AS t (imap_server_id, thread_id, email_count)
         VALUES (NEW.imap_server_id, NEW.thread_id, 1)
