@@ -67,10 +67,6 @@ def start_lanes(broker: dramatiq.Broker, *, job_threads: int, worker_timeout: in
         timeout = min(worker_timeout, JOBS_LANE_POLL_MS) if not queues & SYNC_QUEUES else worker_timeout
         worker = Worker(broker, queues=queues, worker_threads=threads, worker_timeout=timeout)
         worker.work_queue = WakeablePriorityQueue()  # before start: its threads are handed this one
-        if queues & SYNC_QUEUES:
-            # No sync waits in one process's prefetch while another process has a thread free: a lane
-            # takes a run only when a thread can start it (Dramatiq prefetches twice its threads).
-            worker.queue_prefetch = threads
         worker.start()
         workers.append(worker)
         log.info("lane %r started with %d threads (queues %s)", name, threads, ", ".join(sorted(queues)))
