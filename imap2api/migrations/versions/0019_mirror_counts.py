@@ -57,15 +57,8 @@ SQLITE = [
     "WHEN old.thread_id IS NOT new.thread_id BEGIN " + _SQLITE_LEAVE + _SQLITE_JOIN + "END",
 ]
 
-POSTGRESQL = [
-    # Row by row: a statement-level trigger's transition table copies every inserted row, bodies
-    # included (about 0.9 s per 10,000 emails of 31 KB, where these three statements cost ~0.1 s).
-    """
-CREATE FUNCTION emails_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    size integer;
-BEGIN
-    UPDATE folders SET email_count = email_count + 1 WHERE id = NEW.folder_id;
+# One email joins its thread (NEW): plpgsql, with ``size`` declared.
+_PG_JOIN = """
     INSERT INTO thread_sizes AS t (imap_server_id, thread_id, email_count)
     VALUES (NEW.imap_server_id, NEW.thread_id, 1)
     ON CONFLICT (imap_server_id, thread_id) DO UPDATE SET email_count = t.email_count + 1
@@ -74,6 +67,17 @@ BEGIN
         INSERT INTO server_counts AS s (imap_server_id, thread_count) VALUES (NEW.imap_server_id, 1)
         ON CONFLICT (imap_server_id) DO UPDATE SET thread_count = s.thread_count + 1;
     END IF;
+"""
+POSTGRESQL = [
+    # Row by row: a statement-level trigger's transition table copies every inserted row, bodies
+    # included (+0.9 s per 10,000 direct inserts of 31 KB emails; row by row cost what no trigger did).
+    f"""
+CREATE FUNCTION emails_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    size integer;
+BEGIN
+    UPDATE folders SET email_count = email_count + 1 WHERE id = NEW.folder_id;
+{_PG_JOIN}
     RETURN NULL;
 END $$""",
     """
@@ -98,7 +102,7 @@ BEGIN
     WHERE t.imap_server_id = o.imap_server_id AND t.thread_id = o.thread_id AND t.email_count <= 0;
     RETURN NULL;
 END $$""",
-    """
+    f"""
 CREATE FUNCTION emails_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     size integer;
@@ -116,14 +120,7 @@ BEGIN
             UPDATE server_counts SET thread_count = thread_count - 1
             WHERE imap_server_id = OLD.imap_server_id;
         END IF;
-        INSERT INTO thread_sizes AS t (imap_server_id, thread_id, email_count)
-        VALUES (NEW.imap_server_id, NEW.thread_id, 1)
-        ON CONFLICT (imap_server_id, thread_id) DO UPDATE SET email_count = t.email_count + 1
-        RETURNING t.email_count INTO size;
-        IF size = 1 THEN
-            INSERT INTO server_counts AS s (imap_server_id, thread_count) VALUES (NEW.imap_server_id, 1)
-            ON CONFLICT (imap_server_id) DO UPDATE SET thread_count = s.thread_count + 1;
-        END IF;
+{_PG_JOIN}
     END IF;
     RETURN NULL;
 END $$""",
