@@ -37,10 +37,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, event, func, literal, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
+from imap2api.crud.common import dialect_insert
 from imap2api.ids import MAX_ID
 from imap2api.models import ChangeCounter, Email, EmailTombstone, Folder, ImapServer, utcnow
 
@@ -100,8 +100,7 @@ def next_seq(session: Session, owner_id: int) -> int:
     if owner_id in seqs:
         return seqs[owner_id]
     table = ChangeCounter.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(owner_id=owner_id, value=1, pruned_seq=0)
+    statement = dialect_insert(session, table).values(owner_id=owner_id, value=1, pruned_seq=0)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.owner_id], set_={"value": table.c.value + 1}
     ).returning(table.c.value)

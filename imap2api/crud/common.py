@@ -1,4 +1,4 @@
-"""Pagination shared by every list."""
+"""Pagination shared by every list, and the dialect-aware INSERT of upserts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import Table, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from imap2api.errors import Imap2ApiError
@@ -77,3 +78,9 @@ def paginate(
     number = resolve_page(page, count, page_size)
     items = list(session.exec(statement.offset((number - 1) * page_size).limit(page_size)))
     return Page(items=items, count=count, page=number, page_size=page_size)
+
+
+def dialect_insert(session: Session, table: Table) -> Any:
+    """An INSERT of ``table`` in the session's dialect (PostgreSQL or SQLite), with ``on_conflict_do_*``."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)

@@ -7,14 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, literal, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from imap2api.crud.common import Page, paginate
+from imap2api.crud.common import Page, dialect_insert, paginate
 from imap2api.enums import ACTIVE_SYNC_STATUSES, SyncStatus, SyncTrigger
 from imap2api.errors import NotFound
-from imap2api.models import ImapServer, SyncRun, UTCDateTime, utcnow
+from imap2api.models import ImapServer, SyncRun, utcnow
 
 ACTIVE = ACTIVE_SYNC_STATUSES  # the name cli, services, sync and workers import
 LOST = "the worker running this sync stopped before it finished"
@@ -235,35 +234,19 @@ def queue_runs(session: Session, *, server_ids: Sequence[int], trigger: SyncTrig
     if not server_ids:
         return []
     table = SyncRun.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    values = {
-        "imap_server_id": col(ImapServer.id),
-        "status": literal(SyncStatus.QUEUED.value),
-        "trigger": literal(trigger.value),
-        "created_at": literal(utcnow(), UTCDateTime),
-        **{name: literal(0) for name in _COUNTERS},
-        **{name: literal("") for name in ("error", "error_code", "missing_folders")},
-    }
+    # Every column as a new run has it (the model's defaults), but the server, taken from the SELECT.
+    fresh = SyncRun(imap_server_id=0, trigger=trigger).model_dump(exclude={"id", "imap_server_id"})
+    values: dict[str, Any] = {"imap_server_id": col(ImapServer.id)}
+    values.update({name: literal(value, table.c[name].type) for name, value in fresh.items()})
     rows = select(*values.values()).where(col(ImapServer.id).in_(list(server_ids)))
     statement = (
-        dialect.insert(table)
+        dialect_insert(session, table)
         .from_select(list(values), rows)
         .on_conflict_do_nothing()
         .returning(table.c.imap_server_id, table.c.id)
     )
     queued = {server_id: run_id for server_id, run_id in session.execute(statement)}
     return [(server_id, queued[server_id]) for server_id in server_ids if server_id in queued]
-
-
-_COUNTERS = (
-    "progress_done",
-    "progress_total",
-    "folders_synced",
-    "messages_new",
-    "messages_updated",
-    "messages_deleted",
-    "bytes_fetched",
-)
 
 
 def promote_run(session: Session, *, run_id: int) -> bool:
