@@ -4,10 +4,13 @@ statistics and list counts read from them equal a count of the emails."""
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlmodel import select
 
 from imap2api.crud import emails as crud_emails
+from imap2api.crud import mirror as crud_mirror
 from imap2api.crud import servers as crud_servers
 from imap2api.db import session_scope
+from imap2api.models import Email
 from tests.support.counts import count_mismatches
 from tests.support.messages import make_message
 
@@ -110,3 +113,33 @@ def test_counts_go_with_a_deleted_server(mirror) -> None:
             left = text(f"SELECT count(*) FROM {table} WHERE imap_server_id = :s")
             assert session.execute(left, {"s": mirror.server_id}).scalar_one() == 0, table
     assert kept_statistics(mirror.owner_id) == {"total_emails": 0, "total_threads": 0, "folders": {}}
+
+
+def test_a_sync_batch_and_direct_inserts_in_one_transaction(mirror) -> None:
+    """The sync's bulk insert and plain INSERT ... SELECTs before and after it, in one transaction,
+    each joining an existing thread or starting one, are all counted."""
+    mirror.deliver(make_message(subject="seed"))
+    assert mirror.sync().status == "success"
+    columns = "owner_id, imap_server_id, folder_id, folder, uidvalidity, uid, message_id, in_reply_to, "
+    columns += '"references", subject, sender, sender_name, recipient, recipient_names, cc, date, flags, '
+    columns += "seen, flagged, answered, size, body_text, body_html, thread_id, has_attachments, "
+    columns += "announced, created_at, updated_at"
+    direct = text(
+        f"INSERT INTO emails ({columns}) SELECT {columns.replace(' uid,', ' uid + :u,')} FROM emails "
+        "WHERE imap_server_id = :s AND uid = 1"
+    )
+    with session_scope() as session:
+        (seed,) = session.execute(select(Email).where(Email.imap_server_id == mirror.server_id)).one()
+        row = seed.model_dump(exclude={"id"})
+        session.execute(direct, {"u": 100, "s": mirror.server_id})
+        batch = [
+            {**row, "uid": 200, "message_id": "<joins@x>"},  # joins the seed's thread
+            {**row, "uid": 201, "message_id": "<new1@x>", "thread_id": "thr_batch"},
+            {**row, "uid": 202, "message_id": "<new2@x>", "thread_id": "thr_batch"},
+        ]
+        crud_mirror.insert_emails(session, rows=batch, attachments=[[], [], []])
+        session.execute(direct, {"u": 300, "s": mirror.server_id})
+    assert count_mismatches() == {}
+    kept = kept_statistics(mirror.owner_id)
+    assert kept == scanned_statistics(mirror.owner_id)
+    assert kept["total_emails"] == 6 and kept["total_threads"] == 2
