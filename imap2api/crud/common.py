@@ -1,4 +1,4 @@
-"""Pagination shared by every list, the dialect-aware INSERT of upserts, and PostgreSQL's bulk INSERT."""
+"""Pagination shared by every list, and the dialect-aware INSERTs: upserts, bulk inserts with RETURNING."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, String, Table, func
+from sqlalchemy import Column, String, Table, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -94,26 +94,32 @@ def _array_type(column: Column[Any], dialect: Any) -> str:
     return f"{column.type.compile(dialect=dialect)}[]"
 
 
-def unnest_insert(
+def insert_returning(
     session: Session, table: Table, rows: list[dict[str, Any]], returning: tuple[Column[Any], ...]
 ) -> list[Any]:
-    """Insert many rows on PostgreSQL as one array per column (``INSERT ... SELECT FROM unnest``).
+    """Insert many rows in one statement and return ``returning`` of each, in no particular order.
 
+    On PostgreSQL the rows travel as one binary array per column (``INSERT ... SELECT FROM unnest``).
     SQLAlchemy's multi-row VALUES has a placeholder per value (30 columns x 200 emails), and psycopg
     splits such a statement's text in Python, holding the GIL the sync's fetch-and-parse thread
     needs: bench.sync's insert stage took 9.5 s of a 17 s PostgreSQL sync of 10,000 emails, 3.4 s of
-    10.5 s this way. One array per column is one placeholder per column. Every row must have the
-    same keys (as for any executemany); the rows come back in no particular order.
+    10.5 s this way. SQLite takes SQLAlchemy's INSERT. Every row must have the same keys (as for
+    any executemany).
     """
-    names = list(rows[0])
     dialect = session.get_bind().dialect
-    # Columns named by their quoted name ("references" is a keyword), arrays cast to their types.
-    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    if dialect.name != "postgresql":
+        return list(session.execute(insert(table).returning(*returning), rows).all())
+    names = list(rows[0])
+    quote = dialect.identifier_preparer.quote  # "references" is a keyword
+    columns = ", ".join(quote(name) for name in names)
     # %(name)b: psycopg sends each array in binary, which the server takes without parsing or escaping.
     arrays = ", ".join(
         f"CAST(%(c{index})b AS {_array_type(table.c[name], dialect)})" for index, name in enumerate(names)
     )
-    back = ", ".join(dialect.identifier_preparer.quote(column.name) for column in returning)
-    statement = f"INSERT INTO {table.name} ({columns}) SELECT * FROM unnest({arrays}) RETURNING {back}"
+    back = ", ".join(quote(column.name) for column in returning)
+    statement = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
+        f"SELECT * FROM unnest({arrays}) RETURNING {back}"
+    )
     values = {f"c{index}": [row[name] for row in rows] for index, name in enumerate(names)}
     return list(session.connection().exec_driver_sql(statement, values).all())

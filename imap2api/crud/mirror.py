@@ -11,7 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from imap2api.crud import changes as crud_changes
-from imap2api.crud.common import unnest_insert
+from imap2api.crud.common import insert_returning
 from imap2api.models import Attachment, Email, Folder, utcnow
 
 _CHUNK = 500
@@ -188,12 +188,8 @@ def insert_emails(
         return []
     rows = crud_changes.stamped(rows, crud_changes.stamp_new(session, rows[0]["owner_id"]))
     # Unordered RETURNING lets SQLite insert many rows per statement; UIDs map ids back to rows.
-    if session.get_bind().dialect.name == "postgresql":
-        table = Email.__table__  # type: ignore[attr-defined]
-        returned = unnest_insert(session, table, rows, (table.c.uid, table.c.id))
-    else:
-        returned = list(session.execute(insert(Email).returning(col(Email.uid), col(Email.id)), rows).all())
-    id_by_uid = dict(returned)
+    table = Email.__table__  # type: ignore[attr-defined]
+    id_by_uid = dict(insert_returning(session, table, rows, (table.c.uid, table.c.id)))
     ids = [id_by_uid[row["uid"]] for row in rows]
     attachment_rows = [
         {**attachment, "email_id": email_id}
